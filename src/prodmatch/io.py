@@ -2,8 +2,11 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import os
 import tempfile
+import time
 from pathlib import Path
 from typing import Iterator
 
@@ -40,3 +43,32 @@ def write_bytes(path: str | os.PathLike, data: bytes) -> Path:
 def write_csv(path: str | os.PathLike, frame) -> Path:
     """Write a DataFrame as CSV (no index, '\\n' line ends) atomically."""
     return write_text(path, frame.to_csv(index=False, lineterminator="\n"))
+
+
+def new_run_dir(root: str | os.PathLike, name: str) -> Path:
+    """Create and return a fresh ``root/name-YYYYmmdd-HHMMSS[-k]`` folder: runs never share one."""
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    stem = f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    for k in range(1000):
+        candidate = root / (stem if k == 0 else f"{stem}-{k}")
+        try:
+            candidate.mkdir()
+            return candidate
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"could not create a fresh run folder under {root}")
+
+
+def write_json(path: str | os.PathLike, obj) -> Path:
+    """Write `obj` as indented, key-sorted JSON atomically."""
+    return write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """Hex SHA-256 of a file: the data hash every artifact records."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

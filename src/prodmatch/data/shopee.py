@@ -1,0 +1,104 @@
+"""Shopee's train.csv / test.csv: load, decode titles, validate, locate images."""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..errors import DataError, preview
+from .images import enforce_image_policy
+from .text import decode_titles
+
+REQUIRED_COLUMNS = ("posting_id", "image", "image_phash", "title")
+PHASH_PATTERN = r"^[0-9a-f]{16}$"
+log = logging.getLogger(__name__)
+
+
+def read_shopee_csv(
+    path,
+    *,
+    image_dir=None,
+    image_policy: str = "error",
+) -> pd.DataFrame:
+    """Load a Shopee CSV into a validated frame with a stable 0..n-1 index.
+
+    Columns: posting_id, image, image_phash (lowercase), title (decoded text), label_group
+    (int64, when the file has it), image_path and image_ok (when images are checked).
+    `image_dir` defaults to ``<csv folder>/<csv stem>_images`` (train.csv -> train_images/).
+    `image_policy`: ``error`` | ``placeholder`` | ``text-only`` (see `prodmatch.data.images`).
+    """
+    path = Path(path)
+    frame = _read_raw(path)
+    _check_columns(frame, path)
+    frame = frame[[c for c in (*REQUIRED_COLUMNS, "label_group") if c in frame.columns]].copy()
+    frame.index = pd.RangeIndex(len(frame))
+    _check_ids(frame, path)
+    frame["image_phash"] = _checked_phash(frame["image_phash"], frame["posting_id"], path)
+    frame["title"] = decode_titles(frame["title"])
+    _warn_empty_titles(frame, path)
+    if "label_group" in frame.columns:
+        frame["label_group"] = _checked_labels(frame["label_group"], frame["posting_id"], path)
+    if image_policy != "text-only":
+        image_dir = Path(image_dir) if image_dir is not None else path.parent / f"{path.stem}_images"
+        bad = set(enforce_image_policy(frame["image"].tolist(), image_dir, image_policy, what=str(path)))
+        frame["image_path"] = [str(image_dir / name) for name in frame["image"]]
+        frame["image_ok"] = ~frame["image"].isin(bad)
+    return frame
+
+
+def _read_raw(path: Path) -> pd.DataFrame:
+    if not path.is_file():
+        raise DataError(f"{path}: file not found")
+    if path.stat().st_size == 0:
+        raise DataError(f"{path}: empty file")
+    try:
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_filter=False, encoding="utf-8")
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
+        raise DataError(f"{path}: not a readable CSV ({err})") from None
+    frame = frame.drop(columns=[c for c in frame.columns if c.startswith("Unnamed:") or c == ""])
+    if frame.empty:
+        raise DataError(f"{path}: no rows")
+    return frame
+
+
+def _check_columns(frame: pd.DataFrame, path: Path) -> None:
+    missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
+    if missing:
+        raise DataError(f"{path}: missing column(s) {missing}; found {list(frame.columns)}")
+
+
+def _check_ids(frame: pd.DataFrame, path: Path) -> None:
+    ids = frame["posting_id"].str.strip()
+    if (ids == "").any():
+        raise DataError(f"{path}: empty posting_id on row(s) {preview(np.flatnonzero(ids == ''))}")
+    dup = ids[ids.duplicated()].unique()
+    if len(dup):
+        raise DataError(f"{path}: {len(dup)} duplicate posting_id(s): {preview(dup)}")
+    if (frame["image"].str.strip() == "").any():
+        raise DataError(f"{path}: empty image name for posting(s) {preview(frame.loc[frame['image'] == '', 'posting_id'])}")
+
+
+def _checked_phash(phash: pd.Series, ids: pd.Series, path: Path) -> pd.Series:
+    phash = phash.str.strip().str.lower()
+    bad = ~phash.str.match(PHASH_PATTERN)
+    if bad.any():
+        offenders = [f"{i}={h!r}" for i, h in zip(ids[bad], phash[bad])]
+        raise DataError(f"{path}: image_phash must be 16 hex digits; bad: {preview(offenders)}")
+    return phash
+
+
+def _checked_labels(labels: pd.Series, ids: pd.Series, path: Path) -> pd.Series:
+    parsed = pd.to_numeric(labels.str.strip(), errors="coerce")
+    bad = parsed.isna() | (parsed != np.floor(parsed))
+    if bad.any():
+        raise DataError(f"{path}: label_group must be an integer; bad for {preview(ids[bad])}")
+    return parsed.astype("int64")
+
+
+def _warn_empty_titles(frame: pd.DataFrame, path: Path) -> None:
+    empty = frame["title"] == ""
+    if empty.any():
+        log.warning("%s: %d empty title(s) (kept; image models still see them): %s",
+                    path, int(empty.sum()), preview(frame.loc[empty, "posting_id"]))

@@ -1,0 +1,143 @@
+"""Competition metrics: Shopee mean row-F1 (+P/R), pair P/R/F1 (CCKS), best-threshold search.
+
+Everything works on flat pair arrays (row i predicts column j), vectorised with bincount /
+cumsum, so scoring 70,000 rows x 50 neighbours takes milliseconds, not a Python loop.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .errors import DataError, preview
+
+
+@dataclass(frozen=True)
+class Scores:
+    """F1 with its precision and recall (means over rows for Shopee, over pairs for CCKS)."""
+
+    f1: float
+    precision: float
+    recall: float
+
+    def __str__(self) -> str:
+        return f"f1={self.f1:.4f} precision={self.precision:.4f} recall={self.recall:.4f}"
+
+
+# ---------------------------------------------------------------- Shopee: mean row F1
+def row_scores(rows, cols, groups) -> Scores:
+    """Mean row-F1/P/R of predicted pairs against truth groups (a row's truth includes itself).
+
+    `rows`, `cols`: predicted pairs as index arrays (duplicates are counted once);
+    `groups`: label per row. A row with no prediction scores F1 = precision = 0.
+    """
+    groups = np.asarray(groups)
+    n = len(groups)
+    rows, cols = _unique_pairs(np.asarray(rows, dtype=np.int64), np.asarray(cols, dtype=np.int64), n)
+    hits = np.bincount(rows, weights=groups[rows] == groups[cols], minlength=n)
+    n_pred = np.bincount(rows, minlength=n)
+    n_true = _group_sizes(groups)
+    f1 = 2 * hits / (n_pred + n_true)
+    precision = np.divide(hits, n_pred, out=np.zeros(n), where=n_pred > 0)
+    return Scores(float(f1.mean()), float(precision.mean()), float((hits / n_true).mean()))
+
+
+def best_row_threshold(rows, cols, sims, groups, thresholds=None) -> tuple[float, Scores]:
+    """Threshold t maximising mean row-F1 when a row matches itself and every j with sim >= t.
+
+    Candidate pairs (e.g. a KNN list) may or may not contain self pairs: self is always matched.
+    """
+    groups = np.asarray(groups)
+    rows, cols, sims = np.asarray(rows), np.asarray(cols), np.asarray(sims, dtype=np.float64)
+    other = rows != cols
+    rows, cols, sims = rows[other], cols[other], sims[other]
+    self_idx = np.arange(len(groups))
+    if thresholds is None:
+        thresholds = np.round(np.arange(0.05, 1.0, 0.01), 2)
+    best = (float("nan"), Scores(-1.0, 0.0, 0.0))
+    for t in thresholds:
+        keep = sims >= t
+        scores = row_scores(np.concatenate([self_idx, rows[keep]]), np.concatenate([self_idx, cols[keep]]), groups)
+        if scores.f1 > best[1].f1:
+            best = (float(t), scores)
+    return best
+
+
+def _unique_pairs(rows, cols, n):
+    keys = np.unique(rows * n + cols)
+    return keys // n, keys % n
+
+
+def _group_sizes(groups) -> np.ndarray:
+    _, inverse, counts = np.unique(groups, return_inverse=True, return_counts=True)
+    return counts[inverse]
+
+
+# ---------------------------------------------------------------- pairs: CCKS F1 of label 1
+def pair_scores(y_true, y_pred) -> Scores:
+    """Precision / recall / F1 of the positive class (0 where undefined)."""
+    y_true, y_pred = np.asarray(y_true).astype(bool), np.asarray(y_pred).astype(bool)
+    tp = float(np.sum(y_true & y_pred))
+    precision = tp / y_pred.sum() if y_pred.any() else 0.0
+    recall = tp / y_true.sum() if y_true.any() else 0.0
+    f1 = 2 * tp / (y_pred.sum() + y_true.sum()) if (y_pred.any() or y_true.any()) else 0.0
+    return Scores(float(f1), float(precision), float(recall))
+
+
+def best_pair_threshold(y_true, scores) -> tuple[float, Scores]:
+    """Threshold t maximising pair F1 of ``score >= t``, over every distinct score (exact)."""
+    y_true = np.asarray(y_true).astype(bool)
+    scores = np.asarray(scores, dtype=np.float64)
+    if len(scores) == 0:
+        raise DataError("no pairs to choose a threshold on")
+    order = np.argsort(-scores, kind="stable")
+    s, y = scores[order], y_true[order]
+    tp = np.cumsum(y)
+    n_pred = np.arange(1, len(s) + 1)
+    last_of_value = np.r_[s[1:] != s[:-1], True]  # cut only between distinct scores
+    tp, n_pred, cuts = tp[last_of_value], n_pred[last_of_value], s[last_of_value]
+    n_pos = y.sum()
+    f1 = 2 * tp / (n_pred + n_pos)
+    k = int(np.argmax(f1))
+    precision = tp[k] / n_pred[k]
+    recall = tp[k] / n_pos if n_pos else 0.0
+    return float(cuts[k]), Scores(float(f1[k]), float(precision), float(recall))
+
+
+# ---------------------------------------------------------------- submission files
+def read_submission(path) -> pd.DataFrame:
+    """A Shopee submission (``posting_id,matches``) as strings; clear error on a bad file."""
+    path = Path(path)
+    if not path.is_file() or path.stat().st_size == 0:
+        raise DataError(f"{path}: submission missing or empty")
+    sub = pd.read_csv(path, dtype=str, keep_default_na=False)
+    missing = {"posting_id", "matches"} - set(sub.columns)
+    if missing:
+        raise DataError(f"{path}: submission needs columns posting_id,matches; missing {sorted(missing)}")
+    return sub
+
+
+def score_submission(truth: pd.DataFrame, submission: pd.DataFrame) -> Scores:
+    """Mean row-F1/P/R of a submission against a frame with posting_id and label_group.
+
+    Every truth posting must have exactly one submission row and every id named must exist.
+    """
+    ids = pd.Index(truth["posting_id"].astype(str))
+    sub_ids = submission["posting_id"].astype(str)
+    dup = sub_ids[sub_ids.duplicated()].unique()
+    if len(dup):
+        raise DataError(f"submission repeats posting_id(s): {preview(dup)}")
+    unknown = sub_ids[~sub_ids.isin(ids)]
+    if len(unknown):
+        raise DataError(f"submission has {len(unknown)} posting_id(s) not in the truth: {preview(unknown)}")
+    absent = ids[~ids.isin(sub_ids)]
+    if len(absent):
+        raise DataError(f"submission lacks {len(absent)} posting_id(s): {preview(absent)}")
+    pairs = pd.DataFrame({"row": ids.get_indexer(sub_ids), "match": submission["matches"].astype(str).str.split()})
+    pairs = pairs.explode("match").dropna()
+    cols = ids.get_indexer(pairs["match"])
+    if (cols < 0).any():
+        raise DataError(f"submission matches name unknown posting_id(s): {preview(pairs['match'][cols < 0].unique())}")
+    return row_scores(pairs["row"].to_numpy(np.int64), cols, truth["label_group"].to_numpy())
