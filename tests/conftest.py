@@ -1,0 +1,49 @@
+"""Shared fixtures: tiny hand-made Shopee folders (the generators have their own tests)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+REAL_TITLES = Path(__file__).resolve().parents[2] / "shared" / "data" / "shopee_titles"
+
+
+def write_shopee(folder: Path, rows: list[dict], *, stem: str = "train", images: bool = True) -> Path:
+    """Write ``<stem>.csv`` (+ ``<stem>_images/`` with small random JPEGs) and return the CSV path."""
+    folder.mkdir(parents=True, exist_ok=True)
+    frame = pd.DataFrame(rows)
+    if images:
+        image_dir = folder / f"{stem}_images"
+        image_dir.mkdir(exist_ok=True)
+        rng = np.random.default_rng(0)
+        for name in frame["image"]:
+            pixels = rng.integers(0, 255, (16, 16, 3), dtype=np.uint8)
+            Image.fromarray(pixels).save(image_dir / name, format="JPEG")
+    path = folder / f"{stem}.csv"
+    frame.to_csv(path, index=False)
+    return path
+
+
+def shopee_rows(n: int, *, labelled: bool = True, prefix: str = "train") -> list[dict]:
+    rows = []
+    for i in range(n):
+        row = {
+            "posting_id": f"{prefix}_{1000 + i}",
+            "image": f"{i:032x}.jpg",
+            "image_phash": f"{(i * 0x9E3779B97F4A7C15) % (1 << 64):016x}",
+            "title": f"Produk {i // 2} 250ml ORIGINAL",
+        }
+        if labelled:
+            row["label_group"] = 500 + i // 2
+        rows.append(row)
+    return rows
+
+
+@pytest.fixture
+def shopee_folder(tmp_path) -> Path:
+    """A 6-row labelled train.csv with images (3 groups of 2)."""
+    write_shopee(tmp_path, shopee_rows(6))
+    return tmp_path
