@@ -33,15 +33,20 @@ def row_scores(rows, cols, groups) -> Scores:
     `rows`, `cols`: predicted pairs as index arrays (duplicates are counted once);
     `groups`: label per row. A row with no prediction scores F1 = precision = 0.
     """
+    f1, precision, recall = per_row_scores(rows, cols, groups)
+    return Scores(float(f1.mean()), float(precision.mean()), float(recall.mean()))
+
+
+def per_row_scores(rows, cols, groups) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(f1, precision, recall) arrays, one value per row, for `row_scores`."""
     groups = np.asarray(groups)
     n = len(groups)
     rows, cols = _unique_pairs(np.asarray(rows, dtype=np.int64), np.asarray(cols, dtype=np.int64), n)
     hits = np.bincount(rows, weights=groups[rows] == groups[cols], minlength=n)
     n_pred = np.bincount(rows, minlength=n)
     n_true = _group_sizes(groups)
-    f1 = 2 * hits / (n_pred + n_true)
     precision = np.divide(hits, n_pred, out=np.zeros(n), where=n_pred > 0)
-    return Scores(float(f1.mean()), float(precision.mean()), float((hits / n_true).mean()))
+    return 2 * hits / (n_pred + n_true), precision, hits / n_true
 
 
 def best_row_threshold(rows, cols, sims, groups, thresholds=None) -> tuple[float, Scores]:
