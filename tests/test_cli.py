@@ -49,7 +49,7 @@ def test_check_shopee(shopee_folder, capsys):
 def test_check_reports_missing_image(shopee_folder, capsys):
     next((shopee_folder / "train_images").iterdir()).unlink()
     assert main(["check", "shopee", str(shopee_folder / "train.csv")]) == 2
-    assert "missing or corrupt" in capsys.readouterr().err
+    assert "1 missing" in capsys.readouterr().err
 
 
 def test_folds_cli(shopee_folder, capsys):

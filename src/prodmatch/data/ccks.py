@@ -13,9 +13,9 @@ import os
 from pathlib import Path
 
 import pandas as pd
-from PIL import Image
 
-from prodmatch.errors import DataError, preview
+from ..errors import DataError, preview
+from .images import enforce_image_policy
 
 INFO_FIELDS = (
     "item_id",
@@ -32,7 +32,6 @@ INFO_FIELDS = (
 PAIR_FIELDS = ("src_item_id", "tgt_item_id", "item_label")
 PVS_ENTRY_SEP = "#;#"
 PVS_KV_SEP = "#:#"
-IMAGE_POLICIES = ("error", "placeholder", "text-only")
 
 
 def parse_pvs(s: str | None) -> dict[str, list[str]]:
@@ -99,29 +98,13 @@ def read_ccks_pairs(path: str | os.PathLike, items: pd.DataFrame | None = None) 
 
 def check_ccks_images(items: pd.DataFrame, image_dir: str | os.PathLike, policy: str = "error",
                       decode: bool = False) -> list[str]:
-    """Return the image names of `items` that are missing or unreadable in `image_dir`.
+    """Image names of `items` missing or unreadable in `image_dir`, under an image policy.
 
     Items with an empty ``item_image_name`` have no image by design and are not reported.
-    ``policy="error"`` raises DataError listing them; "placeholder"/"text-only" only return
-    them (the caller substitutes a blank image or drops the image branch). ``verify()`` catches
-    non-images and broken headers; ``decode=True`` also decodes pixels (catches truncation).
+    See `prodmatch.data.images` for the policies; ``decode=True`` also catches truncated files.
     """
-    if policy not in IMAGE_POLICIES:
-        raise ValueError(f"unknown image policy {policy!r}; choose one of {IMAGE_POLICIES}")
-    names = pd.unique(items["item_image_name"].fillna("").astype(str))
-    names = [n for n in names if n]
-    image_dir = Path(image_dir)
-    present = set(os.listdir(image_dir)) if image_dir.is_dir() else set()
-    missing = [n for n in names if n not in present]
-    corrupt = [n for n in names if n in present and not _image_ok(image_dir / n, decode)]
-    bad = missing + corrupt
-    if bad and policy == "error":
-        where = "" if image_dir.is_dir() else " (the folder does not exist)"
-        raise DataError(
-            f"{image_dir}{where}: {len(missing)} missing image(s) {preview(missing)}; "
-            f"{len(corrupt)} unreadable image(s) {preview(corrupt)}"
-        )
-    return bad
+    names = [n for n in pd.unique(items["item_image_name"].fillna("").astype(str)) if n]
+    return enforce_image_policy(names, image_dir, policy, what="CCKS items", decode=decode)
 
 
 def _read_jsonl(path: str | os.PathLike) -> tuple[pd.DataFrame, "pd.Index"]:
@@ -173,16 +156,3 @@ def _check_known_ids(pairs: pd.DataFrame, items: pd.DataFrame, path) -> None:
     if len(unknown):
         names = pd.unique(unknown).tolist()
         raise DataError(f"{path}: {len(names)} item id(s) not in the item file: {preview(names)}")
-
-
-def _image_ok(path: Path, decode: bool) -> bool:
-    """True when PIL can identify (and, with `decode`, fully load) the image at `path`."""
-    try:
-        with Image.open(path) as im:
-            im.verify()
-        if decode:
-            with Image.open(path) as im:
-                im.load()
-        return True
-    except Exception:  # PIL raises many types (OSError, SyntaxError, ValueError...) for bad files
-        return False
