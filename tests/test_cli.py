@@ -59,13 +59,14 @@ def test_folds_cli(shopee_folder, capsys):
     assert folds.groupby("label_group")["fold"].nunique().eq(1).all()
 
 
-def test_baseline_writes_a_fresh_run_folder_each_time(tmp_path, capsys):
+@pytest.mark.parametrize("n_test", [1, 3])
+def test_baseline_writes_a_fresh_run_folder_each_time(tmp_path, capsys, n_test):
     write_shopee(tmp_path, shopee_rows(8), images=False)
-    write_shopee(tmp_path, shopee_rows(3, labelled=False, prefix="test"), stem="test", images=False)
+    write_shopee(tmp_path, shopee_rows(n_test, labelled=False, prefix="test"), stem="test", images=False)
     args = ["baseline", "--data", str(tmp_path), "--out-root", str(tmp_path / "oof")]
     assert main(args) == 0 and main(args) == 0
     runs = sorted((tmp_path / "oof").iterdir())
     assert len(runs) == 2
     sub = pd.read_csv(runs[0] / "submission.csv")
-    assert len(sub) == 3
+    assert len(sub) == n_test
     assert all(pid in m.split() for pid, m in zip(sub["posting_id"], sub["matches"]))
