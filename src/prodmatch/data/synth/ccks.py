@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from tqdm.auto import tqdm
 from PIL import Image, ImageDraw, ImageEnhance, ImageFilter, ImageFont
 
 from prodmatch.io import write_bytes, write_text
@@ -868,7 +869,8 @@ def _write_images(items: pd.DataFrame, out: Path, seed: int, cfg: _Preset) -> in
     rows = items.assign(_image=[r.get("item_image_name") or "" for r in items["record"]])
     rows = rows[rows["_image"] != ""]
     lo, hi = cfg.image_px
-    for product, group in rows.groupby("product", sort=True):
+    products = rows.groupby("product", sort=True)
+    for product, group in tqdm(products, total=products.ngroups, desc="ccks images", unit="product", disable=None):
         drawn = _draw_product(group.iloc[0])
         for _, row in group.iterrows():
             rng = np.random.default_rng([seed, 2, int(product), int(row.name)])

@@ -13,6 +13,7 @@ from typing import Optional
 
 import numpy as np
 import pandas as pd
+from tqdm.auto import tqdm
 
 from . import SynthReport, register
 from . import draw
@@ -34,7 +35,7 @@ PRESETS = {
 TRAIN_COLUMNS = ["posting_id", "image", "image_phash", "title", "label_group"]
 TEST_COLUMNS = ["posting_id", "image", "image_phash", "title"]
 
-# Calibration knobs (see bench/synth_shopee_baselines.py for what they produce).
+# Calibration knobs (see bench/baselines.py for what they produce).
 P_FAMILY = 0.14         # product sold in 2-3 quantity variants (separate groups, one picture)
 P_MULTIPACK = 0.25      # a family has a "2x250ml" variant
 P_GENERIC_GROUP = 0.10  # one posting of the group has a generic, unrelated-looking title
@@ -486,7 +487,7 @@ def _render_images(out: Path, plan: Plan) -> dict[str, str]:
     for p in plan.postings:
         by_product.setdefault(p.variant.product.key, []).append(p)
     hashes: dict[str, str] = {}
-    for postings in by_product.values():
+    for postings in tqdm(by_product.values(), desc="shopee images", unit="product", disable=None):
         photos: dict[draw.Shot, tuple[bytes, str]] = {}  # equal shots: identical bytes, rendered once
         for p in postings:
             if p.shot not in photos:
