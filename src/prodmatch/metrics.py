@@ -71,7 +71,9 @@ def best_row_threshold(rows, cols, sims, groups, thresholds=None) -> tuple[float
 
 
 def _unique_pairs(rows, cols, n):
-    keys = np.unique(rows * n + cols)
+    # sort + diff: np.unique is ~15x slower on millions of int64 keys (numpy 2.4)
+    keys = np.sort(rows * n + cols)
+    keys = keys[np.r_[True, keys[1:] != keys[:-1]]] if len(keys) else keys
     return keys // n, keys % n
 
 
