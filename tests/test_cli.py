@@ -70,3 +70,13 @@ def test_baseline_writes_a_fresh_run_folder_each_time(tmp_path, capsys, n_test):
     sub = pd.read_csv(runs[0] / "submission.csv")
     assert len(sub) == n_test
     assert all(pid in m.split() for pid, m in zip(sub["posting_id"], sub["matches"]))
+
+
+def test_check_ccks_finds_images_beside_the_info_file(tmp_path, capsys):
+    from prodmatch.data.synth import generate
+
+    generate("ccks", tmp_path, seed=0, preset="test")
+    info, pairs = tmp_path / "item_train_info.jsonl", tmp_path / "item_train_pair.jsonl"
+    assert main(["check", "ccks", str(info), "--pairs", str(pairs)]) == 0
+    out = capsys.readouterr().out
+    assert "200 pairs" in out and "bad images: 0" in out

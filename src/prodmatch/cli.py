@@ -67,7 +67,8 @@ def check(args):
             if "item_label" in pairs:
                 line += f" ({int(pairs['item_label'].sum())} positive)"
         if args.image_policy != "text-only":
-            bad = check_ccks_images(items, args.image_dir, policy=args.image_policy)
+            image_dir = args.image_dir or str(args.path).replace("_info.jsonl", "_images")
+            bad = check_ccks_images(items, image_dir, policy=args.image_policy)
             line += f", bad images: {len(bad)}"
         print(line)
 
@@ -77,7 +78,7 @@ def _(p):
     p.add_argument("task", choices=["shopee", "ccks"])
     p.add_argument("path", help="Shopee train/test.csv, or CCKS item_*_info.jsonl")
     p.add_argument("--pairs", help="CCKS item_*_pair.jsonl to check against the items")
-    p.add_argument("--image-dir", help="image folder (Shopee default: <csv stem>_images beside the CSV)")
+    p.add_argument("--image-dir", help="image folder (default: train_images/ beside train.csv; item_train_images/ beside item_train_info.jsonl)")
     p.add_argument("--image-policy", choices=["error", "placeholder", "text-only"], default="error")
 
 
