@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from prodmatch.metrics import best_row_threshold, row_scores
 from prodmatch.neighbors import knn
 from prodmatch.post import (
     DenseModel,
@@ -111,19 +112,12 @@ def make_data(n: int, dim: int, seed: int) -> dict:
 
 
 def row_f1(rows, cols, labels) -> float:
-    """Mean row F1 of unique pairs (self included); metrics.row_scores without its np.unique."""
-    labels = np.asarray(labels)
-    hits = np.bincount(rows, weights=labels[rows] == labels[cols], minlength=len(labels))
-    n_pred = np.bincount(rows, minlength=len(labels))
-    n_true = np.bincount(labels)[labels]
-    return float(np.mean(2 * hits / (n_pred + n_true)))
+    return row_scores(rows, cols, labels).f1
 
 
 def tune_threshold(rows, cols, scores, labels, grid=np.round(np.arange(0.30, 1.0, 0.02), 2)) -> float:
-    """Threshold (self always kept) with the best row F1 on unique candidate pairs, for the setup."""
-    is_self = rows == cols
-    best = max(grid, key=lambda t: row_f1(rows[(scores >= t) | is_self], cols[(scores >= t) | is_self], labels))
-    return float(best)
+    """Threshold (self always kept) with the best row F1 on the candidate pairs, for the setup."""
+    return best_row_threshold(rows, cols, scores, labels, grid)[0]
 
 
 # ------------------------------------------------------------------------------ the chain, vectorised

@@ -80,3 +80,10 @@ def test_check_ccks_finds_images_beside_the_info_file(tmp_path, capsys):
     assert main(["check", "ccks", str(info), "--pairs", str(pairs)]) == 0
     out = capsys.readouterr().out
     assert "200 pairs" in out and "bad images: 0" in out
+
+
+def test_score_empty_truth_is_one_clear_line(tmp_path, capsys):
+    (tmp_path / "truth.csv").write_text("")
+    (tmp_path / "sub.csv").write_text("posting_id,matches\na,a\n")
+    assert main(["score", "--truth", str(tmp_path / "truth.csv"), "--pred", str(tmp_path / "sub.csv")]) == 2
+    assert "truth file missing or empty" in capsys.readouterr().err

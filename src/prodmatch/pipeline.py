@@ -21,6 +21,9 @@ log = logging.getLogger(__name__)
 
 def read_truth(path) -> pd.DataFrame:
     """posting_id + label_group from train.csv or a synthetic test_truth.csv."""
+    path = Path(path)
+    if not path.is_file() or path.stat().st_size == 0:
+        raise DataError(f"{path}: truth file missing or empty")
     frame = pd.read_csv(path, dtype={"posting_id": str})
     missing = {"posting_id", "label_group"} - set(frame.columns)
     if missing:
