@@ -1,0 +1,229 @@
+"""Embedding runs on disk: the artifact the encoders write and the matcher, pairs and stacker read.
+
+A run folder (``oof/<run>/``) holds one row table and any number of models' embeddings::
+
+    rows.csv                 posting_id, label_group, fold: the row order of every matrix below
+    models/<name>/model.json kind, config, code version, input-data hashes, created time
+    models/<name>/oof.<ext>  out-of-fold embeddings (each row by a model that never saw its group)
+    models/<name>/test.<ext> test embeddings (optional)
+
+Kinds (a registry, like the KNN backends): ``dense`` float32 ``.npy``, ``sparse`` CSR ``.npz``
+(TF-IDF), ``phash`` uint64 ``.npy``. Loading never unpickles (``allow_pickle=False``).
+Writes are atomic; a model that exists is only replaced with ``overwrite=True``.
+"""
+from __future__ import annotations
+
+import io
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from . import __version__
+from .errors import DataError
+from .io import write_bytes, write_csv, write_json
+
+ROW_COLUMNS = ("posting_id", "label_group", "fold")
+
+
+@dataclass(frozen=True)
+class Kind:
+    """How one kind of embedding is stored and turned into a similarity model."""
+
+    suffix: str
+    save: Callable[[object], bytes]
+    load: Callable[[Path], object]
+    check: Callable[[object], object]
+
+
+def _npy_bytes(array) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, np.ascontiguousarray(array), allow_pickle=False)
+    return buf.getvalue()
+
+
+def _npz_bytes(matrix) -> bytes:
+    buf = io.BytesIO()
+    sp.save_npz(buf, sp.csr_matrix(matrix), compressed=False)
+    return buf.getvalue()
+
+
+def _check_dense(x):
+    x = np.asarray(x, dtype=np.float32)
+    if x.ndim != 2:
+        raise DataError(f"dense embeddings must be (n, d), got shape {x.shape}")
+    return x
+
+
+def _check_sparse(x):
+    return sp.csr_matrix(x, dtype=np.float32)
+
+
+def _check_phash(x):
+    x = np.asarray(x)
+    if x.ndim != 1 or x.dtype != np.uint64:
+        raise DataError(f"phash codes must be a 1-d uint64 array, got {x.dtype} {x.shape}")
+    return x
+
+
+KINDS: dict[str, Kind] = {
+    "dense": Kind(".npy", _npy_bytes, lambda p: np.load(p, allow_pickle=False), _check_dense),
+    "sparse": Kind(".npz", _npz_bytes, sp.load_npz, _check_sparse),  # load_npz: allow_pickle=False
+    "phash": Kind(".npy", _npy_bytes, lambda p: np.load(p, allow_pickle=False), _check_phash),
+}
+
+
+@dataclass
+class StoredModel:
+    """One model's embeddings from a run: ``oof`` aligned with the run's rows, ``test`` optional."""
+
+    name: str
+    kind: str
+    oof: object
+    test: object | None = None
+    meta: dict = field(default_factory=dict)
+
+    def similarity_model(self, which: str = "oof"):
+        """The `prodmatch.post.union` model (dense / sparse / phash) over `which` rows, no search yet."""
+        from .post.union import DenseModel, PhashModel, SparseModel
+
+        data = self.oof if which == "oof" else self.test
+        if data is None:
+            raise DataError(f"model {self.name!r} has no {which} embeddings")
+        return {"dense": DenseModel, "sparse": SparseModel, "phash": PhashModel}[self.kind](data)
+
+
+def rows_table(frame: pd.DataFrame, folds) -> pd.DataFrame:
+    """The run's row table from a Shopee frame and its fold per row."""
+    table = pd.DataFrame({"posting_id": frame["posting_id"].astype(str).to_numpy()})
+    table["label_group"] = frame["label_group"].to_numpy() if "label_group" in frame else -1
+    table["fold"] = np.asarray(folds, dtype=np.int64)
+    return table
+
+
+def save_model(
+    run, name: str, kind: str, oof, *, rows: pd.DataFrame, test=None, meta: dict | None = None, overwrite: bool = False
+) -> Path:
+    """Write model `name` into run folder `run` (created if needed); returns the model folder.
+
+    `rows` must equal the run's rows.csv when the run already has one (same postings, same folds).
+    """
+    if kind not in KINDS:
+        raise DataError(f"unknown embedding kind {kind!r}; known: {', '.join(KINDS)}")
+    if not name or "/" in name or name.startswith("."):
+        raise DataError(f"bad model name {name!r}")
+    spec = KINDS[kind]
+    oof = spec.check(oof)
+    if oof.shape[0] != len(rows):
+        raise DataError(f"model {name!r}: {oof.shape[0]} OOF rows but the row table has {len(rows)}")
+    if test is not None:
+        test = spec.check(test)
+    run = Path(run)
+    _ensure_rows(run, rows)
+    folder = run / "models" / name
+    if (folder / "model.json").exists() and not overwrite:
+        raise FileExistsError(f"{folder} exists; choose another run or model name, or pass overwrite")
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "model.json").unlink(missing_ok=True)  # a half-replaced model is never readable
+    write_bytes(folder / f"oof{spec.suffix}", spec.save(oof))
+    stale = folder / f"test{spec.suffix}"
+    if test is not None:
+        write_bytes(stale, spec.save(test))
+    else:
+        stale.unlink(missing_ok=True)
+    info = {
+        "name": name,
+        "kind": kind,
+        "shape": list(oof.shape),
+        "test_rows": None if test is None else int(test.shape[0]),
+        "version": __version__,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        **(meta or {}),
+    }
+    write_json(folder / "model.json", info)  # written last: marks the model complete
+    return folder
+
+
+def read_rows(run) -> pd.DataFrame:
+    path = Path(run) / "rows.csv"
+    if not path.is_file():
+        raise DataError(f"{run}: not an embedding run (no rows.csv)")
+    table = pd.read_csv(path, dtype={"posting_id": str})
+    missing = set(ROW_COLUMNS) - set(table.columns)
+    if missing:
+        raise DataError(f"{path}: missing columns {sorted(missing)}")
+    return table
+
+
+def list_models(run) -> list[str]:
+    """Names of the complete models in a run (those with a model.json)."""
+    folder = Path(run) / "models"
+    return sorted(p.name for p in folder.iterdir() if (p / "model.json").is_file()) if folder.is_dir() else []
+
+
+def load_model(run, name: str) -> StoredModel:
+    import json
+
+    folder = Path(run) / "models" / name
+    meta_path = folder / "model.json"
+    if not meta_path.is_file():
+        raise DataError(f"{run}: no complete model {name!r}; found: {', '.join(list_models(run)) or 'none'}")
+    meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    spec = KINDS.get(meta.get("kind"))
+    if spec is None:
+        raise DataError(f"{meta_path}: unknown kind {meta.get('kind')!r}")
+    oof = spec.check(spec.load(folder / f"oof{spec.suffix}"))
+    test_path = folder / f"test{spec.suffix}"
+    test = spec.check(spec.load(test_path)) if test_path.is_file() else None
+    return StoredModel(name, meta["kind"], oof, test, meta)
+
+
+def load_runs(runs, names=None) -> tuple[pd.DataFrame, list[StoredModel]]:
+    """Rows and models from one or more run folders (all must share rows.csv); `names` filters."""
+    runs = [Path(r) for r in ([runs] if isinstance(runs, (str, Path)) else runs)]
+    if not runs:
+        raise DataError("no run folder given")
+    rows = read_rows(runs[0])
+    models: list[StoredModel] = []
+    for run in runs:
+        other = read_rows(run)
+        if not _same_rows(rows, other):
+            raise DataError(f"{run}: its rows.csv differs from {runs[0]}'s (other postings, order or folds)")
+        models += [load_model(run, n) for n in list_models(run)]
+    if names:
+        found = {m.name for m in models}
+        missing = [n for n in names if n not in found]
+        if missing:
+            raise DataError(f"models {missing} not found; available: {', '.join(sorted(found)) or 'none'}")
+        models = [m for n in names for m in models if m.name == n]
+    if not models:
+        raise DataError(f"no models in {', '.join(map(str, runs))}")
+    seen = [m.name for m in models]
+    dupes = sorted({n for n in seen if seen.count(n) > 1})
+    if dupes:
+        raise DataError(f"model names {dupes} appear in several runs; pick them with names=")
+    return rows, models
+
+
+def _same_rows(a: pd.DataFrame, b: pd.DataFrame) -> bool:
+    return len(a) == len(b) and all(
+        np.array_equal(a[c].astype(str).to_numpy(), b[c].astype(str).to_numpy()) for c in ROW_COLUMNS
+    )
+
+
+def _ensure_rows(run: Path, rows: pd.DataFrame) -> None:
+    rows = rows.loc[:, list(ROW_COLUMNS)].reset_index(drop=True)
+    path = run / "rows.csv"
+    if path.is_file():
+        if not _same_rows(read_rows(run), rows):
+            raise DataError(f"{run}: rows.csv holds other postings, order or folds than this model's")
+        return
+    run.mkdir(parents=True, exist_ok=True)
+    write_csv(path, rows)
+
+
+__all__ = ["KINDS", "StoredModel", "rows_table", "save_model", "read_rows", "list_models", "load_model", "load_runs"]
