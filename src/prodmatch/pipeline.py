@@ -1,4 +1,4 @@
-"""Stages composed into runs a notebook or the CLI can call: baseline and the demo main job."""
+"""Stages composed into runs a notebook or the CLI can call: baseline, matcher ablation, demo."""
 from __future__ import annotations
 
 import logging
@@ -6,6 +6,7 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from . import __version__
@@ -81,3 +82,86 @@ def demo(*, seed: int = 0, data_root="input/synthetic", out_root="oof") -> dict:
 def format_scores(label: str, scores: dict | Scores) -> str:
     scores = Scores(**scores) if isinstance(scores, dict) else scores
     return f"{label}: {scores}"
+
+
+def match_parts(rows: pd.DataFrame, models, *, titles=None, k: int = 50, backend: str = "auto",
+                cv_pool: str = "fold") -> list:
+    """The labelled (pool, fold) parts of an embedding run for the matcher's nested tuning.
+
+    ``cv_pool="fold"``: one pool per fold (OOF rows of one fold come from one fold model);
+    ``"all"``: one pool of every row, each fold's rows scored in it (one embedding space only).
+    """
+    from .post.matcher import Pool
+
+    folds = rows["fold"].to_numpy()
+    if (folds < 0).any():
+        raise DataError("rows.csv has rows without a fold (fold < 0): the matcher tunes on folds")
+    groups = rows["label_group"].to_numpy()
+    if cv_pool == "all":
+        per_fold = [m.name for m in models if m.meta.get("per_fold_models")]
+        if per_fold:
+            raise DataError(f"cv_pool 'all' mixes fold models' spaces; {per_fold} were trained per fold: use 'fold'")
+        data = {m.name: (m.kind, m.oof) for m in models}
+        pool = Pool(data, titles=titles, groups=groups, segments=folds, k=k, backend=backend)
+        return [(pool, f) for f in np.unique(folds)]
+    parts = []
+    for f in np.unique(folds):
+        at = np.flatnonzero(folds == f)
+        data = {m.name: (m.kind, m.oof[at]) for m in models}
+        parts.append((Pool(data, titles=None if titles is None else titles[at], groups=groups[at], k=k,
+                           backend=backend), None))
+    return parts
+
+
+def run_titles(rows: pd.DataFrame, data_dir) -> np.ndarray:
+    """Titles of a run's rows, looked up by posting_id in ``data_dir/train.csv``."""
+    frame = read_shopee_csv(Path(data_dir) / "train.csv", image_policy="text-only")
+    title = frame.set_index("posting_id")["title"]
+    missing = ~rows["posting_id"].isin(title.index)
+    if missing.any():
+        raise DataError(f"{int(missing.sum())} run rows are not in {data_dir}/train.csv, e.g. {rows['posting_id'][missing].iloc[0]}")
+    return title.loc[rows["posting_id"]].to_numpy(dtype=object)
+
+
+def match_run(runs, *, data_dir=None, titles=None, config=None, overwrite: bool = False, progress: bool = True) -> dict:
+    """The matcher's nested ablation on a run's OOF embeddings; writes ablation.csv + matcher.json.
+
+    Titles (for the unit filter) come from ``data_dir/train.csv`` or are given aligned with the
+    run's rows. Files go into the first run folder; existing ones are only replaced with `overwrite`.
+    """
+    from .config import load_config, to_dict
+    from .post.matcher import MatcherConfig, ablation, params_to_dict
+    from .store import load_runs
+
+    started = time.time()
+    config = load_config(config if config is not None else {}, MatcherConfig)
+    runs = [Path(r) for r in ([runs] if isinstance(runs, (str, Path)) else runs)]
+    out_csv, out_json = runs[0] / "ablation.csv", runs[0] / "matcher.json"
+    if not overwrite and (out_csv.exists() or out_json.exists()):
+        raise FileExistsError(f"{out_csv} exists; pass --overwrite to replace it")
+    rows, models = load_runs(runs, names=list(config.models) or None)
+    if titles is None and data_dir is not None:
+        titles = run_titles(rows, data_dir)
+    if config.units and titles is None:
+        raise DataError("the unit filter needs titles: give --data (the folder with train.csv) or set units: false")
+    if titles is not None and len(titles) != len(rows):
+        raise DataError(f"{len(titles)} titles for a run of {len(rows)} rows")
+    parts = match_parts(rows, models, titles=titles, k=config.k, backend=config.backend, cv_pool=config.cv_pool)
+    names = [m.name for m in models]
+    result = ablation(parts, config, {m.name: m.kind for m in models}, names, progress=progress)
+    write_csv(out_csv, result.table)
+    info = {
+        "stage": "match",
+        "config": to_dict(config),
+        "models": {m.name: {"kind": m.kind, "created": m.meta.get("created")} for m in models},
+        "params": params_to_dict(result.params),
+        "per_fold_thresholds": result.per_fold,
+        "rows": len(rows),
+        "runs": [str(r) for r in runs],
+        "data": {"train.csv": file_sha256(Path(data_dir) / "train.csv")} if data_dir is not None else {},
+        "version": __version__,
+        "seconds": round(time.time() - started, 2),
+    }
+    write_json(out_json, info)
+    return {"table": result.table, "params": result.params, "ablation": out_csv, "matcher": out_json,
+            "seconds": info["seconds"]}

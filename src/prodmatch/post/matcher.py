@@ -1,0 +1,367 @@
+"""The matcher: several models' embeddings in, the configured chain run, per-row matches out.
+
+Chain (each step optional, in this order): exact top-K search per model -> neighbourhood
+blending (each model's graph at its own tuned threshold, then searched again) -> a+b-ab union of
+all models on the union of their candidates -> unit-mismatch filter -> threshold + Min2 -> chisel.
+
+Thresholds are tuned, never guessed: `tune` picks them on labelled pools (one pool per fold:
+OOF embeddings of different fold models live in different spaces, and a fold mimics a test set
+whose groups are closed); `ablation` scores every fold at thresholds tuned on the others.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import asdict, dataclass, field, replace
+from typing import Literal, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from ..errors import DataError
+from ..metrics import Scores, per_row_scores
+from .blend import blend
+from .chisel import chisel
+from .threshold import Matches, min2, select
+from .tune import Curve, best_thresholds, curve, threshold_grid
+from .union import DenseModel, PhashModel, SparseModel, similarity_union
+from .units import pair_conflicts
+
+log = logging.getLogger(__name__)
+
+MODEL_TYPES = {"dense": DenseModel, "sparse": SparseModel, "phash": PhashModel}
+BLENDABLE = ("dense", "sparse")  # phash codes have no vectors to blend
+
+
+@dataclass(frozen=True)
+class MatcherConfig:
+    """Which models, and which steps of the chain; thresholds are tuned, not set here."""
+
+    models: tuple[str, ...] = ()  # names in the run; empty: all of them (sorted)
+    k: int = 50  # neighbours per model and row (clipped to the pool size)
+    nb: bool = True
+    union: bool = True
+    units: bool = True
+    min2: bool = True
+    chisel: bool = True
+    chisel_window: float = 0.2  # chisel may lower t by up to this much below the tuned t
+    grid_step: float = 0.01
+    grid_min: float = 0.05
+    backend: str = "auto"
+    # CV search pool: "fold" searches each fold alone (required when each fold has its own
+    # trained model); "all" searches every row together and scores each fold's rows (models that
+    # share one space across folds: TF-IDF, phash, zero-shot), closer to a big test set's density
+    cv_pool: Literal["fold", "all"] = "fold"
+
+    @property
+    def grid(self) -> np.ndarray:
+        return threshold_grid(self.grid_min, self.grid_step)
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One chain setting to score: models (first alone, or union of all) and the steps on top."""
+
+    name: str
+    models: tuple[str, ...]
+    nb: bool = False
+    units: bool = False
+    min2: bool = False
+    chisel: bool = False
+
+    @property
+    def label(self) -> str:
+        return self.models[0] if len(self.models) == 1 else "union(" + "+".join(self.models) + ")"
+
+
+@dataclass(frozen=True)
+class MatcherParams:
+    """What `tune` learns: NB graph thresholds per model, final t / t_min2, train group sizes."""
+
+    stage: Stage
+    nb_thresholds: dict[str, float]
+    t: float
+    t_min2: float | None
+    target_sizes: tuple[int, ...] = ()
+
+
+def params_to_dict(params: MatcherParams) -> dict:
+    """JSON-ready params; target sizes as a {size: groups} histogram."""
+    sizes, counts = np.unique(np.asarray(params.target_sizes, dtype=np.int64), return_counts=True)
+    return {
+        "stage": asdict(params.stage),
+        "nb_thresholds": params.nb_thresholds,
+        "t": params.t,
+        "t_min2": params.t_min2,
+        "target_size_counts": {str(s): int(c) for s, c in zip(sizes, counts)},
+    }
+
+
+def params_from_dict(data: dict) -> MatcherParams:
+    stage = data["stage"]
+    stage = Stage(**{**stage, "models": tuple(stage["models"])})
+    sizes = np.repeat([int(s) for s in data["target_size_counts"]], list(data["target_size_counts"].values()))
+    return MatcherParams(stage, dict(data["nb_thresholds"]), float(data["t"]),
+                         None if data["t_min2"] is None else float(data["t_min2"]), tuple(int(s) for s in sizes))
+
+
+class Pool:
+    """The rows of one search set (a fold, or a test set) with every model's data and caches."""
+
+    def __init__(self, models: Mapping[str, tuple[str, object]], *, titles=None, groups=None, segments=None,
+                 k: int = 50, backend: str = "auto"):
+        if not models:
+            raise DataError("a pool needs at least one model")
+        self.data = dict(models)
+        sizes = {name: _n_rows(data) for name, (_, data) in self.data.items()}
+        if len(set(sizes.values())) != 1:
+            raise DataError(f"models cover different numbers of rows: {sizes}")
+        self.n = next(iter(sizes.values()))
+        self.titles = None if titles is None else np.asarray(titles, dtype=object)
+        self.groups = None if groups is None else np.asarray(groups)
+        self.segments = None if segments is None else np.asarray(segments)  # e.g. fold per row
+        for what, arr in (("titles", self.titles), ("groups", self.groups), ("segments", self.segments)):
+            if arr is not None and len(arr) != self.n:
+                raise DataError(f"{len(arr)} {what} for a pool of {self.n} rows")
+        self.k, self.backend = k, backend
+        self._models: dict = {}
+        self._candidates: dict = {}
+        self._curves: dict = {}
+
+    def model(self, name: str, nb_t: float | None = None):
+        """Model `name` searched (top-k), optionally blended on its own graph at nb_t and searched again."""
+        kind, data = self.data[name]
+        if kind not in BLENDABLE:
+            nb_t = None
+        key = (name, nb_t)
+        if key not in self._models:
+            if nb_t is not None:
+                base = self.model(name)
+                graph = min2(base.sims, base.idx, nb_t, None)
+                data = blend(base.emb if kind == "dense" else base.x, graph)
+            self._models[key] = search(kind, data, self.k, self.backend)
+        return self._models[key]
+
+    def candidates(self, stage: Stage, nb_thresholds: Mapping[str, float] | None = None) -> Matches:
+        """Scored candidate pairs of `stage` (before threshold, Min2 and chisel)."""
+        nb_t = _stage_nb(stage, nb_thresholds)
+        key = (stage.models, stage.units, nb_t)
+        if key not in self._candidates:
+            models = [self.model(m, dict(nb_t).get(m)) for m in stage.models]
+            cands, _ = similarity_union(models)
+            if stage.units:
+                if self.titles is None:
+                    raise DataError("the unit filter needs titles")
+                cands = cands.subset(~pair_conflicts(self.titles, cands.rows, cands.cols))
+            self._candidates[key] = cands
+        return self._candidates[key]
+
+    def curve(self, stage: Stage, nb_thresholds, grid, segment=None) -> Curve:
+        """Threshold curve of `stage` summed over the rows of `segment` (None: every row)."""
+        nb_t = _stage_nb(stage, nb_thresholds)
+        key = (stage.models, stage.units, nb_t, len(grid), float(grid[0]), float(grid[-1]), segment)
+        if key not in self._curves:
+            self._curves[key] = curve(self.candidates(stage, nb_thresholds), self._labels(), grid, self.mask(segment))
+        return self._curves[key]
+
+    def mask(self, segment=None) -> np.ndarray:
+        """Rows of `segment` (all rows for None)."""
+        if segment is None:
+            return np.ones(self.n, bool)
+        if self.segments is None:
+            raise DataError("this pool has no segments")
+        return self.segments == segment
+
+    def matches(self, params: MatcherParams) -> Matches:
+        """The final per-row matches of `params` on this pool."""
+        st = params.stage
+        out = select(self.candidates(st, params.nb_thresholds), params.t, params.t_min2 if st.min2 else None)
+        if st.chisel:
+            out = chisel(out, params.target_sizes)
+        return out
+
+    def _labels(self) -> np.ndarray:
+        if self.groups is None:
+            raise DataError("tuning thresholds needs label groups")
+        return self.groups
+
+
+def search(kind: str, data, k: int, backend: str = "auto"):
+    """The similarity model of `kind` over `data` with its exact top-k lists."""
+    if kind not in MODEL_TYPES:
+        raise DataError(f"unknown model kind {kind!r}; known: {', '.join(MODEL_TYPES)}")
+    if kind == "sparse":
+        return SparseModel.search(data, k)
+    return MODEL_TYPES[kind].search(data, k, backend=backend)
+
+
+def stages(config: MatcherConfig, names: Sequence[str], kinds: Mapping[str, str]) -> list[Stage]:
+    """The ablation's rows: each model alone (threshold, +min2, +nb), then the chain over all."""
+    out = []
+    for name in names:
+        out.append(Stage("threshold", (name,)))
+        if config.min2:
+            out.append(Stage("+min2", (name,), min2=True))
+        if config.nb and kinds[name] in BLENDABLE:
+            out.append(Stage("+nb", (name,), nb=True, min2=config.min2))
+    chain = Stage("chain", tuple(names) if config.union else (names[0],), nb=config.nb, min2=config.min2)
+    if config.union and len(names) > 1:
+        chain = replace(chain, name="+union")
+        out.append(chain)
+    if config.units:
+        chain = replace(chain, name="+units", units=True)
+        out.append(chain)
+    if config.chisel:
+        chain = replace(chain, name="+chisel", chisel=True)
+        out.append(chain)
+    return out
+
+
+def final_stage(config: MatcherConfig, names: Sequence[str], kinds: Mapping[str, str]) -> Stage:
+    """The stage `Matcher.fit` tunes and `predict` runs: the whole configured chain."""
+    chain = [s for s in stages(config, names, kinds) if s.name not in ("threshold", "+min2", "+nb")]
+    if chain:
+        return chain[-1]
+    single = Stage("final", (names[0],), nb=config.nb and kinds[names[0]] in BLENDABLE, min2=config.min2)
+    return single
+
+
+Part = tuple  # (Pool, segment): the rows of one fold, scored within the pool they were searched in
+
+
+def tune(parts: Sequence[Part], stage: Stage, config: MatcherConfig, nb_thresholds=None,
+         target_sizes=()) -> MatcherParams:
+    """Thresholds of `stage` maximising summed row-F1 over the labelled `parts`."""
+    grid = config.grid
+    nb_thresholds = dict(nb_thresholds or {})
+    curves = [pool.curve(stage, nb_thresholds, grid, seg) for pool, seg in parts]
+    ti, t2i = best_thresholds(curves, min2=stage.min2)
+    params = MatcherParams(stage, nb_thresholds, float(grid[ti]), None if t2i is None else float(grid[t2i]),
+                           tuple(int(s) for s in target_sizes))
+    if not stage.chisel:
+        return params
+    # chisel only removes, so it pays off with a lower t: scan a window below the tuned t
+    best, best_f1 = params, -np.inf
+    for t in grid[(grid <= params.t + 1e-9) & (grid >= params.t - config.chisel_window - 1e-9)][::-1]:
+        trial = replace(params, t=float(t), t_min2=None if t2i is None else min(params.t_min2, float(t)))
+        f1 = sum(score(part, trial, grid)["f1"] for part in parts)
+        if f1 > best_f1 + 1e-12:
+            best, best_f1 = trial, f1
+    return best
+
+
+def score(part: Part, params: MatcherParams, grid) -> dict[str, float]:
+    """Metric sums (f1, precision, recall) of `params` over a labelled part's rows."""
+    pool, seg = part
+    st = params.stage
+    if not st.chisel:
+        c = pool.curve(st, params.nb_thresholds, grid, seg)
+        ti = _grid_index(grid, params.t)
+        t2i = None if params.t_min2 is None else _grid_index(grid, params.t_min2)
+        return c.sums(ti, t2i)
+    mask = pool.mask(seg)
+    per_row = per_row_scores(*_pairs(pool.matches(params)), pool.groups)
+    return {m: float(v[mask].sum()) for m, v in zip(("f1", "precision", "recall"), per_row)}
+
+
+@dataclass
+class AblationResult:
+    table: pd.DataFrame  # one row per stage: stage, models, f1, precision, recall, gain, t, t_min2
+    params: MatcherParams  # the full chain tuned on every fold (what `Pool.matches` applies)
+    per_fold: dict = field(default_factory=dict)  # stage label -> per-fold thresholds
+
+
+def ablation(parts: Sequence[Part], config: MatcherConfig, kinds: Mapping[str, str], names: Sequence[str],
+             *, progress: bool = True) -> AblationResult:
+    """Score every stage on each part (fold) with thresholds tuned on the other parts (nested).
+
+    NB graphs use each model's threshold-only t tuned on the same other parts; chisel's target
+    is the other parts' group sizes. Also returns the full chain's params tuned on all parts.
+    """
+    from tqdm.auto import tqdm
+
+    if len(parts) < 2:
+        raise DataError("the ablation needs at least two folds (thresholds are tuned on the others)")
+    grid = config.grid
+    n_total = sum(int(pool.mask(seg).sum()) for pool, seg in parts)
+    folds = range(len(parts))
+    sizes = [_group_sizes(pool.groups[pool.mask(seg)]) for pool, seg in parts]
+
+    def others(f):
+        return [p for g, p in enumerate(parts) if g != f]
+
+    def other_sizes(f):
+        return np.concatenate([s for g, s in enumerate(sizes) if g != f])
+
+    # each model's threshold-only t for every held-out fold, for the NB graphs
+    nb_t = {f: {name: tune(others(f), Stage("threshold", (name,)), config).t for name in names} for f in folds}
+
+    rows, per_fold = [], {}
+    previous: dict[str, float] = {}
+    bar = tqdm(stages(config, names, kinds), desc="ablation", disable=not progress)
+    for st in bar:
+        bar.set_postfix_str(f"{st.name} {st.label}")
+        started = time.perf_counter()
+        totals = {"f1": 0.0, "precision": 0.0, "recall": 0.0}
+        ts, t2s = [], []
+        for f in folds:
+            params = tune(others(f), st, config, nb_t[f] if st.nb else None, other_sizes(f) if st.chisel else ())
+            for m, v in score(parts[f], params, grid).items():
+                totals[m] += v
+            ts.append(params.t)
+            t2s.append(params.t_min2)
+        scores = Scores(*(totals[m] / n_total for m in ("f1", "precision", "recall")))
+        single = st.name in ("threshold", "+min2", "+nb")
+        key = st.models[0] if single else "chain"
+        if key in previous:
+            gain = scores.f1 - previous[key]
+        elif not single and previous:  # first chain row: against the best single model
+            gain = scores.f1 - max(previous.values())
+        else:
+            gain = None
+        previous[key] = scores.f1
+        per_fold[f"{st.name} {st.label}"] = {"t": ts, "t_min2": t2s}
+        rows.append({
+            "stage": st.name, "models": st.label, "f1": round(scores.f1, 4), "precision": round(scores.precision, 4),
+            "recall": round(scores.recall, 4), "gain": None if gain is None else round(gain, 4),
+            "t": round(float(np.mean(ts)), 4),
+            "t_min2": None if t2s[0] is None else round(float(np.mean(t2s)), 4),
+            "seconds": round(time.perf_counter() - started, 2),
+        })
+    return AblationResult(pd.DataFrame(rows), fit(parts, config, kinds, names), per_fold)
+
+
+def fit(parts: Sequence[Part], config: MatcherConfig, kinds: Mapping[str, str], names: Sequence[str]) -> MatcherParams:
+    """The full configured chain tuned on every labelled part: what `Pool.matches` then applies."""
+    final = final_stage(config, names, kinds)
+    nb_t = {m: tune(parts, Stage("threshold", (m,)), config).t for m in final.models} if final.nb else None
+    sizes = np.concatenate([_group_sizes(pool.groups[pool.mask(seg)]) for pool, seg in parts]) if final.chisel else ()
+    return tune(parts, final, config, nb_t, sizes)
+
+
+def _stage_nb(stage: Stage, nb_thresholds) -> tuple:
+    if not stage.nb:
+        return ()
+    missing = [m for m in stage.models if m not in (nb_thresholds or {})]
+    if missing:
+        raise DataError(f"NB needs a graph threshold for {missing}")
+    return tuple((m, float(nb_thresholds[m])) for m in stage.models)
+
+
+def _grid_index(grid, t: float) -> int:
+    i = int(np.argmin(np.abs(grid - t)))
+    if abs(grid[i] - t) > 1e-9:
+        raise ValueError(f"threshold {t} is not on the tuning grid")
+    return i
+
+
+def _pairs(m: Matches):
+    return m.rows, m.cols
+
+
+def _group_sizes(groups) -> np.ndarray:
+    return np.unique(np.asarray(groups), return_counts=True)[1]
+
+
+def _n_rows(data) -> int:
+    return int(data.shape[0])

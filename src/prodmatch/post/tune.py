@@ -1,0 +1,126 @@
+"""Threshold curves: row-F1/P/R of `select(candidates, t, t_min2)` for every grid point at once.
+
+For candidate pairs with scores, a row's predicted set at threshold t is itself plus its pairs
+with score >= t; Min2 adds the row's best other pair when it is alone at t and that score is
+>= t_min2. Bucketing each score on the grid and taking cumulative sums gives the whole
+(t, t_min2) surface in O(pairs + rows x grid), so nested threshold tuning costs milliseconds.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .threshold import Matches
+
+def threshold_grid(low: float = 0.05, step: float = 0.01, fine_from: float = 0.99, fine_step: float = 0.001) -> np.ndarray:
+    """Thresholds low..1 by `step`, then by `fine_step` above `fine_from`: a union of several
+    models piles its scores up just below 1, where a coarse grid cannot separate them."""
+    coarse = np.arange(low, fine_from - 1e-9, step)
+    fine = np.arange(fine_from, 1.0 + 1e-9, fine_step)
+    return np.unique(np.round(np.r_[coarse, fine], 6))
+
+
+DEFAULT_GRID = threshold_grid()
+
+
+@dataclass(frozen=True)
+class Curve:
+    """Sums over one pool's rows of F1, precision and recall on a threshold grid.
+
+    ``base[m][g]``: metric m summed over rows at t = grid[g] without Min2; ``min2_gain[m][b]``:
+    what Min2 adds for the rows whose best other score falls in bucket b (grid[b] <= s < grid[b+1]).
+    """
+
+    grid: np.ndarray
+    n_rows: int
+    base: dict[str, np.ndarray]
+    min2_gain: dict[str, np.ndarray]
+
+    def sums(self, ti: int, t2i: int | None = None) -> dict[str, float]:
+        """Metric sums at t = grid[ti] and t_min2 = grid[t2i] (None: no Min2); t2i <= ti."""
+        out = {}
+        for m, base in self.base.items():
+            value = base[ti]
+            if t2i is not None and t2i < ti:  # rows alone at t whose best lies in [grid[t2i], grid[ti])
+                value += self.min2_gain[m][t2i:ti].sum()
+            out[m] = float(value)
+        return out
+
+    def surface(self, metric: str = "f1") -> np.ndarray:
+        """(G, G) metric sum at [ti, t2i] for t2i <= ti (Min2 threshold up to t); -inf above."""
+        g = len(self.grid)
+        cum = np.r_[0.0, np.cumsum(self.min2_gain[metric])]
+        ti, t2i = np.meshgrid(np.arange(g), np.arange(g), indexing="ij")
+        out = self.base[metric][:, None] + cum[ti] - cum[t2i]
+        out[t2i > ti] = -np.inf
+        return out
+
+
+def curve(candidates: Matches, groups, grid=DEFAULT_GRID, rows_mask=None) -> Curve:
+    """The `Curve` of candidate pairs (scores) against truth `groups` (one label per row).
+
+    `rows_mask` restricts the sums to some rows (e.g. one fold's rows of a pool searched whole).
+    """
+    grid = np.asarray(grid, dtype=np.float64)
+    groups = np.asarray(groups)
+    mask = np.ones(candidates.n, bool) if rows_mask is None else np.asarray(rows_mask, bool)
+    n, g = candidates.n, len(grid)
+    c = candidates
+    other = c.rows != c.cols
+    rows, cols, scores = c.rows[other], c.cols[other], c.scores[other]
+    true = groups[rows] == groups[cols]
+    bucket = np.searchsorted(grid, scores, side="right") - 1  # largest g with grid[g] <= score
+    listed = bucket >= 0
+
+    def per_row_counts(weights) -> np.ndarray:
+        flat = np.bincount(rows[listed] * g + bucket[listed], weights=weights[listed], minlength=n * g)
+        return np.cumsum(flat.reshape(n, g)[:, ::-1], axis=1)[:, ::-1]  # pairs with score >= grid[t]
+
+    inverse = np.unique(groups, return_inverse=True)[1]
+    n_true = np.bincount(inverse)[inverse]
+    pred = 1.0 + per_row_counts(np.ones(len(rows)))
+    hits = 1.0 + per_row_counts(true.astype(np.float64))
+    t_col = n_true[:, None].astype(np.float64)
+    hits, pred, t_col = hits[mask], pred[mask], t_col[mask]
+    base = {
+        "f1": (2 * hits / (pred + t_col)).sum(0),
+        "precision": (hits / pred).sum(0),
+        "recall": (hits / t_col).sum(0),
+    }
+    best_bucket, best_true = _best_other(candidates, rows, scores, true, bucket)
+    has = (best_bucket >= 0) & mask
+    b, y, tt = best_bucket[has], best_true[has].astype(np.float64), n_true[has].astype(np.float64)
+    # alone: {self}, hits 1; with Min2: {self, best}, hits 1 + y
+    gain = {
+        "f1": 2 * (1 + y) / (2 + tt) - 2 / (1 + tt),
+        "precision": (1 + y) / 2 - 1,
+        "recall": y / tt,
+    }
+    min2_gain = {m: np.bincount(b, weights=v, minlength=g) for m, v in gain.items()}
+    return Curve(grid, int(mask.sum()), base, min2_gain)
+
+
+def _best_other(c: Matches, rows, scores, true, bucket):
+    """Per row: grid bucket of its best other pair (ties: lowest col, as `select`) and its truth."""
+    best_bucket = np.full(c.n, -1, np.int64)
+    best_true = np.zeros(c.n, bool)
+    if len(rows):
+        order = np.lexsort((np.arange(len(rows)), -scores, rows))  # per row: best score, then lowest col
+        first = order[np.r_[True, rows[order][1:] != rows[order][:-1]]]
+        best_bucket[rows[first]] = bucket[first]
+        best_true[rows[first]] = true[first]
+    return best_bucket, best_true
+
+
+def best_thresholds(curves, *, min2: bool) -> tuple[int, int | None]:
+    """Grid indices (t, t_min2) maximising summed F1 over `curves` (one per pool); ties: lowest t."""
+    curves = list(curves)
+    if not curves:
+        raise ValueError("need at least one curve to tune on")
+    if not min2:
+        total = sum(c.base["f1"] for c in curves)
+        return int(np.argmax(total)), None
+    total = sum(c.surface("f1") for c in curves)
+    ti, t2i = np.unravel_index(int(np.argmax(total)), total.shape)
+    return int(ti), int(t2i)
