@@ -237,7 +237,7 @@ def tune(parts: Sequence[Part], stage: Stage, config: MatcherConfig, nb_threshol
     curves = [pool.curve(stage, nb_thresholds, grid, seg) for pool, seg in parts]
     ti, t2i = best_thresholds(curves, min2=stage.min2)
     params = MatcherParams(stage, nb_thresholds, float(grid[ti]), None if t2i is None else float(grid[t2i]),
-                           tuple(int(s) for s in target_sizes))
+                           tuple(sorted(int(s) for s in target_sizes)))
     if not stage.chisel:
         return params
     # chisel only removes, so it pays off with a lower t: scan a window below the tuned t

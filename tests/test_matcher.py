@@ -1,0 +1,250 @@
+"""The matcher: threshold curves (exact against `select`), nested tuning, ablation, `prodmatch match`."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from prodmatch.cli import main
+from prodmatch.errors import DataError
+from prodmatch.metrics import per_row_scores
+from prodmatch.pipeline import match_parts, match_run
+from prodmatch.post import Matches, select
+from prodmatch.post.matcher import (
+    MatcherConfig,
+    Pool,
+    Stage,
+    ablation,
+    fit,
+    params_from_dict,
+    params_to_dict,
+    stages,
+)
+from prodmatch.post.tune import best_thresholds, curve, threshold_grid
+from prodmatch.store import rows_table, save_model
+
+# ---------------------------------------------------------------- curves
+
+
+def hand_candidates():
+    # groups [0, 0, 1, 1]; row 2 wrongly near row 0, rows 2 and 3 weakly linked
+    pairs = [(0, 1, 0.8), (1, 0, 0.8), (0, 2, 0.6), (2, 0, 0.6), (2, 3, 0.3), (3, 2, 0.3)]
+    r, c, s = zip(*pairs)
+    return Matches.from_pairs(r, c, s, 4), np.array([0, 0, 1, 1])
+
+
+def test_curve_hand_computed():
+    cands, groups = hand_candidates()
+    cv = curve(cands, groups, [0.5, 0.7])
+    # t=0.5: row0 {0,1,2} F1 4/5, row1 1, row2 {2,0} 1/2, row3 {3} 2/3
+    assert cv.sums(0)["f1"] == pytest.approx(0.8 + 1 + 0.5 + 2 / 3)
+    # t=0.7: rows 0, 1 perfect; rows 2, 3 alone: 2/3 each
+    assert cv.sums(1)["f1"] == pytest.approx(1 + 1 + 2 / 3 + 2 / 3)
+    # Min2 at 0.5 under t=0.7: row 2 takes row 0 (wrong, F1 1/2); row 3's best (0.3) stays out
+    assert cv.sums(1, 0)["f1"] == pytest.approx(1 + 1 + 0.5 + 2 / 3)
+    assert cv.sums(1, 0)["precision"] == pytest.approx(1 + 1 + 0.5 + 1)
+    assert best_thresholds([cv], min2=False) == (1, None)
+    assert best_thresholds([cv], min2=True) == (1, 1)  # Min2 only hurts here: t_min2 = t (off)
+
+
+@st.composite
+def scored_candidates(draw):
+    n = draw(st.integers(1, 12))
+    m = draw(st.integers(0, 30))
+    rows = draw(st.lists(st.integers(0, n - 1), min_size=m, max_size=m))
+    cols = draw(st.lists(st.integers(0, n - 1), min_size=m, max_size=m))
+    scores = draw(st.lists(st.sampled_from([0.05, 0.1, 0.3, 0.31, 0.5, 0.75, 0.9, 0.99, 0.995, 1.0]), min_size=m, max_size=m))
+    groups = draw(st.lists(st.integers(0, 3), min_size=n, max_size=n))
+    return Matches.from_pairs(rows, cols, scores, n), np.array(groups)
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(scored_candidates(), st.data())
+def test_curve_equals_select_then_score(case, data):
+    """Every grid point of the curve is exactly the row-F1/P/R of `select` with those thresholds."""
+    cands, groups = case
+    grid = threshold_grid(0.1, 0.2)
+    mask = np.array(data.draw(st.lists(st.booleans(), min_size=cands.n, max_size=cands.n)))
+    cv = curve(cands, groups, grid, mask)
+    ti = data.draw(st.integers(0, len(grid) - 1))
+    t2i = data.draw(st.one_of(st.none(), st.integers(0, ti)))
+    chosen = select(cands, grid[ti], None if t2i is None else grid[t2i])
+    f1, p, r = per_row_scores(chosen.rows, chosen.cols, groups)
+    got = cv.sums(ti, t2i)
+    assert got["f1"] == pytest.approx(f1[mask].sum(), abs=1e-9)
+    assert got["precision"] == pytest.approx(p[mask].sum(), abs=1e-9)
+    assert got["recall"] == pytest.approx(r[mask].sum(), abs=1e-9)
+
+
+def test_grid_is_fine_near_one():
+    grid = threshold_grid()
+    assert grid[0] == 0.05 and grid[-1] == 1.0
+    assert 0.995 in grid and 0.5 in grid and np.all(np.diff(grid) > 0)
+
+
+# ---------------------------------------------------------------- synthetic clustered data
+
+def clustered(n_groups=60, seed=0, noise=(0.6, 0.9)):
+    """Two noisy embedding models of one group structure, folds by group, titles with units."""
+    rng = np.random.default_rng(seed)
+    sizes = rng.integers(2, 6, n_groups)
+    groups = np.repeat(np.arange(n_groups), sizes)
+    centers = rng.normal(size=(n_groups, 16))
+    models = {}
+    for name, scale in zip(("a", "b"), noise):
+        x = centers[groups] + rng.normal(scale=scale, size=(len(groups), 16))
+        models[name] = x / np.linalg.norm(x, axis=1, keepdims=True)
+    folds = groups % 4
+    titles = np.array([f"produk {g} {100 * (1 + g % 3)}ml" for g in groups], dtype=object)
+    return models, groups, folds, titles
+
+
+def fold_parts(models, groups, folds, titles, k=10):
+    return [
+        (Pool({m: ("dense", x[folds == f]) for m, x in models.items()}, titles=titles[folds == f],
+              groups=groups[folds == f], k=k), None)
+        for f in range(folds.max() + 1)
+    ]
+
+
+def test_ablation_rows_and_nested_thresholds():
+    models, groups, folds, titles = clustered()
+    parts = fold_parts(models, groups, folds, titles)
+    result = ablation(parts, MatcherConfig(k=10), {"a": "dense", "b": "dense"}, ["a", "b"], progress=False)
+    table = result.table
+    assert list(table["stage"]) == ["threshold", "+min2", "+nb", "threshold", "+min2", "+nb",
+                                    "+union", "+units", "+chisel"]
+    assert table["f1"].between(0, 1).all()
+    # the less noisy model alone beats the other; the first chain row's gain is against the best single row
+    single = table[table["stage"] == "threshold"].set_index("models")["f1"]
+    assert single["a"] > single["b"]
+    assert table.loc[table["stage"] == "+union", "gain"].item() == pytest.approx(
+        table.loc[6, "f1"] - table.loc[[2, 5], "f1"].max(), abs=2e-4)
+    assert result.params.stage.chisel and result.params.stage.units
+
+
+def test_held_out_fold_labels_never_change_its_thresholds():
+    """Relabelling fold 0's rows changes nothing in the thresholds fold 0 is scored with."""
+    models, groups, folds, titles = clustered()
+    config = MatcherConfig(k=10, chisel=False)
+    kinds = {"a": "dense", "b": "dense"}
+    base = ablation(fold_parts(models, groups, folds, titles), config, kinds, ["a", "b"], progress=False)
+    shuffled = groups.copy()
+    in0 = folds == 0
+    shuffled[in0] = np.random.default_rng(1).permutation(shuffled[in0] * 0 + np.arange(in0.sum()))
+    other = ablation(fold_parts(models, shuffled, folds, titles), config, kinds, ["a", "b"], progress=False)
+    for key in base.per_fold:
+        assert base.per_fold[key]["t"][0] == other.per_fold[key]["t"][0], key
+        assert base.per_fold[key]["t_min2"][0] == other.per_fold[key]["t_min2"][0], key
+    assert other.table["f1"].iloc[0] < base.table["f1"].iloc[0]  # fold 0 now scores badly
+
+
+def test_fitted_params_match_a_new_pool_and_round_trip():
+    models, groups, folds, titles = clustered()
+    parts = fold_parts(models, groups, folds, titles)
+    kinds = {"a": "dense", "b": "dense"}
+    params = fit(parts, MatcherConfig(k=10), kinds, ["a", "b"])
+    again = params_from_dict(json.loads(json.dumps(params_to_dict(params))))
+    assert again == params
+    test_models, test_groups, _, test_titles = clustered(n_groups=30, seed=5)
+    pool = Pool({m: ("dense", x) for m, x in test_models.items()}, titles=test_titles, k=10)
+    out = pool.matches(params)
+    assert out.pair_set() >= {(i, i) for i in range(pool.n)}
+    assert per_row_scores(out.rows, out.cols, test_groups)[0].mean() > 0.5
+
+
+def test_pool_segments_score_fold_rows_inside_one_search():
+    models, groups, folds, titles = clustered()
+    pool = Pool({m: ("dense", x) for m, x in models.items()}, titles=titles, groups=groups, segments=folds, k=10)
+    st = Stage("threshold", ("a",))
+    whole = pool.curve(st, None, threshold_grid())
+    by_fold = [pool.curve(st, None, threshold_grid(), f) for f in range(4)]
+    assert sum(c.n_rows for c in by_fold) == whole.n_rows == len(groups)
+    np.testing.assert_allclose(sum(c.base["f1"] for c in by_fold), whole.base["f1"])
+
+
+def test_stage_list_follows_the_config():
+    kinds = {"t": "sparse", "p": "phash"}
+    names = [s.name for s in stages(MatcherConfig(), ["t", "p"], kinds)]
+    assert names == ["threshold", "+min2", "+nb", "threshold", "+min2", "+union", "+units", "+chisel"]  # no NB on phash
+    names = [s.name for s in stages(MatcherConfig(min2=False, union=False, units=False), ["t", "p"], kinds)]
+    assert names == ["threshold", "+nb", "threshold", "+chisel"]
+
+
+def test_ablation_needs_two_folds_and_labels():
+    models, groups, folds, titles = clustered()
+    parts = fold_parts(models, groups, folds, titles)
+    with pytest.raises(DataError, match="two folds"):
+        ablation(parts[:1], MatcherConfig(k=10), {"a": "dense", "b": "dense"}, ["a", "b"], progress=False)
+    unlabelled = Pool({"a": ("dense", models["a"])}, k=5)
+    with pytest.raises(DataError, match="label groups"):
+        fit([(unlabelled, None)], MatcherConfig(k=5), {"a": "dense"}, ["a"])
+
+
+# ---------------------------------------------------------------- runs on disk and the CLI
+
+@pytest.fixture
+def run_folder(tmp_path):
+    models, groups, folds, titles = clustered()
+    frame = pd.DataFrame({"posting_id": [f"p{i}" for i in range(len(groups))], "label_group": groups})
+    rows = rows_table(frame, folds)
+    run = tmp_path / "run"
+    for name, x in models.items():
+        save_model(run, name, "dense", x, rows=rows)
+    codes = np.random.default_rng(0).integers(0, 2**63, len(groups), dtype=np.uint64)
+    save_model(run, "phash", "phash", codes, rows=rows, meta={"per_fold_models": False})
+    data = tmp_path / "data"
+    data.mkdir()
+    frame.assign(image="x.jpg", image_phash=[f"{int(c):016x}" for c in codes], title=titles).to_csv(
+        data / "train.csv", index=False)
+    return run, data
+
+
+def test_match_run_writes_ablation_and_refuses_to_overwrite(run_folder):
+    run, data = run_folder
+    result = match_run(run, data_dir=data, config={"k": 10}, progress=False)
+    table = pd.read_csv(run / "ablation.csv")
+    assert list(table["stage"])[-3:] == ["+union", "+units", "+chisel"]
+    info = json.loads((run / "matcher.json").read_text())
+    assert info["params"]["stage"]["models"] == ["a", "b", "phash"]
+    assert len(info["data"]["train.csv"]) == 64 and info["rows"] == len(table) * 0 + info["rows"]
+    assert result["params"].t == info["params"]["t"]
+    with pytest.raises(FileExistsError):
+        match_run(run, data_dir=data, config={"k": 10}, progress=False)
+    match_run(run, data_dir=data, config={"k": 10, "models": ["a"], "units": False}, overwrite=True, progress=False)
+    assert list(pd.read_csv(run / "ablation.csv")["models"].unique()) == ["a"]
+
+
+def test_match_run_bad_input(run_folder):
+    run, data = run_folder
+    with pytest.raises(DataError, match="needs titles"):
+        match_run(run, config={"k": 10}, progress=False)
+    with pytest.raises(DataError, match="not found"):
+        match_run(run, data_dir=data, config={"models": ["nope"]}, progress=False)
+    with pytest.raises(DataError, match="unknown key"):
+        match_run(run, data_dir=data, config={"kk": 3}, progress=False)
+
+
+def test_cv_pool_all_refuses_per_fold_models(run_folder, tmp_path):
+    from prodmatch.store import load_runs
+
+    run, _ = run_folder
+    rows, models = load_runs(run)
+    parts = match_parts(rows, models, k=10, cv_pool="all")
+    assert len(parts) == 4 and parts[0][0] is parts[1][0]
+    models[0].meta["per_fold_models"] = True
+    with pytest.raises(DataError, match="trained per fold"):
+        match_parts(rows, models, k=10, cv_pool="all")
+
+
+def test_match_cli(run_folder, capsys):
+    run, data = run_folder
+    assert main(["match", "--run", str(run), "--data", str(data)]) == 0
+    out = capsys.readouterr().out
+    assert "+chisel" in out and "ablation.csv" in out
+    assert main(["match", "--run", str(run), "--data", str(data)]) == 2
+    assert "exists" in capsys.readouterr().err
