@@ -1,1 +1,106 @@
-"""Models that turn postings into L2-normalised vectors (or, for phash, 64-bit codes)."""
+"""Models that turn postings into L2-normalised vectors (or, for phash, 64-bit codes).
+
+Neural encoders are built by kind from a registry, like timm's ``create_model``:
+``create_encoder("image", {"backbone": "eca_nfnet_l1"})``; `save_encoder` / `load_encoder`
+write and read a folder with ``encoder.json`` and ``model.safetensors``. torch, timm and
+transformers are imported on first use, so ``prodmatch.encoders.tfidf`` stays light.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ..errors import DataError
+
+if TYPE_CHECKING:
+    from .base import Encoder
+
+CONFIG_FILE = "encoder.json"
+WEIGHTS_FILE = "model.safetensors"
+FORMAT_VERSION = 1
+
+# Names served lazily from submodules (PEP 562) so importing this package does not import torch.
+_LAZY = {
+    "Encoder": "base", "Neck": "base", "register_encoder": "base", "batch_to": "base",
+    "ArcFace": "arcface", "margin_at": "arcface", "class_size_margins": "arcface",
+    "ImageEncoder": "image", "ImageEncoderConfig": "image", "AugmentConfig": "image",
+    "TextEncoder": "text", "TextEncoderConfig": "text", "tiny_text_model": "text",
+}
+
+
+def __getattr__(name: str):
+    if name == "ENCODER_CONFIGS":
+        from .base import encoder_classes
+
+        return {kind: cls.config_class for kind, cls in encoder_classes().items()}
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _config_for(cls, config):
+    from ..config import load_config
+
+    if config is None:
+        return cls.config_class()
+    if dataclasses.is_dataclass(config) and not isinstance(config, cls.config_class):
+        raise DataError(f"{cls.kind} encoder: expected a {cls.config_class.__name__}, got {type(config).__name__}")
+    return load_config(config, cls.config_class)
+
+
+def create_encoder(kind: str, config=None, *, weights: str | Path | None = None) -> "Encoder":
+    """A new encoder of `kind` ("image" | "text") from a config (dataclass, dict, YAML path or
+    None for defaults); `weights` is a local file/folder with a whole encoder's state dict."""
+    from .base import encoder_class
+    from .weights import load_state, read_state_dict
+
+    cls = encoder_class(kind)
+    encoder = cls(_config_for(cls, config))
+    if weights is not None:
+        load_state(encoder, read_state_dict(weights), what=f"{weights} ({kind} encoder)")
+    return encoder
+
+
+def save_encoder(encoder: "Encoder", folder: str | Path) -> Path:
+    """Write `encoder` into `folder` (weights, assets, then ``encoder.json`` last, each atomically)."""
+    from safetensors.torch import save_file
+
+    from ..config import to_dict
+    from ..io import atomic_path, write_json
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    with atomic_path(folder / WEIGHTS_FILE) as tmp:
+        save_file(encoder.export_state(), str(tmp), metadata={"kind": encoder.kind, "format": str(FORMAT_VERSION)})
+    encoder.save_assets(folder)
+    write_json(folder / CONFIG_FILE, {"format": FORMAT_VERSION, "kind": encoder.kind, "dim": encoder.dim,
+                                      "config": to_dict(encoder.config)})
+    return folder
+
+
+def load_encoder(folder: str | Path) -> "Encoder":
+    """The encoder `save_encoder` wrote into `folder`, in eval mode; no pretrained weights or
+    model hub are touched, only the folder's own files."""
+    from ..config import from_dict
+    from .base import encoder_class
+    from .weights import load_state, read_state_dict
+
+    folder = Path(folder)
+    meta_path = folder / CONFIG_FILE
+    if not meta_path.is_file():
+        raise DataError(f"{folder}: not a saved encoder (no {CONFIG_FILE})")
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        kind, config = meta["kind"], meta["config"]
+    except (json.JSONDecodeError, KeyError, TypeError) as err:
+        raise DataError(f"{meta_path}: not a valid encoder description ({err})") from None
+    cls = encoder_class(kind)
+    encoder = cls.from_saved(from_dict(cls.config_class, config, where=str(meta_path)), folder)
+    if not (folder / WEIGHTS_FILE).is_file():
+        raise DataError(f"{folder}: {WEIGHTS_FILE} is missing")
+    load_state(encoder, read_state_dict(folder / WEIGHTS_FILE), what=str(folder / WEIGHTS_FILE))
+    return encoder.eval()

@@ -1,0 +1,128 @@
+"""What every neural encoder offers the trainer, and the registry that builds them by kind.
+
+An encoder maps a batch of postings to (B, dim) neck outputs; it also knows how to turn a
+frame into a dataset and a list of items into a batch, so the trainer never branches on kind.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable, ClassVar
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import Tensor, nn
+
+from ..errors import DataError
+from .weights import export_state
+
+_ENCODERS: dict[str, type["Encoder"]] = {}
+
+
+class Neck(nn.Module):
+    """Pooled feature -> Dropout -> Linear(in, dim) -> BatchNorm1d(dim): the embedding layer."""
+
+    def __init__(self, in_dim: int, dim: int = 512, dropout: float = 0.0) -> None:
+        super().__init__()
+        self.dropout = nn.Dropout(dropout)
+        self.linear = nn.Linear(in_dim, dim)
+        self.bn = nn.BatchNorm1d(dim)
+        nn.init.xavier_normal_(self.linear.weight)
+        nn.init.zeros_(self.linear.bias)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.bn(self.linear(self.dropout(x)))
+
+
+class Encoder(nn.Module):
+    """Postings -> (B, dim) embeddings (the neck output, NOT normalised; callers L2-normalise).
+
+    Subclasses own ``backbone`` (pretrained part), ``pool`` and ``neck`` submodules, and are
+    registered with `register_encoder` under their `kind`.
+    """
+
+    kind: ClassVar[str] = ""
+    config_class: ClassVar[type] = object
+
+    def __init__(self, config) -> None:
+        super().__init__()
+        self.config = config
+        self.dim = int(config.dim)
+
+    def forward(self, batch) -> Tensor:
+        raise NotImplementedError
+
+    def dataset(self, frame: pd.DataFrame, *, train: bool, labels: np.ndarray | None = None) -> torch.utils.data.Dataset:
+        """Items ``(input, label)`` for the rows of `frame` (label -1 without `labels`)."""
+        raise NotImplementedError
+
+    def collate(self, items: list) -> tuple[Any, Tensor]:
+        """A list of dataset items -> (batch for `forward`, LongTensor labels)."""
+        raise NotImplementedError
+
+    def param_groups(self) -> dict[str, list[nn.Parameter]]:
+        """``{"backbone": [...], "neck": [...]}``: pooling and neck parameters go with the neck,
+        so the trainer can give the freshly initialised layers a higher learning rate."""
+        backbone = list(self.backbone.parameters())
+        seen = {id(p) for p in backbone}
+        return {"backbone": backbone, "neck": [p for p in self.parameters() if id(p) not in seen]}
+
+    def export_state(self) -> dict[str, Tensor]:
+        """State dict for safetensors: contiguous CPU copies, no shared storage."""
+        return export_state(self)
+
+    def save_assets(self, folder: Path) -> None:
+        """Write files besides the weights that `from_saved` needs (a tokenizer); none by default."""
+
+    @classmethod
+    def from_saved(cls, config, folder: Path) -> "Encoder":
+        """The architecture of a saved encoder, without loading any pretrained weights."""
+        return cls(config, pretrained=False)
+
+
+def register_encoder(kind: str) -> Callable[[type[Encoder]], type[Encoder]]:
+    """Class decorator: make an `Encoder` subclass buildable as ``create_encoder(kind)``."""
+
+    def deco(cls: type[Encoder]) -> type[Encoder]:
+        cls.kind = kind
+        _ENCODERS[kind] = cls
+        return cls
+
+    return deco
+
+
+def _load_builtin() -> None:
+    from . import image, text  # noqa: F401  (importing registers them)
+
+
+def encoder_classes() -> dict[str, type[Encoder]]:
+    """Every registered encoder class by kind."""
+    _load_builtin()
+    return dict(_ENCODERS)
+
+
+def encoder_class(kind: str) -> type[Encoder]:
+    """The encoder class registered as `kind`; DataError naming the known kinds otherwise."""
+    classes = encoder_classes()
+    if kind not in classes:
+        raise DataError(f"unknown encoder kind {kind!r}; known: {', '.join(sorted(classes))}")
+    return classes[kind]
+
+
+def check_labels(labels, n_rows: int) -> np.ndarray:
+    """int64 class indices for `n_rows` rows (all -1 when `labels` is None)."""
+    if labels is None:
+        return np.full(n_rows, -1, dtype=np.int64)
+    labels = np.asarray(labels)
+    if labels.shape != (n_rows,):
+        raise DataError(f"labels: expected shape ({n_rows},) to match the frame, found {labels.shape}")
+    if labels.size and not np.issubdtype(labels.dtype, np.integer):
+        raise DataError(f"labels: expected integer class indices, found dtype {labels.dtype}")
+    return labels.astype(np.int64, copy=False)
+
+
+def batch_to(batch, device, non_blocking: bool = False):
+    """Move a batch (a tensor, or a dict of tensors for text) to `device`."""
+    if isinstance(batch, Tensor):
+        return batch.to(device, non_blocking=non_blocking)
+    return {k: v.to(device, non_blocking=non_blocking) for k, v in batch.items()}

