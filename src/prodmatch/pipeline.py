@@ -165,3 +165,103 @@ def match_run(runs, *, data_dir=None, titles=None, config=None, overwrite: bool 
     write_json(out_json, info)
     return {"table": result.table, "params": result.params, "ablation": out_csv, "matcher": out_json,
             "seconds": info["seconds"]}
+
+
+def stack_pairs(parts, names, config, matcher_config) -> pd.DataFrame:
+    """Candidate pair features of every (fold pool) part, NB graphs at thresholds tuned on other folds."""
+    from .pairs.candidates import pair_features
+    from .post.matcher import Stage, tune
+
+    frames = []
+    for f, (pool, _) in enumerate(parts):
+        others = parts[:f] + parts[f + 1 :]
+        nb = {m: tune(others, Stage("threshold", (m,)), matcher_config).t for m in names} if config.nb else None
+        frame = pair_features(pool, names, nb)
+        frame.insert(2, "fold", f)
+        frames.append(frame)
+    return pd.concat(frames, ignore_index=True)
+
+
+def stack_run(runs, *, data_dir=None, titles=None, config=None, overwrite: bool = False, progress: bool = True) -> dict:
+    """Candidate pairs + LightGBM stacker on a run's OOF embeddings, scored with nested thresholds.
+
+    Writes ``<run>/stack/``: pairs.parquet (features, label, OOF probability), model.txt (booster
+    on all pairs), importance.csv/.png, stack.json (config, recall, scores, thresholds, data hash).
+    """
+    from .config import load_config, to_dict
+    from .post.matcher import MatcherConfig
+    from .post.tune import curve, nested_sums, threshold_grid
+    from .stack.lgbm import StackerConfig, fit_final, fit_oof, pair_matches, plot_importance, save_booster
+    from .pairs.candidates import candidate_recall
+    from .store import load_runs
+
+    started = time.time()
+    config = load_config(config if config is not None else {}, StackerConfig)
+    runs = [Path(r) for r in ([runs] if isinstance(runs, (str, Path)) else runs)]
+    out = runs[0] / "stack"
+    if (out / "stack.json").exists() and not overwrite:
+        raise FileExistsError(f"{out} holds a stacker run; pass --overwrite to replace it")
+    rows, models = load_runs(runs, names=list(config.models) or None)
+    if titles is None and data_dir is not None:
+        titles = run_titles(rows, data_dir)
+    names = [m.name for m in models]
+    parts = match_parts(rows, models, titles=titles, k=config.k)
+    pairs = stack_pairs(parts, names, config, MatcherConfig(k=config.k))
+    recall = [candidate_recall(pairs[pairs["fold"] == f], pool.groups) for f, (pool, _) in enumerate(parts)]
+    oof = fit_oof(pairs, config, progress=progress)
+    pairs["prob"] = oof.prob.astype(np.float32)
+
+    grid = threshold_grid()
+    curves = [curve(pair_matches(p["i"], p["j"], p["prob"], pool.n), pool.groups, grid)
+              for (pool, _), (_, p) in zip(parts, pairs.groupby("fold", sort=True))]
+    sums, chosen = nested_sums(curves, min2=config.min2)
+    n_rows = sum(pool.n for pool, _ in parts)
+    scores = Scores(sums["f1"] / n_rows, sums["precision"] / n_rows, sums["recall"] / n_rows)
+    from .post.tune import best_thresholds
+
+    ti, t2i = best_thresholds(curves, min2=config.min2)
+
+    out.mkdir(parents=True, exist_ok=True)
+    with _atomic_parquet(out / "pairs.parquet") as tmp:
+        pairs.assign(posting_id_i=rows["posting_id"].to_numpy()[_global(parts, rows, pairs, "i")],
+                     posting_id_j=rows["posting_id"].to_numpy()[_global(parts, rows, pairs, "j")]).to_parquet(tmp, index=False)
+    booster = fit_final(pairs.drop(columns=["prob"]), config, int(np.mean(oof.best_iterations)))
+    save_booster(booster, out / "model.txt")
+    write_csv(out / "importance.csv", oof.importance)
+    plot_importance(oof.importance, out / "importance.png")
+    info = {
+        "stage": "stack",
+        "config": to_dict(config),
+        "models": names,
+        "pairs": len(pairs),
+        "positives": int(pairs["label"].sum()),
+        "candidate_recall": [round(r, 4) for r in recall],
+        "oof": asdict(scores),
+        "nested_thresholds": [{"t": float(grid[a]), "t_min2": None if b is None else float(grid[b])} for a, b in chosen],
+        "threshold": float(grid[ti]),
+        "t_min2": None if t2i is None else float(grid[t2i]),
+        "best_iterations": oof.best_iterations,
+        "runs": [str(r) for r in runs],
+        "data": {"train.csv": file_sha256(Path(data_dir) / "train.csv")} if data_dir is not None else {},
+        "version": __version__,
+        "seconds": round(time.time() - started, 2),
+    }
+    write_json(out / "stack.json", info)
+    return {"scores": scores, "recall": recall, "importance": oof.importance, "out": out, "info": info}
+
+
+def _global(parts, rows, pairs, column) -> np.ndarray:
+    """Run-row positions of a pool-local index column (pools are the folds in row order)."""
+    folds = rows["fold"].to_numpy()
+    positions = {f: np.flatnonzero(folds == fold) for f, fold in enumerate(np.unique(folds))}
+    out = np.empty(len(pairs), np.int64)
+    for f, at in positions.items():
+        sel = (pairs["fold"] == f).to_numpy()
+        out[sel] = at[pairs[column].to_numpy()[sel]]
+    return out
+
+
+def _atomic_parquet(path):
+    from .io import atomic_path
+
+    return atomic_path(path)

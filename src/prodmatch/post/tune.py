@@ -124,3 +124,21 @@ def best_thresholds(curves, *, min2: bool) -> tuple[int, int | None]:
     total = sum(c.surface("f1") for c in curves)
     ti, t2i = np.unravel_index(int(np.argmax(total)), total.shape)
     return int(ti), int(t2i)
+
+
+def nested_thresholds(curves, *, min2: bool) -> list[tuple[int, int | None]]:
+    """For each curve (a fold), the grid indices tuned on all the other curves."""
+    curves = list(curves)
+    if len(curves) < 2:
+        raise ValueError("nested tuning needs at least two folds")
+    return [best_thresholds(curves[:f] + curves[f + 1 :], min2=min2) for f in range(len(curves))]
+
+
+def nested_sums(curves, *, min2: bool) -> tuple[dict[str, float], list[tuple[int, int | None]]]:
+    """Metric sums over every fold's rows, each fold at thresholds tuned on the others."""
+    chosen = nested_thresholds(curves, min2=min2)
+    totals = {"f1": 0.0, "precision": 0.0, "recall": 0.0}
+    for c, (ti, t2i) in zip(curves, chosen):
+        for m, v in c.sums(ti, t2i).items():
+            totals[m] += v
+    return totals, chosen

@@ -1,0 +1,193 @@
+"""LightGBM stacker on candidate pairs: OOF probabilities per pair, then per-row match sets.
+
+Folds are the pools' folds, so no label group is split between training and validation pairs;
+early stopping watches one of the training folds (never the fold being predicted). Models are
+saved as LightGBM text (no pickle). An optional graph step turns the thresholded pair graph
+into connected components (up to a size cap) before grouping.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Literal, Sequence
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from ..errors import DataError
+from ..io import atomic_path, write_text
+from ..pairs.candidates import feature_columns
+from ..post.threshold import Matches
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LgbmParams:
+    """LightGBM settings (binary objective); n_estimators is the cap early stopping cuts."""
+
+    num_leaves: int = 31
+    learning_rate: float = 0.05
+    n_estimators: int = 1000
+    early_stopping_rounds: int = 50
+    min_child_samples: int = 20
+    feature_fraction: float = 0.8
+    bagging_fraction: float = 0.8
+    bagging_freq: int = 1
+    lambda_l2: float = 1.0
+    num_threads: int = 0  # 0: LightGBM's default (all cores)
+    seed: int = 0
+
+    def lgb_params(self) -> dict:
+        p = {k: v for k, v in asdict(self).items() if k not in ("n_estimators", "early_stopping_rounds")}
+        return {**p, "objective": "binary", "metric": "binary_logloss", "verbose": -1, "deterministic": True,
+                "force_row_wise": True}
+
+
+@dataclass(frozen=True)
+class StackerConfig:
+    """Candidates (models, k, NB features), the booster, and how probabilities become groups."""
+
+    models: tuple[str, ...] = ()  # empty: every model of the run
+    k: int = 20  # neighbours per model whose lists make the candidates
+    nb: bool = True  # add neighbourhood-blended similarities as features
+    lgbm: LgbmParams = field(default_factory=LgbmParams)
+    min2: bool = True
+    graph: Literal["none", "components"] = "none"
+    component_cap: int = 50  # components larger than this keep their thresholded edges only
+
+
+@dataclass
+class StackerOOF:
+    """OOF probability per candidate pair, the fold boosters, and gain importance per feature."""
+
+    prob: np.ndarray
+    boosters: list
+    importance: pd.DataFrame
+    best_iterations: list[int]
+
+
+def fit_oof(pairs: pd.DataFrame, config: StackerConfig, *, progress: bool = True) -> StackerOOF:
+    """Per fold f: train on the other folds' pairs (early stopping on one of them), predict fold f."""
+    import lightgbm as lgb
+    from tqdm.auto import tqdm
+
+    _check_pairs(pairs)
+    features = feature_columns(pairs)
+    folds = np.unique(pairs["fold"])
+    if len(folds) < 3:
+        raise DataError("the stacker needs at least 3 folds (train, early-stopping, predicted)")
+    x = pairs[features].to_numpy(np.float32)
+    y = pairs["label"].to_numpy()
+    prob = np.zeros(len(pairs))
+    boosters, best, gains = [], [], np.zeros(len(features))
+    for n, f in enumerate(tqdm(folds, desc="stacker folds", disable=not progress)):
+        watch = folds[(n + 1) % len(folds)]
+        fit_rows = (pairs["fold"] != f) & (pairs["fold"] != watch)
+        es_rows = pairs["fold"] == watch
+        booster = _train(x[fit_rows.to_numpy()], y[fit_rows.to_numpy()], x[es_rows.to_numpy()],
+                         y[es_rows.to_numpy()], features, config.lgbm, lgb)
+        at = (pairs["fold"] == f).to_numpy()
+        prob[at] = booster.predict(x[at], num_iteration=booster.best_iteration)
+        boosters.append(booster)
+        best.append(int(booster.best_iteration or booster.current_iteration()))
+        gains += booster.feature_importance("gain", iteration=booster.best_iteration)
+    importance = pd.DataFrame({"feature": features, "gain": gains / gains.sum() if gains.sum() else gains})
+    return StackerOOF(prob, boosters, importance.sort_values("gain", ascending=False, ignore_index=True), best)
+
+
+def fit_final(pairs: pd.DataFrame, config: StackerConfig, n_estimators: int):
+    """One booster on every labelled pair for test time, `n_estimators` rounds (from the OOF fits)."""
+    import lightgbm as lgb
+
+    _check_pairs(pairs)
+    features = feature_columns(pairs)
+    data = lgb.Dataset(pairs[features].to_numpy(np.float32), pairs["label"].to_numpy(), feature_name=features,
+                       free_raw_data=True)
+    return lgb.train(config.lgbm.lgb_params(), data, num_boost_round=max(1, int(n_estimators)))
+
+
+def save_booster(booster, path) -> Path:
+    """LightGBM's own text format (safe to load: no pickle)."""
+    return write_text(path, booster.model_to_string())
+
+
+def load_booster(path):
+    import lightgbm as lgb
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no stacker model")
+    return lgb.Booster(model_file=str(path))
+
+
+def pair_matches(i, j, prob, n: int) -> Matches:
+    """Both directions of every scored unordered pair as candidate Matches (score = probability)."""
+    i, j, prob = np.asarray(i), np.asarray(j), np.asarray(prob, np.float64)
+    return Matches.from_pairs(np.r_[i, j], np.r_[j, i], np.r_[prob, prob], n)
+
+
+def components(matches: Matches, cap: int) -> Matches:
+    """Rows in a connected component of at most `cap` rows match the whole component.
+
+    Larger components keep their own edges: chaining through a big component mostly adds false
+    matches. Scores of added pairs are 0 (they came from the graph, not the model).
+    """
+    from scipy.sparse.csgraph import connected_components
+
+    graph = sp.csr_matrix((np.ones(len(matches)), (matches.rows, matches.cols)), shape=(matches.n, matches.n))
+    _, label = connected_components(graph, directed=False)
+    size = np.bincount(label)
+    small = np.flatnonzero(size[label] <= cap)
+    order = small[np.argsort(label[small], kind="stable")]
+    lab = label[order]
+    starts = np.flatnonzero(np.r_[True, lab[1:] != lab[:-1]])
+    comp_size = np.diff(np.r_[starts, len(order)])
+    per_member = np.repeat(comp_size, comp_size)  # component size of each member, in `order`
+    first = np.repeat(starts, comp_size)  # where each member's component starts in `order`
+    # member e pairs with order[first_e : first_e + size_e]
+    a = np.repeat(order, per_member)
+    within = np.arange(len(a)) - np.repeat(np.cumsum(per_member) - per_member, per_member)
+    b = order[np.repeat(first, per_member) + within]
+    rows = np.r_[matches.rows, a]
+    cols = np.r_[matches.cols, b]
+    scores = np.r_[matches.scores, np.zeros(len(a))]
+    return Matches.from_pairs(rows, cols, scores, matches.n)
+
+
+def plot_importance(importance: pd.DataFrame, path, top: int = 25) -> Path:
+    """Horizontal bar chart of the top features' share of total gain, as a PNG (atomic)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    head = importance.head(top)[::-1]
+    fig, ax = plt.subplots(figsize=(7, 0.28 * len(head) + 1.2))
+    ax.barh(head["feature"], head["gain"], color="#4c72b0")
+    ax.set_xlabel("share of total gain (sum over fold models)")
+    ax.set_title("LightGBM stacker: feature importance")
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
+    plt.close(fig)
+    return Path(path)
+
+
+def _train(x, y, xv, yv, features: Sequence[str], params: LgbmParams, lgb):
+    if len(np.unique(y)) < 2:
+        raise DataError("stacker training pairs hold only one class; need true and false candidates")
+    train = lgb.Dataset(x, y, feature_name=list(features), free_raw_data=True)
+    valid = lgb.Dataset(xv, yv, reference=train)
+    return lgb.train(params.lgb_params(), train, num_boost_round=params.n_estimators, valid_sets=[valid],
+                     callbacks=[lgb.early_stopping(params.early_stopping_rounds, verbose=False)])
+
+
+def _check_pairs(pairs: pd.DataFrame) -> None:
+    missing = {"i", "j", "fold", "label"} - set(pairs.columns)
+    if missing:
+        raise DataError(f"candidate pairs lack columns {sorted(missing)}")
+    if pairs.empty:
+        raise DataError("no candidate pairs to stack")
