@@ -23,7 +23,7 @@ from prodmatch.data.shopee import read_shopee_csv
 from prodmatch.encoders.phash import phash_codes
 from prodmatch.encoders.tfidf import TfidfConfig, tfidf_embed
 from prodmatch.io import new_run_dir, write_text
-from prodmatch.pipeline import match_run
+from prodmatch.pipeline import match_run, stack_run
 from prodmatch.report import markdown_table
 from prodmatch.store import rows_table, save_model
 
@@ -58,9 +58,13 @@ def main() -> None:
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--k", type=int, default=50)
+    parser.add_argument("--stack", action="store_true",
+                        help="also run the LightGBM stacker on candidate pairs (per-fold pools) and add its row")
     parser.add_argument("--cv-pool", choices=["fold", "all"], default="fold",
                         help="fold: each fold searched alone; all: every row searched, folds scored")
     args = parser.parse_args()
+    if args.stack and args.cv_pool != "fold":
+        parser.error("--stack compares against per-fold pools: use --cv-pool fold")
 
     frame = load(args.data)
     rows = rows_table(frame, group_folds(frame["label_group"].to_numpy(), args.folds, args.seed))
@@ -73,6 +77,19 @@ def main() -> None:
         timings.append(f"{name} {time.perf_counter() - started:.1f} s")
     result = match_run(run, titles=frame["title"].to_numpy(object), config={"k": args.k, "cv_pool": args.cv_pool})
     table = result["table"]
+    extra = []
+    if args.stack:
+        stacked = stack_run(run, titles=frame["title"].to_numpy(object))
+        info = stacked["info"]
+        best = table.loc[table["f1"].idxmax()]
+        extra = [
+            "",
+            f"LightGBM stacker on candidate pairs (top-{info['config']['k']} lists of every model, per-fold pools, "
+            f"{info['pairs']} pairs, candidate recall {min(info['candidate_recall']):.3f}-{max(info['candidate_recall']):.3f}):",
+            f"OOF F1 **{stacked['scores'].f1:.4f}** (P {stacked['scores'].precision:.4f}, R {stacked['scores'].recall:.4f}) "
+            f"vs best chain row {best['f1']:.4f} ({best['stage']} {best['models']}); {info['seconds']} s; "
+            f"top features {', '.join(stacked['importance']['feature'].head(4))}.",
+        ]
     lines = [
         f"# Matcher ablation: {args.data} ({len(frame)} rows, {frame['label_group'].nunique()} groups)",
         "",
@@ -83,6 +100,7 @@ def main() -> None:
         markdown_table(table),
         "",
         f"embedding: {', '.join(timings)}; ablation {result['seconds']} s; run: {run}",
+        *extra,
     ]
     text = "\n".join(lines) + "\n"
     print(text)

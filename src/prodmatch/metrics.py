@@ -44,7 +44,7 @@ def per_row_scores(rows, cols, groups) -> tuple[np.ndarray, np.ndarray, np.ndarr
     rows, cols = _unique_pairs(np.asarray(rows, dtype=np.int64), np.asarray(cols, dtype=np.int64), n)
     hits = np.bincount(rows, weights=groups[rows] == groups[cols], minlength=n)
     n_pred = np.bincount(rows, minlength=n)
-    n_true = _group_sizes(groups)
+    n_true = row_group_sizes(groups)
     precision = np.divide(hits, n_pred, out=np.zeros(n), where=n_pred > 0)
     return 2 * hits / (n_pred + n_true), precision, hits / n_true
 
@@ -77,7 +77,8 @@ def _unique_pairs(rows, cols, n):
     return keys // n, keys % n
 
 
-def _group_sizes(groups) -> np.ndarray:
+def row_group_sizes(groups) -> np.ndarray:
+    """Size of each row's group (the row's true match-set size)."""
     _, inverse, counts = np.unique(groups, return_inverse=True, return_counts=True)
     return counts[inverse]
 

@@ -15,7 +15,7 @@ from .data.shopee import read_shopee_csv
 from .data.synth import generate
 from .errors import DataError
 from .io import file_sha256, new_run_dir, write_csv, write_json
-from .metrics import Scores, score_submission
+from .metrics import Scores, row_group_sizes, score_submission
 
 log = logging.getLogger(__name__)
 
@@ -150,6 +150,8 @@ def match_run(runs, *, data_dir=None, titles=None, config=None, overwrite: bool 
     names = [m.name for m in models]
     result = ablation(parts, config, {m.name: m.kind for m in models}, names, progress=progress)
     write_csv(out_csv, result.table)
+    write_csv(runs[0] / "curves.csv", threshold_curves(parts, names, config.grid))
+    write_csv(runs[0] / "sizes.csv", size_distribution(parts, result.params))
     info = {
         "stage": "match",
         "config": to_dict(config),
@@ -248,6 +250,35 @@ def stack_run(runs, *, data_dir=None, titles=None, config=None, overwrite: bool 
     }
     write_json(out / "stack.json", info)
     return {"scores": scores, "recall": recall, "importance": oof.importance, "out": out, "info": info}
+
+
+def threshold_curves(parts, names, grid) -> pd.DataFrame:
+    """Mean row-F1 of each model alone against its threshold, over every part (for plots)."""
+    from .post.matcher import Stage
+
+    n = sum(int(pool.mask(seg).sum()) for pool, seg in parts)
+    frames = []
+    for name in names:
+        f1 = sum(pool.curve(Stage("threshold", (name,)), None, grid, seg).base["f1"] for pool, seg in parts) / n
+        frames.append(pd.DataFrame({"model": name, "threshold": grid, "f1": np.round(f1, 5)}))
+    return pd.concat(frames, ignore_index=True)
+
+
+def size_distribution(parts, params) -> pd.DataFrame:
+    """Rows per match-set size: truth (group sizes), the fitted chain before chisel, and after."""
+    from dataclasses import replace
+
+    truth, before, after = [], [], []
+    for pool, seg in parts:
+        mask = pool.mask(seg)
+        truth.append(row_group_sizes(pool.groups)[mask])
+        no_chisel = replace(params, stage=replace(params.stage, chisel=False))
+        before.append(pool.matches(no_chisel).sizes()[mask])
+        after.append(pool.matches(params).sizes()[mask] if params.stage.chisel else before[-1])
+    top = max(int(np.concatenate(x).max()) for x in (truth, before, after))
+    count = lambda x: np.bincount(np.concatenate(x), minlength=top + 1)[1:]
+    return pd.DataFrame({"size": np.arange(1, top + 1), "truth": count(truth), "before_chisel": count(before),
+                         "after_chisel": count(after)})
 
 
 def _global(parts, rows, pairs, column) -> np.ndarray:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..metrics import row_group_sizes
 from .threshold import Matches
 
 def threshold_grid(low: float = 0.05, step: float = 0.01, fine_from: float = 0.99, fine_step: float = 0.001) -> np.ndarray:
@@ -77,8 +78,7 @@ def curve(candidates: Matches, groups, grid=DEFAULT_GRID, rows_mask=None) -> Cur
         flat = np.bincount(rows[listed] * g + bucket[listed], weights=weights[listed], minlength=n * g)
         return np.cumsum(flat.reshape(n, g)[:, ::-1], axis=1)[:, ::-1]  # pairs with score >= grid[t]
 
-    inverse = np.unique(groups, return_inverse=True)[1]
-    n_true = np.bincount(inverse)[inverse]
+    n_true = row_group_sizes(groups)
     pred = 1.0 + per_row_counts(np.ones(len(rows)))
     hits = 1.0 + per_row_counts(true.astype(np.float64))
     t_col = n_true[:, None].astype(np.float64)
