@@ -201,3 +201,28 @@ def test_stack_cli(stack_folder, tmp_path, capsys):
     cfg.write_text("k: 8\nlgbm:\n  n_leaves: 7\n")
     assert main(["stack", "--run", str(run), "--data", str(data), "--config", str(cfg), "--overwrite"]) == 2
     assert "did you mean 'num_leaves'" in capsys.readouterr().err
+
+
+def test_compare_members_ensembles_and_stacker(stack_folder):
+    run, data = stack_folder
+    config = {"k": 8, "lgbm": {"num_leaves": 7, "n_estimators": 60, "early_stopping_rounds": 10,
+                               "min_child_samples": 5, "num_threads": 1}}
+    result = stack_run(run, data_dir=data, config=config, progress=False)
+    table = result["compare"].set_index("entry")
+    assert list(table.index) == ["a_sim", "b_sim", "union", "prob", "threshold ensemble of members",
+                                 "f1-vote ensemble of members"]
+    assert table[["pair_f1", "row_f1"]].apply(lambda c: c.between(0, 1)).all().all()
+    assert (run / "stack" / "compare.csv").is_file()
+
+
+def test_nested_member_decisions_ignore_their_fold_labels():
+    from prodmatch.stack.compare import nested_predictions
+
+    pairs = pairs_table()
+    base = nested_predictions(pairs, ["a_sim"], "member")
+    flipped = pairs.assign(label=np.where(pairs["fold"] == 1, 1 - pairs["label"], pairs["label"]))
+    again = nested_predictions(flipped, ["a_sim"], "member")
+    at1 = (pairs["fold"] == 1).to_numpy()
+    np.testing.assert_array_equal(base[at1], again[at1])
+    ens = nested_predictions(pairs, ["a_sim", "b_sim"], "threshold")
+    assert ens.dtype == bool and ens.any()

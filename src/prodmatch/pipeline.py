@@ -195,6 +195,7 @@ def stack_run(runs, *, data_dir=None, titles=None, config=None, overwrite: bool 
     from .post.tune import curve, nested_sums, threshold_grid
     from .stack.lgbm import StackerConfig, fit_final, fit_oof, pair_matches, plot_importance, save_booster
     from .pairs.candidates import candidate_recall
+    from .stack.compare import compare
     from .store import load_runs
 
     started = time.time()
@@ -230,6 +231,8 @@ def stack_run(runs, *, data_dir=None, titles=None, config=None, overwrite: bool 
     booster = fit_final(pairs.drop(columns=["prob"]), config, int(np.mean(oof.best_iterations)))
     save_booster(booster, out / "model.txt")
     write_csv(out / "importance.csv", oof.importance)
+    comparison = compare(pairs, [f"{m}_sim" for m in names], [pool for pool, _ in parts])
+    write_csv(out / "compare.csv", comparison)
     plot_importance(oof.importance, out / "importance.png")
     info = {
         "stage": "stack",
@@ -249,7 +252,8 @@ def stack_run(runs, *, data_dir=None, titles=None, config=None, overwrite: bool 
         "seconds": round(time.time() - started, 2),
     }
     write_json(out / "stack.json", info)
-    return {"scores": scores, "recall": recall, "importance": oof.importance, "out": out, "info": info}
+    return {"scores": scores, "recall": recall, "importance": oof.importance, "compare": comparison, "out": out,
+            "info": info}
 
 
 def threshold_curves(parts, names, grid) -> pd.DataFrame:

@@ -1,0 +1,73 @@
+"""Members vs ensembles vs stacker on OOF candidate pairs, every fold judged by what the others fit.
+
+Each member (a score column of the candidate table: a model's similarity, the union, the
+stacker's probability) gets its threshold from the other folds; the threshold ensemble and the
+F1 vote are fitted on the other folds too. Reported at pair level (F1 of label 1 over the
+candidates, as in CCKS) and at row level (Shopee mean row-F1 of the resulting match sets, pairs
+outside the candidates count as misses).
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from ..errors import DataError
+from ..metrics import best_pair_threshold, pair_scores, per_row_scores
+from .ensemble import make_ensemble, strict_threshold
+
+
+def nested_predictions(pairs: pd.DataFrame, columns: Sequence[str], method: str) -> np.ndarray:
+    """Boolean decision per pair; fold f's from a rule fitted on the other folds.
+
+    `method`: ``"member"`` (one column, best threshold) or an ensemble kind (``"threshold"``,
+    ``"f1-vote"``) over `columns`.
+    """
+    missing = [c for c in columns if c not in pairs]
+    if missing:
+        raise DataError(f"candidate table lacks score columns {missing}")
+    out = np.zeros(len(pairs), bool)
+    y = pairs["label"].to_numpy()
+    folds = pairs["fold"].to_numpy()
+    scores = pairs[list(columns)]
+    for f in np.unique(folds):
+        fit, at = folds != f, folds == f
+        if method == "member":
+            cut, _ = best_pair_threshold(y[fit], scores.to_numpy(np.float64)[fit, 0])
+            t = strict_threshold(scores.to_numpy(np.float64)[fit, 0], cut)
+            out[at] = scores.to_numpy(np.float64)[at, 0] > t
+        else:
+            model = make_ensemble(method).fit(y[fit], scores[fit])
+            out[at] = model.predict(scores[at])
+    return out
+
+
+def row_f1(pairs: pd.DataFrame, decision: np.ndarray, pools) -> tuple[float, float, float]:
+    """Mean row-F1/P/R over every pool (fold) of the match sets the positive pairs make."""
+    f1 = p = r = 0.0
+    n = 0
+    folds = pairs["fold"].to_numpy()
+    for f, pool in enumerate(pools):
+        at = (folds == f) & decision
+        i, j = pairs["i"].to_numpy()[at], pairs["j"].to_numpy()[at]
+        self_idx = np.arange(pool.n)
+        a, b, c = per_row_scores(np.r_[self_idx, i, j], np.r_[self_idx, j, i], pool.groups)
+        f1, p, r, n = f1 + a.sum(), p + b.sum(), r + c.sum(), n + pool.n
+    return f1 / n, p / n, r / n
+
+
+def compare(pairs: pd.DataFrame, members: Sequence[str], pools, *, extra: Sequence[str] = ("union", "prob")) -> pd.DataFrame:
+    """One row per member, per extra column (union, stacker prob) and per ensemble of the members."""
+    rows = []
+    entries = [(m, [m], "member") for m in [*members, *[e for e in extra if e in pairs]]]
+    entries += [(f"{kind} ensemble of members", list(members), kind) for kind in ("threshold", "f1-vote")]
+    y = pairs["label"].to_numpy()
+    for name, columns, method in entries:
+        decision = nested_predictions(pairs, columns, method)
+        ps = pair_scores(y, decision)
+        rf1, rp, rr = row_f1(pairs, decision, pools)
+        rows.append({"entry": name, "pair_f1": round(ps.f1, 4), "pair_precision": round(ps.precision, 4),
+                     "pair_recall": round(ps.recall, 4), "row_f1": round(rf1, 4), "row_precision": round(rp, 4),
+                     "row_recall": round(rr, 4)})
+    return pd.DataFrame(rows)
