@@ -191,7 +191,7 @@ def stack_run(runs, *, data_dir=None, titles=None, config=None, overwrite: bool 
     on all pairs), importance.csv/.png, stack.json (config, recall, scores, thresholds, data hash).
     """
     from .config import load_config, to_dict
-    from .post.matcher import MatcherConfig
+    from .post.matcher import MatcherConfig, Stage, tune
     from .post.tune import curve, nested_sums, threshold_grid
     from .stack.lgbm import StackerConfig, fit_final, fit_oof, pair_matches, plot_importance, save_booster
     from .pairs.candidates import candidate_recall
@@ -223,6 +223,7 @@ def stack_run(runs, *, data_dir=None, titles=None, config=None, overwrite: bool 
     from .post.tune import best_thresholds
 
     ti, t2i = best_thresholds(curves, min2=config.min2)
+    nb_all = {m: tune(parts, Stage("threshold", (m,)), MatcherConfig(k=config.k)).t for m in names} if config.nb else {}
 
     out.mkdir(parents=True, exist_ok=True)
     with _atomic_parquet(out / "pairs.parquet") as tmp:
@@ -245,6 +246,8 @@ def stack_run(runs, *, data_dir=None, titles=None, config=None, overwrite: bool 
         "nested_thresholds": [{"t": float(grid[a]), "t_min2": None if b is None else float(grid[b])} for a, b in chosen],
         "threshold": float(grid[ti]),
         "t_min2": None if t2i is None else float(grid[t2i]),
+        "nb_thresholds": nb_all,
+        "features": list(booster.feature_name()),
         "best_iterations": oof.best_iterations,
         "runs": [str(r) for r in runs],
         "data": {"train.csv": file_sha256(Path(data_dir) / "train.csv")} if data_dir is not None else {},

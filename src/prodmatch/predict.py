@@ -1,0 +1,250 @@
+"""Offline inference: test.csv (+ images) and one models folder -> submission.csv.
+
+The models folder is what a Kaggle dataset holds, written by `make_bundle` from training runs::
+
+    bundle.json              models (name, kind, source, encoder folders), matcher params, stacker
+    encoders/<name>/<k>/     fold encoders (encoder.json + model.safetensors [+ backbone/]); test
+                             embeddings are the normalised mean over folds
+    stacker/model.txt        LightGBM text model (optional)
+
+Everything loads from local files; the hub is switched off before transformers is imported.
+TF-IDF and phash need no files: TF-IDF is fitted on the test titles, as in the competition.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from . import __version__
+from .errors import DataError
+from .io import write_csv, write_json
+
+log = logging.getLogger(__name__)
+
+BUNDLE_FILE = "bundle.json"
+SOURCES = ("encoder", "tfidf", "tfidf-char", "phash")
+
+
+def offline() -> None:
+    """No hub access from here on (must run before transformers / huggingface_hub import)."""
+    for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE"):
+        os.environ[var] = "1"
+
+
+@dataclass
+class Timer:
+    """Wall time per named stage, printed as a summary at the end of a run."""
+
+    seconds: dict = field(default_factory=dict)
+
+    @contextmanager
+    def stage(self, name: str):
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = round(self.seconds.get(name, 0.0) + time.perf_counter() - started, 2)
+
+    def summary(self) -> str:
+        total = sum(self.seconds.values())
+        width = max(map(len, self.seconds), default=5)
+        lines = [f"  {k:<{width}}  {v:8.2f} s" for k, v in self.seconds.items()]
+        return "\n".join(["timing:", *lines, f"  {'total':<{width}}  {total:8.2f} s"])
+
+
+# ---------------------------------------------------------------- bundle (training side)
+def make_bundle(runs, out, *, overwrite: bool = False) -> Path:
+    """Collect what predict needs from training run(s) into one models folder.
+
+    Needs the run's matcher.json (`prodmatch match`); takes stack/ when present; copies each
+    trained model's fold encoders (``<run>/folds/<name>/<k>/final|best``).
+    """
+    from .store import list_models, load_model
+
+    runs = [Path(r) for r in ([runs] if isinstance(runs, (str, Path)) else runs)]
+    out = Path(out)
+    if out.exists() and any(out.iterdir()):
+        if not overwrite:
+            raise FileExistsError(f"{out} is not empty; pass --overwrite to replace it")
+        shutil.rmtree(out)
+    matcher_path = runs[0] / "matcher.json"
+    if not matcher_path.is_file():
+        raise DataError(f"{runs[0]}: no matcher.json; run `prodmatch match --run {runs[0]}` first")
+    matcher = json.loads(matcher_path.read_text(encoding="utf-8"))
+    staging = out.with_name(f".{out.name}.partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    models = {}
+    for run in runs:
+        for name in list_models(run):
+            meta = load_model(run, name).meta
+            models[name] = _bundle_model(run, name, meta, staging)
+    stacker = None
+    stack_json = runs[0] / "stack" / "stack.json"
+    if stack_json.is_file():
+        info = json.loads(stack_json.read_text(encoding="utf-8"))
+        (staging / "stacker").mkdir()
+        shutil.copy2(runs[0] / "stack" / "model.txt", staging / "stacker" / "model.txt")
+        stacker = {"model": "stacker/model.txt", "threshold": info["threshold"], "t_min2": info["t_min2"],
+                   "k": info["config"]["k"], "models": info["models"], "nb_thresholds": info.get("nb_thresholds", {}),
+                   "features": info.get("features"), "oof": info["oof"]}
+    used = set(matcher["params"]["stage"]["models"]) | set((stacker or {}).get("models", []))
+    missing = sorted(used - set(models))
+    if missing:
+        raise DataError(f"the matcher/stacker use models {missing} that the runs do not hold")
+    bundle = {"version": __version__, "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "runs": [str(r) for r in runs],
+              "models": {n: m for n, m in models.items() if n in used}, "matcher": matcher["params"],
+              "matcher_k": matcher["config"]["k"], "stacker": stacker}
+    write_json(staging / BUNDLE_FILE, bundle)
+    if out.exists():
+        out.rmdir()
+    staging.rename(out)
+    return out
+
+
+def _bundle_model(run: Path, name: str, meta: dict, staging: Path) -> dict:
+    cfg = meta.get("config", {})
+    kind = meta["kind"]
+    if meta.get("unsupervised") or kind in ("sparse", "phash"):
+        source = cfg.get("method", "phash" if kind == "phash" else "tfidf")
+        if source not in SOURCES[1:]:
+            raise DataError(f"model {name!r}: cannot rebuild unsupervised method {source!r} at test time")
+        return {"kind": kind, "source": source, "folders": []}
+    fold_root = run / "folds" / name
+    folders = sorted(p for p in fold_root.iterdir() if p.name.isdigit()) if fold_root.is_dir() else []
+    if not folders:
+        raise DataError(f"model {name!r}: no fold encoders under {fold_root}")
+    copied = []
+    for fold in folders:
+        src = next((c for c in (fold / "final", fold / "best", fold) if (c / "encoder.json").is_file()), None)
+        if src is None:
+            raise DataError(f"{fold}: no encoder folder (encoder.json)")
+        dst = staging / "encoders" / name / fold.name
+        shutil.copytree(src, dst, ignore=shutil.ignore_patterns("*.tmp", "checkpoint*"))
+        copied.append(str(dst.relative_to(staging)))
+    return {"kind": "dense", "source": "encoder", "encoder_kind": cfg.get("kind", meta.get("encoder_kind")),
+            "folders": copied}
+
+
+# ---------------------------------------------------------------- predict (kernel side)
+def read_bundle(models_dir) -> dict:
+    """bundle.json with every file it names checked, before any heavy work."""
+    models_dir = Path(models_dir)
+    path = models_dir / BUNDLE_FILE
+    if not path.is_file():
+        raise DataError(f"{models_dir}: no {BUNDLE_FILE} (build the folder with `prodmatch bundle`)")
+    bundle = json.loads(path.read_text(encoding="utf-8"))
+    problems = []
+    for name, spec in bundle["models"].items():
+        if spec.get("source") not in SOURCES:
+            problems.append(f"model {name}: unknown source {spec.get('source')!r}")
+        for folder in spec.get("folders", []):
+            for needed in ("encoder.json", "model.safetensors"):
+                if not (models_dir / folder / needed).is_file():
+                    problems.append(f"{folder}/{needed} missing")
+        if spec.get("source") == "encoder" and not spec.get("folders"):
+            problems.append(f"model {name}: no encoder folders")
+    if bundle.get("stacker") and not (models_dir / bundle["stacker"]["model"]).is_file():
+        problems.append(f"{bundle['stacker']['model']} missing")
+    if problems:
+        raise DataError(f"{models_dir}: incomplete models folder: " + "; ".join(problems[:5]))
+    _check_encoder_configs(models_dir, bundle)
+    return bundle
+
+
+def _check_encoder_configs(models_dir: Path, bundle: dict) -> None:
+    """Every fold encoder of a model declares one kind and one dimension (no mixed-up folders)."""
+    for name, spec in bundle["models"].items():
+        seen = set()
+        for folder in spec.get("folders", []):
+            info = json.loads((models_dir / folder / "encoder.json").read_text(encoding="utf-8"))
+            seen.add((info.get("kind"), json.dumps(info.get("config", {}).get("dim"))))
+        if len(seen) > 1:
+            raise DataError(f"model {name}: fold encoders disagree on kind/dim: {sorted(seen)}")
+
+
+def embed_test(models_dir: Path, spec: dict, frame: pd.DataFrame, *, batch_size: int = 64, num_workers: int = 0,
+               progress: bool = True):
+    """One model's test representation: dense mean of fold encoders, TF-IDF on test titles, or phash."""
+    from .encoders.phash import phash_codes
+    from .encoders.tfidf import TfidfConfig, tfidf_embed
+
+    source = spec["source"]
+    if source == "phash":
+        return phash_codes(frame["image_phash"])
+    if source in ("tfidf", "tfidf-char"):
+        return tfidf_embed(frame["title"], TfidfConfig.char() if source == "tfidf-char" else TfidfConfig())
+    from .encoders import load_encoder
+    from .encoders.train import embed_frame
+
+    total = None
+    for folder in spec["folders"]:
+        emb = embed_frame(load_encoder(models_dir / folder), frame, batch_size=batch_size, num_workers=num_workers,
+                          progress=progress, desc=f"embed {Path(folder).parent.name}/{Path(folder).name}")
+        total = emb if total is None else total + emb
+    norms = np.linalg.norm(total, axis=1, keepdims=True)
+    return total / np.where(norms > 0, norms, 1.0)
+
+
+def predict(data_dir, models_dir, out, *, batch_size: int = 64, num_workers: int = 0, progress: bool = True,
+            image_policy: str = "placeholder") -> dict:
+    """test.csv -> submission.csv (posting_id, matches), written atomically; returns timings."""
+    offline()
+    from .data.shopee import read_shopee_csv
+    from .post.matcher import Pool, params_from_dict
+
+    timer = Timer()
+    models_dir, data_dir = Path(models_dir), Path(data_dir)
+    with timer.stage("check models"):
+        bundle = read_bundle(models_dir)
+    with timer.stage("read test"):
+        test_csv = data_dir / "test.csv"
+        needs_images = any(s["source"] == "encoder" and s.get("encoder_kind") == "image" for s in bundle["models"].values())
+        frame = read_shopee_csv(test_csv, image_policy=image_policy if needs_images else "text-only")
+    data = {}
+    for name, spec in bundle["models"].items():
+        with timer.stage(f"embed {name}"):
+            data[name] = (spec["kind"], embed_test(models_dir, spec, frame, batch_size=batch_size,
+                                                   num_workers=num_workers, progress=progress))
+    stacker = bundle.get("stacker")
+    k = stacker["k"] if stacker else bundle["matcher_k"]
+    pool = Pool(data, titles=frame["title"].to_numpy(object), k=k)
+    if stacker:
+        matches = _stacked_matches(pool, stacker, models_dir, timer)
+    else:
+        with timer.stage("match"):
+            matches = pool.matches(params_from_dict(bundle["matcher"]))
+    with timer.stage("write"):
+        from .baseline import matches_frame
+
+        submission = matches_frame(frame["posting_id"], matches.rows, matches.cols)
+        write_csv(out, submission)
+    return {"submission": Path(out), "rows": len(frame), "timing": timer, "used": "stacker" if stacker else "matcher"}
+
+
+def _stacked_matches(pool, stacker: dict, models_dir: Path, timer: Timer):
+    from .pairs.candidates import pair_features
+    from .post.threshold import select
+    from .stack.lgbm import load_booster, pair_matches
+
+    with timer.stage("pair features"):
+        pairs = pair_features(pool, stacker["models"], stacker.get("nb_thresholds") or None)
+    with timer.stage("stacker"):
+        booster = load_booster(models_dir / stacker["model"])
+        names = booster.feature_name()
+        missing = [c for c in names if c not in pairs]
+        if missing:
+            raise DataError(f"the stacker expects features {missing[:5]} that the test pairs lack")
+        prob = booster.predict(pairs[names].to_numpy(np.float32)) if len(pairs) else np.zeros(0)
+    with timer.stage("match"):
+        cands = pair_matches(pairs["i"], pairs["j"], prob, pool.n)
+        return select(cands, stacker["threshold"], stacker["t_min2"])

@@ -1,0 +1,114 @@
+"""Offline inference: bundle a training run, predict test.csv, bad models folders fail early."""
+from __future__ import annotations
+
+import json
+import shutil
+
+import pandas as pd
+import pytest
+
+from prodmatch.cli import main
+from prodmatch.data.synth import generate
+from prodmatch.encoders.oof import embed_unsupervised
+from prodmatch.errors import DataError
+from prodmatch.metrics import read_submission, score_submission
+from prodmatch.pipeline import match_run, read_truth, stack_run
+from prodmatch.predict import make_bundle, predict, read_bundle
+
+FAST_STACK = {"k": 10, "lgbm": {"num_leaves": 7, "n_estimators": 40, "early_stopping_rounds": 10,
+                                "min_child_samples": 5, "num_threads": 1}}
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """Synthetic test preset -> TF-IDF + phash run -> matcher -> (stacker) -> two models folders."""
+    root = tmp_path_factory.mktemp("predict")
+    data = root / "data"
+    generate("shopee", data, seed=0, preset="test")
+    run = root / "run"
+    for method in ("tfidf", "tfidf-char", "phash"):
+        embed_unsupervised(data, method, run)
+    match_run(run, data_dir=data, config={"k": 10}, progress=False)
+    matcher_only = make_bundle(run, root / "models-matcher")
+    stack_run(run, data_dir=data, config=FAST_STACK, progress=False)
+    stacked = make_bundle(run, root / "models-stacker")
+    return data, run, matcher_only, stacked
+
+
+@pytest.mark.parametrize("which", ["matcher", "stacker"])
+def test_predict_writes_a_complete_submission(trained, tmp_path, which):
+    data, _, matcher_only, stacked = trained
+    models = matcher_only if which == "matcher" else stacked
+    out = tmp_path / "submission.csv"
+    result = predict(data, models, out, progress=False)
+    assert result["used"] == which
+    sub = read_submission(out)
+    test = pd.read_csv(data / "test.csv")
+    assert sub["posting_id"].tolist() == test["posting_id"].tolist()
+    assert all(pid in m.split() for pid, m in zip(sub["posting_id"], sub["matches"]))
+    scores = score_submission(read_truth(data / "test_truth.csv"), sub)
+    assert scores.f1 > 0.6  # held-out groups; the TF-IDF baseline scores ~0.7 on this preset
+    assert not list(tmp_path.glob(".*.tmp"))
+    assert "embed tfidf" in result["timing"].seconds and "total" in result["timing"].summary()
+
+
+def test_predict_on_three_rows(trained, tmp_path):
+    """Kaggle's visible test.csv has 3 rows: K is clipped, nothing breaks."""
+    data, _, matcher_only, stacked = trained
+    small = tmp_path / "data"
+    small.mkdir()
+    pd.read_csv(data / "test.csv").head(3).to_csv(small / "test.csv", index=False)
+    for models in (matcher_only, stacked):
+        predict(small, models, tmp_path / "sub.csv", progress=False)
+        assert len(read_submission(tmp_path / "sub.csv")) == 3
+
+
+def test_bundle_records_what_predict_needs(trained):
+    _, _, matcher_only, stacked = trained
+    info = read_bundle(stacked)
+    assert set(info["models"]) == {"tfidf", "tfidf-char", "phash"}
+    assert info["stacker"]["features"] and (stacked / "stacker" / "model.txt").is_file()
+    assert read_bundle(matcher_only)["stacker"] is None
+
+
+def test_bundle_needs_a_matched_run_and_refuses_to_overwrite(trained, tmp_path):
+    data, run, matcher_only, _ = trained
+    bare = tmp_path / "bare"
+    embed_unsupervised(data, "tfidf", bare)
+    with pytest.raises(DataError, match="no matcher.json"):
+        make_bundle(bare, tmp_path / "m")
+    with pytest.raises(FileExistsError):
+        make_bundle(run, matcher_only)
+
+
+def test_broken_models_folder_fails_before_work(trained, tmp_path):
+    data, _, _, stacked = trained
+    broken = tmp_path / "broken"
+    shutil.copytree(stacked, broken)
+    (broken / "stacker" / "model.txt").unlink()
+    with pytest.raises(DataError, match="model.txt missing"):
+        predict(data, broken, tmp_path / "s.csv", progress=False)
+    assert not (tmp_path / "s.csv").exists()
+    (broken / "bundle.json").unlink()
+    with pytest.raises(DataError, match="no bundle.json"):
+        predict(data, broken, tmp_path / "s.csv", progress=False)
+
+
+def test_bundle_with_unknown_source_is_refused(trained, tmp_path):
+    _, _, matcher_only, _ = trained
+    bad = tmp_path / "bad"
+    shutil.copytree(matcher_only, bad)
+    info = json.loads((bad / "bundle.json").read_text())
+    info["models"]["tfidf"]["source"] = "word2vec"
+    (bad / "bundle.json").write_text(json.dumps(info))
+    with pytest.raises(DataError, match="unknown source"):
+        read_bundle(bad)
+
+
+def test_predict_cli(trained, tmp_path, capsys):
+    data, _, matcher_only, _ = trained
+    out = tmp_path / "sub.csv"
+    assert main(["predict", "--data", str(data), "--models", str(matcher_only), "--out", str(out), "--quiet"]) == 0
+    text = capsys.readouterr().out
+    assert "timing:" in text and out.is_file()
+    assert main(["predict", "--data", str(data), "--models", str(tmp_path / "none"), "--out", str(out)]) == 2
