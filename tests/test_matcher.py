@@ -210,13 +210,24 @@ def test_match_run_writes_ablation_and_refuses_to_overwrite(run_folder):
     table = pd.read_csv(run / "ablation.csv")
     assert list(table["stage"])[-3:] == ["+union", "+units", "+chisel"]
     info = json.loads((run / "matcher.json").read_text())
-    assert info["params"]["stage"]["models"] == ["a", "b", "phash"]
+    assert info["params"]["stage"]["models"][0] == "a"  # greedy members: the clean model first
+    assert "phash" not in info["params"]["stage"]["models"]  # random codes never help
     assert len(info["data"]["train.csv"]) == 64 and info["rows"] == len(table) * 0 + info["rows"]
     assert result["params"].t == info["params"]["t"]
     with pytest.raises(FileExistsError):
         match_run(run, data_dir=data, config={"k": 10}, progress=False)
     match_run(run, data_dir=data, config={"k": 10, "models": ["a"], "units": False}, overwrite=True, progress=False)
     assert list(pd.read_csv(run / "ablation.csv")["models"].unique()) == ["a"]
+
+
+def test_union_all_keeps_every_model_and_greedy_drops_noise(run_folder):
+    run, data = run_folder
+    match_run(run, data_dir=data, config={"k": 10, "union_select": "all"}, progress=False)
+    info = json.loads((run / "matcher.json").read_text())
+    assert info["params"]["stage"]["models"] == ["a", "b", "phash"]
+    greedy = match_run(run, data_dir=data, config={"k": 10}, overwrite=True, progress=False)["table"]
+    union_row = greedy[greedy["stage"] == "+union"].iloc[0]
+    assert union_row["selected"].startswith("a") and "/4)" in union_row["selected"]
 
 
 def test_match_run_bad_input(run_folder):

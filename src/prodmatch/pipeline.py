@@ -64,19 +64,67 @@ def run_baseline(data_dir, *, method: str = "tfidf", out_root="oof", image_polic
     return result
 
 
-def demo_data(root="input/synthetic", *, seed: int = 0) -> Path:
+def demo_data(root="input/synthetic", *, seed: int = 0, preset: str = "demo") -> Path:
     """The demo Shopee data set: generated once per seed, reused afterwards (it is deterministic)."""
-    folder = Path(root) / f"shopee-demo-seed{seed}"
+    folder = Path(root) / f"shopee-{preset}-seed{seed}"
     if not (folder / "test_truth.csv").is_file():
-        log.info("generating synthetic Shopee demo data into %s", folder)
-        generate("shopee", folder, seed=seed, preset="demo", overwrite=True)
+        log.info("generating synthetic Shopee %s data into %s", preset, folder)
+        generate("shopee", folder, seed=seed, preset=preset, overwrite=True)
     return folder
 
 
-def demo(*, seed: int = 0, data_root="input/synthetic", out_root="oof") -> dict:
-    """The README's main job (for now): demo data -> TF-IDF baseline -> submission + scores."""
-    folder = demo_data(data_root, seed=seed)
-    return run_baseline(folder, method="tfidf", out_root=out_root, image_policy="error")
+DEMO_ENCODERS = ("tiny-image", "tiny-text")
+DEMO_UNSUPERVISED = ("tfidf", "tfidf-char", "phash")
+
+
+def demo(*, seed: int = 0, data_root="input/synthetic", out_root="oof", preset: str = "demo",
+         encoders=DEMO_ENCODERS, progress: bool = True) -> dict:
+    """The README's main job, every stage on CPU: synthetic data -> ArcFace encoders (OOF) + TF-IDF
+    + phash -> matcher ablation -> candidate pairs + LightGBM stacker -> models folder -> predict
+    the held-out test.csv -> submission.csv, scored -> leaderboard.
+    """
+    from .encoders.oof import embed_unsupervised, load_experiment, train_oof
+    from .leaderboard import write_leaderboard
+    from .metrics import read_submission
+    from .predict import Timer, make_bundle, predict
+
+    timer = Timer()
+    with timer.stage("data"):
+        folder = demo_data(data_root, seed=seed, preset=preset)
+    run = new_run_dir(out_root, f"demo-{preset}")
+    encoder_f1 = {}
+    for name in encoders:
+        with timer.stage(f"train {name}"):
+            result = train_oof(folder, load_experiment(name), out=run, progress=progress)
+            encoder_f1[name] = result.get("oof_f1")
+    for method in DEMO_UNSUPERVISED:
+        with timer.stage(f"embed {method}"):
+            embed_unsupervised(folder, method, run)
+    with timer.stage("match"):
+        matched = match_run(run, data_dir=folder, progress=progress)
+    with timer.stage("stack"):
+        stacked = stack_run(run, data_dir=folder, progress=progress)
+    with timer.stage("bundle"):
+        models = make_bundle(run, run / "bundle")
+    with timer.stage("predict"):
+        predicted = predict(folder, models, run / "submission.csv", progress=progress)
+    test = score_submission(read_truth(folder / "test_truth.csv"), read_submission(run / "submission.csv"))
+    with timer.stage("baseline"):
+        baseline = run_baseline(folder, method="tfidf", out_root=out_root, image_policy="text-only")
+    with timer.stage("leaderboard"):
+        board = write_leaderboard(out_root)
+    summary = {
+        "stage": "demo", "data_dir": str(folder), "run": str(run), "version": __version__,
+        "encoders_oof_f1": encoder_f1,
+        "matcher_oof": matched["table"].iloc[-1][["stage", "f1", "precision", "recall"]].to_dict(),
+        "matcher_best": matched["table"].loc[matched["table"]["f1"].idxmax(), ["stage", "models", "f1"]].to_dict(),
+        "stacker_oof": asdict(stacked["scores"]), "test": asdict(test), "test_used": predicted["used"],
+        "baseline_test": baseline.get("test"), "timing": timer.seconds,
+        "data": {name: file_sha256(folder / name) for name in ("train.csv", "test.csv")},
+    }
+    write_json(run / "demo.json", summary)
+    return {**summary, "models": str(models), "submission": str(run / "submission.csv"),
+            "leaderboard": str(board["markdown"]), "timer": timer}
 
 
 def format_scores(label: str, scores: dict | Scores) -> str:

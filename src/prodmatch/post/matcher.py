@@ -52,6 +52,9 @@ class MatcherConfig:
     # trained model); "all" searches every row together and scores each fold's rows (models that
     # share one space across folds: TF-IDF, phash, zero-shot), closer to a big test set's density
     cv_pool: Literal["fold", "all"] = "fold"
+    # union members: "greedy" adds models while the tuned F1 on the training folds rises (a weak
+    # or badly scaled model can drag a+b-ab down); "all" unions every model
+    union_select: Literal["greedy", "all"] = "greedy"
 
     @property
     def grid(self) -> np.ndarray:
@@ -68,6 +71,7 @@ class Stage:
     units: bool = False
     min2: bool = False
     chisel: bool = False
+    select: bool = False  # choose the union's members greedily on the labelled parts (see `select_union`)
 
     @property
     def label(self) -> str:
@@ -204,7 +208,8 @@ def stages(config: MatcherConfig, names: Sequence[str], kinds: Mapping[str, str]
             out.append(Stage("+min2", (name,), min2=True))
         if config.nb and kinds[name] in BLENDABLE:
             out.append(Stage("+nb", (name,), nb=True, min2=config.min2))
-    chain = Stage("chain", tuple(names) if config.union else (names[0],), nb=config.nb, min2=config.min2)
+    chain = Stage("chain", tuple(names) if config.union else (names[0],), nb=config.nb, min2=config.min2,
+                  select=config.union and config.union_select == "greedy" and len(names) > 1)
     if config.union and len(names) > 1:
         chain = replace(chain, name="+union")
         out.append(chain)
@@ -234,6 +239,8 @@ def tune(parts: Sequence[Part], stage: Stage, config: MatcherConfig, nb_threshol
     """Thresholds of `stage` maximising summed row-F1 over the labelled `parts`."""
     grid = config.grid
     nb_thresholds = dict(nb_thresholds or {})
+    if stage.select:
+        stage = select_union(parts, stage, config, nb_thresholds)
     curves = [pool.curve(stage, nb_thresholds, grid, seg) for pool, seg in parts]
     ti, t2i = best_thresholds(curves, min2=stage.min2)
     params = MatcherParams(stage, nb_thresholds, float(grid[ti]), None if t2i is None else float(grid[t2i]),
@@ -248,6 +255,30 @@ def tune(parts: Sequence[Part], stage: Stage, config: MatcherConfig, nb_threshol
         if f1 > best_f1 + 1e-12:
             best, best_f1 = trial, f1
     return best
+
+
+def select_union(parts: Sequence[Part], stage: Stage, config: MatcherConfig, nb_thresholds) -> Stage:
+    """Forward selection of union members on the labelled parts (without chisel, for speed):
+    start from the best model alone, add the model that raises the tuned F1 most, stop when none does."""
+    grid = config.grid
+    probe = replace(stage, chisel=False, select=False)
+
+    def value(members) -> float:
+        st = replace(probe, models=tuple(m for m in stage.models if m in members))
+        curves = [pool.curve(st, nb_thresholds, grid, seg) for pool, seg in parts]
+        ti, t2i = best_thresholds(curves, min2=st.min2)
+        return sum(c.sums(ti, t2i)["f1"] for c in curves)
+
+    chosen: set[str] = set()
+    best = -np.inf
+    while len(chosen) < len(stage.models):
+        trials = [(value(chosen | {m}), m) for m in stage.models if m not in chosen]
+        top, pick = max(trials, key=lambda vm: (vm[0], -stage.models.index(vm[1])))
+        if top <= best + 1e-9:
+            break
+        best = top
+        chosen.add(pick)
+    return replace(stage, models=tuple(m for m in stage.models if m in chosen), select=False)
 
 
 def score(part: Part, params: MatcherParams, grid) -> dict[str, float]:
@@ -303,13 +334,14 @@ def ablation(parts: Sequence[Part], config: MatcherConfig, kinds: Mapping[str, s
         bar.set_postfix_str(f"{st.name} {st.label}")
         started = time.perf_counter()
         totals = {"f1": 0.0, "precision": 0.0, "recall": 0.0}
-        ts, t2s = [], []
+        ts, t2s, chosen = [], [], []
         for f in folds:
             params = tune(others(f), st, config, nb_t[f] if st.nb else None, other_sizes(f) if st.chisel else ())
             for m, v in score(parts[f], params, grid).items():
                 totals[m] += v
             ts.append(params.t)
             t2s.append(params.t_min2)
+            chosen.append("+".join(params.stage.models))
         scores = Scores(*(totals[m] / n_total for m in ("f1", "precision", "recall")))
         single = st.name in ("threshold", "+min2", "+nb")
         key = st.models[0] if single else "chain"
@@ -320,12 +352,13 @@ def ablation(parts: Sequence[Part], config: MatcherConfig, kinds: Mapping[str, s
         else:
             gain = None
         previous[key] = scores.f1
-        per_fold[f"{st.name} {st.label}"] = {"t": ts, "t_min2": t2s}
+        per_fold[f"{st.name} {st.label}"] = {"t": ts, "t_min2": t2s, "models": chosen}
         rows.append({
             "stage": st.name, "models": st.label, "f1": round(scores.f1, 4), "precision": round(scores.precision, 4),
             "recall": round(scores.recall, 4), "gain": None if gain is None else round(gain, 4),
             "t": round(float(np.mean(ts)), 4),
             "t_min2": None if t2s[0] is None else round(float(np.mean(t2s)), 4),
+            "selected": _most_common(chosen) if st.select else "",
             "seconds": round(time.perf_counter() - started, 2),
         })
     return AblationResult(pd.DataFrame(rows), fit(parts, config, kinds, names), per_fold)
@@ -337,6 +370,13 @@ def fit(parts: Sequence[Part], config: MatcherConfig, kinds: Mapping[str, str], 
     nb_t = {m: tune(parts, Stage("threshold", (m,)), config).t for m in final.models} if final.nb else None
     sizes = np.concatenate([_group_sizes(pool.groups[pool.mask(seg)]) for pool, seg in parts]) if final.chisel else ()
     return tune(parts, final, config, nb_t, sizes)
+
+
+def _most_common(choices: Sequence[str]) -> str:
+    """'a+b (4/5)': the members most folds chose."""
+    values, counts = np.unique(np.asarray(choices), return_counts=True)
+    top = int(np.argmax(counts))
+    return f"{values[top]} ({counts[top]}/{len(choices)})"
 
 
 def _stage_nb(stage: Stage, nb_thresholds) -> tuple:
