@@ -50,3 +50,18 @@ def shopee_folder(tmp_path) -> Path:
     """A 6-row labelled train.csv with images (3 groups of 2)."""
     write_shopee(tmp_path, shopee_rows(6))
     return tmp_path
+
+
+def matched_run(root: Path, *, seed: int = 0, methods=("tfidf", "phash"), k: int = 10) -> tuple[Path, Path]:
+    """Synthetic `test` preset -> TF-IDF / phash embedding run -> matcher: (data folder, run folder)."""
+    from prodmatch.data.synth import generate
+    from prodmatch.encoders.oof import embed_unsupervised
+    from prodmatch.pipeline import match_run
+
+    data = root / "data"
+    generate("shopee", data, seed=seed, preset="test")
+    run = root / "run"
+    for method in methods:
+        embed_unsupervised(data, method, run)
+    match_run(run, data_dir=data, config={"k": k}, progress=False)
+    return data, run

@@ -14,11 +14,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from prodmatch.data.synth import generate
-from prodmatch.encoders.oof import embed_unsupervised
 from prodmatch.metrics import read_submission, score_submission
-from prodmatch.pipeline import match_run, read_truth
+from prodmatch.pipeline import read_truth
 from prodmatch.predict import make_bundle
+
+from .conftest import matched_run
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -33,12 +33,7 @@ def load_builder():
 @pytest.fixture(scope="module")
 def kaggle(tmp_path_factory):
     root = tmp_path_factory.mktemp("kaggle")
-    data = root / "train-data"
-    generate("shopee", data, seed=1, preset="test")
-    run = root / "run"
-    for method in ("tfidf", "phash"):
-        embed_unsupervised(data, method, run)
-    match_run(run, data_dir=data, config={"k": 10}, progress=False)
+    data, run = matched_run(root, seed=1)
     models = make_bundle(run, root / "models")
     inputs = root / "input"
     comp = inputs / "shopee-product-matching"

@@ -8,12 +8,13 @@ import pandas as pd
 import pytest
 
 from prodmatch.cli import main
-from prodmatch.data.synth import generate
 from prodmatch.encoders.oof import embed_unsupervised
 from prodmatch.errors import DataError
 from prodmatch.metrics import read_submission, score_submission
-from prodmatch.pipeline import match_run, read_truth, stack_run
+from prodmatch.pipeline import read_truth, stack_run
 from prodmatch.predict import make_bundle, predict, read_bundle
+
+from .conftest import matched_run
 
 FAST_STACK = {"k": 10, "lgbm": {"num_leaves": 7, "n_estimators": 40, "early_stopping_rounds": 10,
                                 "min_child_samples": 5, "num_threads": 1}}
@@ -23,12 +24,7 @@ FAST_STACK = {"k": 10, "lgbm": {"num_leaves": 7, "n_estimators": 40, "early_stop
 def trained(tmp_path_factory):
     """Synthetic test preset -> TF-IDF + phash run -> matcher -> (stacker) -> two models folders."""
     root = tmp_path_factory.mktemp("predict")
-    data = root / "data"
-    generate("shopee", data, seed=0, preset="test")
-    run = root / "run"
-    for method in ("tfidf", "tfidf-char", "phash"):
-        embed_unsupervised(data, method, run)
-    match_run(run, data_dir=data, config={"k": 10}, progress=False)
+    data, run = matched_run(root, methods=("tfidf", "tfidf-char", "phash"))
     matcher_only = make_bundle(run, root / "models-matcher")
     stack_run(run, data_dir=data, config=FAST_STACK, progress=False)
     stacked = make_bundle(run, root / "models-stacker")
