@@ -1,0 +1,23 @@
+"""Pair-level models and features: pvs alignment, cross-encoder / two-tower pair models, candidates.
+
+Names are served lazily (PEP 562) so ``import prodmatch.pairs`` does not import torch.
+"""
+from __future__ import annotations
+
+# Pair models (pvs alignment, cross-encoder, two-tower, their training loop).
+_LAZY = {
+    "align_pvs": "pvs", "key_frequencies": "pvs", "order_pvs": "pvs", "merge_pvs": "pvs", "pair_frame": "pvs",
+    "PairModelConfig": "base", "PairOutput": "base", "LOSSES": "base", "build_pair_model": "base",
+    "CrossEncoder": "cross_encoder",
+    "TwoTower": "two_tower", "SIMILARITIES": "two_tower", "HEADS": "two_tower",
+    "PairTrainConfig": "pair_train", "PairFitResult": "pair_train", "fit_pair_model": "pair_train",
+    "predict_pairs": "pair_train", "load_pair_model": "pair_train", "save_pair_model": "pair_train",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,407 @@
+"""What every CCKS pair model shares: config, backbone loading, segment packing, output, losses.
+
+A pair model reads a frame of item pairs made by :func:`prodmatch.pairs.pvs.pair_frame`
+(``title_a/b``, ``pvs_a/b``, ``own_pvs_a/b``) and returns a :class:`PairOutput` whose 2-class
+``logits`` give ``p(same item) = softmax(logits)[:, 1] = sigmoid(z)``, ``z = logits[:, 1] -
+logits[:, 0]``. Models are built by kind from a registry (``cross``: one-tower cross-encoder,
+``two_tower``); losses are small classes in the :data:`LOSSES` registry, each ``loss(out,
+labels)`` with labels in {0, 1}.
+
+Backbones are transformers ``AutoModel``s read from LOCAL folders only (a sentence-transformers
+folder works: its Transformer subfolder is used; None means the shipped all-MiniLM-L6-v2).
+
+Segment packing (:func:`pack_segments`): every text segment is tokenised without special tokens
+and cut to a per-segment budget, then the segments are joined as ``[CLS] s1 [SEP] s2 [SEP] ...``.
+The budgets are a max-min fair share of ``max_length`` minus the special tokens: segments are
+visited from shortest to longest and each gets ``min(its length, remaining // segments left)``,
+so a short segment (a title) is kept whole and leaves its unused share to the long ones (pvs),
+and no segment is ever cut away entirely while another is long (both items are always present).
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, ClassVar, Literal, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ..errors import DataError
+from ..encoders.text import resolve_model_folder
+
+ASSETS = "backbone"  # subfolder of a saved pair model: tokenizer + transformers config
+
+
+@dataclass(frozen=True)
+class PairModelConfig:
+    """Architecture of a pair model (saved beside its weights).
+
+    kind: ``cross`` (one tower over the joined pair) or ``two_tower`` (shared encoder per item).
+    model: local model folder; None = the shipped all-MiniLM-L6-v2.
+    max_length: tokens of the whole pair sequence (cross) or of one item (two-tower).
+    pooling: ``cls`` or ``mean`` of the last hidden states (None: cls for cross, mean for two-tower).
+    head (two-tower): ``projection`` (MLP on [u, v, |u-v|, u*v] -> 2 logits, "matrix projection"),
+        ``similarity`` (a vector similarity -> learnt affine -> logit) or ``adaptive`` (seed 002's
+        self-adaptive threshold: positive when sim(f_a, f_b) > sim(g_a, g_b)). Cross: projection.
+    similarity: ``cosine | inner | l1 | l2`` (similarity and adaptive heads).
+    loss: ``ce | bce | cosine-embedding | hinge``; margin: that loss's margin (None: its default).
+    pvs: ``aligned`` (the pair's v3.4 alignment), ``own`` (each item's pvs alone), ``none``;
+        ``auto`` = aligned for cross, own for two-tower (an item vector must not see its partner).
+    swap_prob: chance a training pair is fed as (b, a) (symmetric augmentation).
+    symmetric: at inference average the scores of (a, b) and (b, a).
+    hidden / dim / dropout: projection-MLP width, adaptive embedding size, head dropout.
+    seed: initialises the head (the backbone comes from the folder).
+    """
+
+    kind: Literal["cross", "two_tower"] = "cross"
+    model: str | None = None
+    max_length: int = 128
+    pooling: Literal["cls", "mean"] | None = None
+    head: Literal["projection", "similarity", "adaptive"] = "projection"
+    similarity: Literal["cosine", "inner", "l1", "l2"] = "cosine"
+    loss: Literal["ce", "bce", "cosine-embedding", "hinge"] = "ce"
+    margin: float | None = None
+    pvs: Literal["auto", "aligned", "own", "none"] = "auto"
+    swap_prob: float = 0.5
+    symmetric: bool = False
+    hidden: int = 256
+    dim: int = 128
+    dropout: float = 0.1
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.max_length < 8:
+            problems.append(f"max_length={self.max_length} < 8")
+        if not 0.0 <= self.swap_prob <= 1.0:
+            problems.append(f"swap_prob={self.swap_prob} not in [0, 1]")
+        if not 0.0 <= self.dropout < 1.0:
+            problems.append(f"dropout={self.dropout} not in [0, 1)")
+        if self.hidden < 1 or self.dim < 1:
+            problems.append("hidden and dim must be >= 1")
+        if self.kind == "cross" and self.head != "projection":
+            problems.append(f"the cross-encoder classifies by projection only, not head={self.head!r}")
+        if self.loss == "cosine-embedding" and not (self.kind == "two_tower" and self.head != "adaptive"):
+            problems.append("loss 'cosine-embedding' needs item vectors: kind two_tower with head projection or similarity")
+        if self.kind == "cross" and self.pvs == "own":
+            problems.append("pvs 'own' is for two-tower models; the cross-encoder reads 'aligned' or 'none'")
+        if problems:
+            raise DataError("PairModelConfig: " + "; ".join(problems))
+
+    @property
+    def pooling_mode(self) -> str:
+        return self.pooling or ("cls" if self.kind == "cross" else "mean")
+
+    @property
+    def pvs_mode(self) -> str:
+        if self.pvs != "auto":
+            return self.pvs
+        return "aligned" if self.kind == "cross" else "own"
+
+
+@dataclass
+class PairOutput:
+    """Model output: 2-class `logits` (B, 2); item vectors `u`, `v` for two-tower models;
+    `extra` holds head internals (``sim``, ``threshold``)."""
+
+    logits: Tensor
+    u: Tensor | None = None
+    v: Tensor | None = None
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def z(self) -> Tensor:
+        """Decision logit: p(label 1) = sigmoid(z); positive iff z > 0."""
+        return self.logits[:, 1] - self.logits[:, 0]
+
+    @property
+    def prob(self) -> Tensor:
+        return torch.softmax(self.logits.float(), dim=-1)[:, 1]
+
+
+# ------------------------------------------------------------------------------ losses
+LOSSES: dict[str, type["PairLoss"]] = {}
+
+
+def register_loss(name: str):
+    def deco(cls):
+        cls.name = name
+        LOSSES[name] = cls
+        return cls
+
+    return deco
+
+
+class PairLoss(nn.Module):
+    """``loss(out, labels)``: mean over the batch; labels are 0/1 (int or float)."""
+
+    name: ClassVar[str] = ""
+    default_margin: ClassVar[float | None] = None
+
+    def __init__(self, margin: float | None = None) -> None:
+        super().__init__()
+        self.margin = self.default_margin if margin is None else float(margin)
+
+    def forward(self, out: PairOutput, labels: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def extra_repr(self) -> str:
+        return "" if self.margin is None else f"margin={self.margin}"
+
+
+@register_loss("ce")
+class CrossEntropyLoss(PairLoss):
+    """Softmax cross-entropy over the two logits."""
+
+    def forward(self, out: PairOutput, labels: Tensor) -> Tensor:
+        return F.cross_entropy(out.logits.float(), labels.long())
+
+
+@register_loss("bce")
+class BinaryCrossEntropyLoss(PairLoss):
+    """Sigmoid cross-entropy of the decision logit z."""
+
+    def forward(self, out: PairOutput, labels: Tensor) -> Tensor:
+        return F.binary_cross_entropy_with_logits(out.z.float(), labels.float())
+
+
+@register_loss("cosine-embedding")
+class CosineEmbeddingLoss(PairLoss):
+    """On the item vectors: ``1 - cos(u, v)`` for positives, ``max(0, cos(u, v) - margin)`` for
+    negatives (torch's CosineEmbeddingLoss). Trains the embeddings only; a similarity head's
+    affine stays as initialised, so its score remains monotone in cos."""
+
+    default_margin = 0.5
+
+    def forward(self, out: PairOutput, labels: Tensor) -> Tensor:
+        if out.u is None or out.v is None:
+            raise DataError("cosine-embedding loss needs item vectors (a two-tower model)")
+        cos = F.cosine_similarity(out.u.float(), out.v.float(), dim=-1, eps=1e-8)
+        y = labels.float()
+        return (y * (1 - cos) + (1 - y) * (cos - self.margin).clamp(min=0)).mean()
+
+
+@register_loss("hinge")
+class HingeLoss(PairLoss):
+    """SVM hinge on the decision logit: ``max(0, margin - y * z)`` with y in {-1, +1}
+    (equals 2 x torch's ``multi_margin_loss`` on the logits ``[0, z]``)."""
+
+    default_margin = 1.0
+
+    def forward(self, out: PairOutput, labels: Tensor) -> Tensor:
+        y = labels.float() * 2 - 1
+        return (self.margin - y * out.z.float()).clamp(min=0).mean()
+
+
+def make_loss(name: str, margin: float | None = None) -> PairLoss:
+    if name not in LOSSES:
+        raise DataError(f"unknown pair loss {name!r}; known: {', '.join(sorted(LOSSES))}")
+    return LOSSES[name](margin)
+
+
+# ------------------------------------------------------------------------------ pooling
+def mean_pool(hidden: Tensor, mask: Tensor) -> Tensor:
+    w = mask.unsqueeze(-1).to(hidden.dtype)
+    return (hidden * w).sum(1) / w.sum(1).clamp(min=1e-9)
+
+
+POOLINGS: dict[str, Callable[[Tensor, Tensor], Tensor]] = {"cls": lambda h, m: h[:, 0], "mean": mean_pool}
+
+
+# ------------------------------------------------------------------------------ packing
+def fair_budgets(lengths: Sequence[int], total: int) -> list[int]:
+    """Max-min fair token budgets: shortest first, each ``min(len, remaining // left)``."""
+    n = len(lengths)
+    budgets, remaining = [0] * n, max(0, int(total))
+    for k, i in enumerate(sorted(range(n), key=lambda i: (lengths[i], i))):
+        budgets[i] = min(int(lengths[i]), remaining // (n - k))
+        remaining -= budgets[i]
+    return budgets
+
+
+def pack_segments(tokenizer, segments: Sequence[Sequence[str]], max_length: int,
+                  type_ids: Sequence[int] | None = None) -> dict[str, Tensor]:
+    """Batch of ``[CLS] s1 [SEP] s2 [SEP] ... sk [SEP]``, each segment cut to its fair budget.
+
+    `segments`: k lists of B texts; `type_ids`: token type per segment (the [CLS] takes the first
+    segment's, each [SEP] its segment's). Padded to the longest row; ``token_type_ids`` only
+    when the tokenizer uses them.
+    """
+    k = len(segments)
+    n = len(segments[0]) if k else 0
+    n_special = k + 1
+    if max_length < n_special + k:
+        raise DataError(f"max_length={max_length} leaves no room for {k} segments and {n_special} special tokens")
+    cls_id = tokenizer.cls_token_id if tokenizer.cls_token_id is not None else tokenizer.bos_token_id
+    sep_id = tokenizer.sep_token_id if tokenizer.sep_token_id is not None else tokenizer.eos_token_id
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    if cls_id is None or sep_id is None:
+        raise DataError(f"tokenizer {type(tokenizer).__name__} has neither cls/sep nor bos/eos tokens")
+    budget = max_length - n_special
+    tokens = [tokenizer(list(texts), add_special_tokens=False, truncation=True, max_length=budget)["input_ids"]
+              if n else [] for texts in segments]
+    types = list(type_ids) if type_ids is not None else [0] * k
+    rows, row_types = [], []
+    for r in range(n):
+        segs = [tokens[s][r] for s in range(k)]
+        cut = fair_budgets([len(t) for t in segs], budget)
+        ids, tt = [cls_id], [types[0] if k else 0]
+        for s in range(k):
+            ids += list(segs[s][:cut[s]]) + [sep_id]
+            tt += [types[s]] * (cut[s] + 1)
+        rows.append(ids)
+        row_types.append(tt)
+    width = max((len(r) for r in rows), default=0)
+    input_ids = torch.full((n, width), pad_id, dtype=torch.long)
+    attention = torch.zeros((n, width), dtype=torch.long)
+    token_types = torch.zeros((n, width), dtype=torch.long)
+    for r, (ids, tt) in enumerate(zip(rows, row_types)):
+        input_ids[r, :len(ids)] = torch.tensor(ids)
+        attention[r, :len(ids)] = 1
+        token_types[r, :len(tt)] = torch.tensor(tt)
+    batch = {"input_ids": input_ids, "attention_mask": attention}
+    if "token_type_ids" in getattr(tokenizer, "model_input_names", ()):
+        batch["token_type_ids"] = token_types
+    return batch
+
+
+# ------------------------------------------------------------------------------ models
+PAIR_MODELS: dict[str, type["PairModel"]] = {}
+
+
+def register_pair_model(kind: str):
+    def deco(cls):
+        cls.kind = kind
+        PAIR_MODELS[kind] = cls
+        return cls
+
+    return deco
+
+
+def _load_backbone(folder: Path, pretrained: bool):
+    from transformers import AutoConfig, AutoModel, AutoTokenizer
+
+    try:
+        hf_config = AutoConfig.from_pretrained(str(folder), local_files_only=True)
+        if pretrained:
+            backbone = AutoModel.from_pretrained(str(folder), config=hf_config, local_files_only=True,
+                                                 dtype=torch.float32)
+        else:
+            backbone = AutoModel.from_config(hf_config, dtype=torch.float32)
+        tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
+    except (OSError, ValueError, KeyError) as err:
+        raise DataError(f"pair model backbone {str(folder)!r}: cannot be loaded offline "
+                        f"({type(err).__name__}: {err})") from None
+    return backbone, tokenizer
+
+
+class PairModel(nn.Module):
+    """Backbone + tokenizer + head + loss; subclasses implement `encode` and `forward`."""
+
+    kind: ClassVar[str] = ""
+
+    def __init__(self, config: PairModelConfig, *, pretrained: bool = True,
+                 assets: str | os.PathLike | None = None) -> None:
+        super().__init__()
+        self.config = config
+        folder = Path(assets) if assets is not None else resolve_model_folder(config.model)
+        self.backbone, self.tokenizer = _load_backbone(folder, pretrained)
+        limit = getattr(self.backbone.config, "max_position_embeddings", None)
+        if limit and config.max_length > limit:
+            raise DataError(f"PairModelConfig.max_length={config.max_length} exceeds the model's "
+                            f"max_position_embeddings={limit} ({folder})")
+        self.hidden_size = int(self.backbone.config.hidden_size)
+        self.pool_fn = POOLINGS[config.pooling_mode]
+        self.loss_fn = make_loss(config.loss, config.margin)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(config.seed)
+            self.build_head()
+        self.train()
+
+    # subclass API -----------------------------------------------------------------------
+    def build_head(self) -> None:
+        raise NotImplementedError
+
+    def encode(self, pairs: pd.DataFrame, swap: np.ndarray | None = None) -> dict:
+        """Tokenised model inputs for the rows of `pairs` (``swap[i]``: feed row i as (b, a))."""
+        raise NotImplementedError
+
+    def forward(self, inputs: dict) -> PairOutput:
+        raise NotImplementedError
+
+    # shared -----------------------------------------------------------------------------
+    def loss(self, out: PairOutput, labels: Tensor) -> Tensor:
+        return self.loss_fn(out, labels)
+
+    def pool(self, inputs: dict) -> Tensor:
+        hidden = self.backbone(**inputs).last_hidden_state
+        return self.pool_fn(hidden, inputs["attention_mask"])
+
+    def sides(self, pairs: pd.DataFrame, swap: np.ndarray | None) -> tuple[list, list, list, list]:
+        """(titles_a, pvs_a, titles_b, pvs_b) after swapping the rows flagged in `swap`."""
+        mode = self.config.pvs_mode
+        missing = [c for c in ("title_a", "title_b") if c not in pairs.columns]
+        if missing:
+            raise DataError(f"pair model: the pair frame lacks {missing}; build it with pair_frame(pairs, items)")
+        n = len(pairs)
+        empty = [""] * n
+
+        def col(name: str) -> list[str]:
+            if name not in pairs.columns:
+                return list(empty)
+            return ["" if v is None or (isinstance(v, float) and v != v) else str(v) for v in pairs[name].tolist()]
+
+        ta, tb = col("title_a"), col("title_b")
+        pa, pb = (col(f"{'own_' if mode == 'own' else ''}pvs_{s}") for s in "ab") if mode != "none" else (empty, empty)
+        if swap is not None and np.any(swap):
+            swap = np.asarray(swap, dtype=bool)
+            ta, tb = [b if s else a for a, b, s in zip(ta, tb, swap)], [a if s else b for a, b, s in zip(ta, tb, swap)]
+            pa, pb = [b if s else a for a, b, s in zip(pa, pb, swap)], [a if s else b for a, b, s in zip(pa, pb, swap)]
+        return ta, pa, tb, pb
+
+    def param_groups(self) -> dict[str, list[nn.Parameter]]:
+        backbone = list(self.backbone.parameters())
+        seen = {id(p) for p in backbone}
+        return {"backbone": backbone, "head": [p for p in self.parameters() if id(p) not in seen]}
+
+    def score(self, pairs: pd.DataFrame, batch_size: int = 64) -> np.ndarray:
+        """p(same item) per row of a pair frame (see `predict_pairs`)."""
+        from .pair_train import predict_pairs
+
+        return predict_pairs(self, pairs, batch_size)
+
+    def save_assets(self, folder: Path) -> None:
+        """Tokenizer and transformers config into ``folder/backbone`` (replaced whole)."""
+        folder = Path(folder)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{ASSETS}.", dir=folder))
+        try:
+            self.tokenizer.save_pretrained(str(tmp))
+            self.backbone.config.save_pretrained(str(tmp))
+            target, old = folder / ASSETS, folder / f".{ASSETS}.old"
+            shutil.rmtree(old, ignore_errors=True)
+            if target.exists():
+                os.replace(target, old)
+            os.replace(tmp, target)
+            shutil.rmtree(old, ignore_errors=True)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def build_pair_model(config: PairModelConfig | dict, *, pretrained: bool = True,
+                     assets: str | os.PathLike | None = None) -> PairModel:
+    """The pair model of ``config.kind`` (``cross`` or ``two_tower``)."""
+    import importlib
+
+    from ..config import load_config
+
+    for module in ("cross_encoder", "two_tower"):  # importing registers them
+        importlib.import_module(f"{__package__}.{module}")
+
+    config = load_config(config, PairModelConfig)
+    return PAIR_MODELS[config.kind](config, pretrained=pretrained, assets=assets)
