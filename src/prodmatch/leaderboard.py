@@ -60,7 +60,9 @@ def _models(run: Path) -> list[dict]:
         if f1 is None:
             continue
         score = {"f1": f1, "precision": info.get("oof_precision"), "recall": info.get("oof_recall")}
-        out.append(_row(run, "encoder", f"{info.get('name')} ({info.get('kind')}) OOF, threshold {info.get('oof_threshold')}",
+        how = ("threshold tuned on all train rows" if info.get("unsupervised")
+               else "OOF, each fold searched alone, one threshold tuned on all OOF rows")
+        out.append(_row(run, "model", f"{info.get('name')} ({info.get('kind')}): {how} {info.get('oof_threshold')}",
                         info, score))
     return out
 
