@@ -14,9 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
 import string
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Literal
@@ -28,6 +26,7 @@ from torch import Tensor, nn
 from torch.utils.data import Dataset
 
 from ..errors import DataError
+from ..io import atomic_dir
 from .base import Encoder, Neck, check_labels, register_encoder
 
 log = logging.getLogger(__name__)
@@ -124,8 +123,29 @@ class TextDataset(Dataset):
         return self.titles[i], int(self.labels[i])
 
 
-def _hf_error(folder: Path, err: Exception) -> DataError:
-    return DataError(f"text model {str(folder)!r}: cannot be loaded offline ({type(err).__name__}: {err})")
+def _hf_error(folder: Path, err: Exception, what: str = "text model") -> DataError:
+    return DataError(f"{what} {str(folder)!r}: cannot be loaded offline ({type(err).__name__}: {err})")
+
+
+def load_hf_backbone(folder: Path, *, pretrained: bool = True, what: str = "text model"):
+    """(model, tokenizer, config) of a local transformers folder, never from the hub.
+
+    `pretrained=False` builds the architecture from the config only (weights are loaded later).
+    """
+    from transformers import AutoConfig, AutoModel, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # a bar per load is noise in logs and kernels
+    try:
+        hf_config = AutoConfig.from_pretrained(str(folder), local_files_only=True)
+        if pretrained:
+            model = AutoModel.from_pretrained(str(folder), config=hf_config, local_files_only=True, dtype=torch.float32)
+        else:
+            model = AutoModel.from_config(hf_config, dtype=torch.float32)
+        tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
+    except (OSError, ValueError, KeyError) as err:
+        raise _hf_error(folder, err, what) from None
+    return model, tokenizer, hf_config
 
 
 @register_encoder("text")
@@ -139,19 +159,8 @@ class TextEncoder(Encoder):
         """`pretrained=False` builds the architecture from the config only (weights come later);
         `assets` is a folder with tokenizer + config to use instead of `config.model`."""
         super().__init__(config)
-        from transformers import AutoConfig, AutoModel, AutoTokenizer
-
         folder = Path(assets) if assets is not None else resolve_model_folder(config.model)
-        try:
-            hf_config = AutoConfig.from_pretrained(str(folder), local_files_only=True)
-            if pretrained:
-                self.backbone = AutoModel.from_pretrained(str(folder), config=hf_config, local_files_only=True,
-                                                          dtype=torch.float32)
-            else:
-                self.backbone = AutoModel.from_config(hf_config, dtype=torch.float32)
-            self.tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
-        except (OSError, ValueError, KeyError) as err:
-            raise _hf_error(folder, err) from None
+        self.backbone, self.tokenizer, hf_config = load_hf_backbone(folder, pretrained=pretrained)
         limit = getattr(hf_config, "max_position_embeddings", None)
         if limit and limit > 0 and config.max_length > limit:
             raise DataError(f"TextEncoderConfig.max_length={config.max_length} exceeds the model's "
@@ -179,20 +188,9 @@ class TextEncoder(Encoder):
     def save_assets(self, folder: Path) -> None:
         """Tokenizer and model config into ``folder/backbone`` (replaced whole), so a saved
         encoder loads without the original model folder (a Kaggle kernel)."""
-        folder = Path(folder)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{ASSETS}.", dir=folder))
-        try:
+        with atomic_dir(Path(folder) / ASSETS) as tmp:
             self.tokenizer.save_pretrained(str(tmp))
             self.backbone.config.save_pretrained(str(tmp))
-            target = folder / ASSETS
-            old = folder / f".{ASSETS}.old"
-            shutil.rmtree(old, ignore_errors=True)
-            if target.exists():
-                os.replace(target, old)
-            os.replace(tmp, target)
-            shutil.rmtree(old, ignore_errors=True)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
 
     @classmethod
     def from_saved(cls, config: TextEncoderConfig, folder: Path) -> "TextEncoder":

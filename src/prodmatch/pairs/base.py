@@ -20,8 +20,6 @@ and no segment is ever cut away entirely while another is long (both items are a
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, ClassVar, Literal, Sequence
@@ -33,7 +31,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..errors import DataError
-from ..encoders.text import resolve_model_folder
+from ..encoders.text import load_hf_backbone, resolve_model_folder
+from ..io import atomic_dir
 
 ASSETS = "backbone"  # subfolder of a saved pair model: tokenizer + transformers config
 
@@ -284,23 +283,6 @@ def register_pair_model(kind: str):
     return deco
 
 
-def _load_backbone(folder: Path, pretrained: bool):
-    from transformers import AutoConfig, AutoModel, AutoTokenizer
-
-    try:
-        hf_config = AutoConfig.from_pretrained(str(folder), local_files_only=True)
-        if pretrained:
-            backbone = AutoModel.from_pretrained(str(folder), config=hf_config, local_files_only=True,
-                                                 dtype=torch.float32)
-        else:
-            backbone = AutoModel.from_config(hf_config, dtype=torch.float32)
-        tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
-    except (OSError, ValueError, KeyError) as err:
-        raise DataError(f"pair model backbone {str(folder)!r}: cannot be loaded offline "
-                        f"({type(err).__name__}: {err})") from None
-    return backbone, tokenizer
-
-
 class PairModel(nn.Module):
     """Backbone + tokenizer + head + loss; subclasses implement `encode` and `forward`."""
 
@@ -311,7 +293,7 @@ class PairModel(nn.Module):
         super().__init__()
         self.config = config
         folder = Path(assets) if assets is not None else resolve_model_folder(config.model)
-        self.backbone, self.tokenizer = _load_backbone(folder, pretrained)
+        self.backbone, self.tokenizer, _ = load_hf_backbone(folder, pretrained=pretrained, what="pair model backbone")
         limit = getattr(self.backbone.config, "max_position_embeddings", None)
         if limit and config.max_length > limit:
             raise DataError(f"PairModelConfig.max_length={config.max_length} exceeds the model's "
@@ -378,19 +360,9 @@ class PairModel(nn.Module):
 
     def save_assets(self, folder: Path) -> None:
         """Tokenizer and transformers config into ``folder/backbone`` (replaced whole)."""
-        folder = Path(folder)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{ASSETS}.", dir=folder))
-        try:
+        with atomic_dir(Path(folder) / ASSETS) as tmp:
             self.tokenizer.save_pretrained(str(tmp))
             self.backbone.config.save_pretrained(str(tmp))
-            target, old = folder / ASSETS, folder / f".{ASSETS}.old"
-            shutil.rmtree(old, ignore_errors=True)
-            if target.exists():
-                os.replace(target, old)
-            os.replace(tmp, target)
-            shutil.rmtree(old, ignore_errors=True)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def build_pair_model(config: PairModelConfig | dict, *, pretrained: bool = True,

@@ -19,8 +19,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
@@ -183,7 +181,7 @@ def soup_encoders(folders: Sequence[str | os.PathLike], out_folder: str | os.Pat
     and renamed into place, plus ``soup.json`` recording sources and choice."""
     from ..encoders import WEIGHTS_FILE, load_encoder, save_encoder
     from ..encoders.weights import load_state, read_state_dict
-    from ..io import write_json
+    from ..io import atomic_dir, write_json
 
     folders = [Path(f) for f in folders]
     if not folders:
@@ -219,17 +217,8 @@ def soup_encoders(folders: Sequence[str | os.PathLike], out_folder: str | os.Pat
 
     out = Path(out_folder)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
-    try:
+    with atomic_dir(out) as tmp:
         save_encoder(encoder.eval(), tmp)
         write_json(tmp / SOUP_FILE, {"method": method, "sources": [str(f) for f in folders],
                                      "chosen": [str(folders[i]) for i in chosen]})
-        old = out.parent / f".{out.name}.old"
-        shutil.rmtree(old, ignore_errors=True)
-        if out.exists():
-            os.replace(out, old)
-        os.replace(tmp, out)
-        shutil.rmtree(old, ignore_errors=True)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return out, [folders[i] for i in chosen]
