@@ -210,7 +210,7 @@ def test_compare_members_ensembles_and_stacker(stack_folder):
     result = stack_run(run, data_dir=data, config=config, progress=False)
     table = result["compare"].set_index("entry")
     assert list(table.index) == ["a_sim", "b_sim", "union", "prob", "threshold ensemble of members",
-                                 "f1-vote ensemble of members"]
+                                 "f1-vote ensemble of members", "threshold ensemble of calibrated members"]
     assert table[["pair_f1", "row_f1"]].apply(lambda c: c.between(0, 1)).all().all()
     assert (run / "stack" / "compare.csv").is_file()
 

@@ -21,8 +21,8 @@ from .ensemble import make_ensemble, strict_threshold
 def nested_predictions(pairs: pd.DataFrame, columns: Sequence[str], method: str) -> np.ndarray:
     """Boolean decision per pair; fold f's from a rule fitted on the other folds.
 
-    `method`: ``"member"`` (one column, best threshold) or an ensemble kind (``"threshold"``,
-    ``"f1-vote"``) over `columns`.
+    `method`: ``"member"`` (one column, best threshold), an ensemble kind (``"threshold"``,
+    ``"f1-vote"``) over `columns`, or ``"<kind>-calibrated"`` (members Platt-scaled first).
     """
     missing = [c for c in columns if c not in pairs]
     if missing:
@@ -37,10 +37,31 @@ def nested_predictions(pairs: pd.DataFrame, columns: Sequence[str], method: str)
             cut, _ = best_pair_threshold(y[fit], scores.to_numpy(np.float64)[fit, 0])
             t = strict_threshold(scores.to_numpy(np.float64)[fit, 0], cut)
             out[at] = scores.to_numpy(np.float64)[at, 0] > t
+        elif method.endswith("-calibrated"):
+            fit_p, at_p = platt(scores[fit], y[fit], scores[at])
+            model = make_ensemble(method.removesuffix("-calibrated")).fit(y[fit], fit_p)
+            out[at] = model.predict(at_p)
         else:
             model = make_ensemble(method).fit(y[fit], scores[fit])
             out[at] = model.predict(scores[at])
     return out
+
+
+def platt(fit_scores: pd.DataFrame, y, other: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Each column mapped to P(label 1) by a one-feature logistic fit on the fitting rows.
+
+    Raw similarities differ in scale and spread (a random-init encoder scores every pair ~0.99),
+    so `sum(p_m - t_m)` is dominated by the widest model; on probabilities the margins compare.
+    """
+    from sklearn.linear_model import LogisticRegression
+
+    a, b = {}, {}
+    for col in fit_scores.columns:
+        x = fit_scores[[col]].to_numpy(np.float64)
+        model = LogisticRegression(C=1e4, max_iter=1000).fit(x, y)
+        a[col] = model.predict_proba(x)[:, 1]
+        b[col] = model.predict_proba(other[[col]].to_numpy(np.float64))[:, 1]
+    return pd.DataFrame(a, index=fit_scores.index), pd.DataFrame(b, index=other.index)
 
 
 def row_f1(pairs: pd.DataFrame, decision: np.ndarray, pools) -> tuple[float, float, float]:
@@ -62,6 +83,7 @@ def compare(pairs: pd.DataFrame, members: Sequence[str], pools, *, extra: Sequen
     rows = []
     entries = [(m, [m], "member") for m in [*members, *[e for e in extra if e in pairs]]]
     entries += [(f"{kind} ensemble of members", list(members), kind) for kind in ("threshold", "f1-vote")]
+    entries += [("threshold ensemble of calibrated members", list(members), "threshold-calibrated")]
     y = pairs["label"].to_numpy()
     for name, columns, method in entries:
         decision = nested_predictions(pairs, columns, method)
