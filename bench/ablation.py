@@ -89,6 +89,10 @@ def main() -> None:
             f"OOF F1 **{stacked['scores'].f1:.4f}** (P {stacked['scores'].precision:.4f}, R {stacked['scores'].recall:.4f}) "
             f"vs best chain row {best['f1']:.4f} ({best['stage']} {best['models']}); {info['seconds']} s; "
             f"top features {', '.join(stacked['importance']['feature'].head(4))}.",
+            "",
+            "Members vs ensembles vs stacker on the same candidate pairs (every rule fitted on the other folds):",
+            "",
+            markdown_table(stacked["compare"]),
         ]
     lines = [
         f"# Matcher ablation: {args.data} ({len(frame)} rows, {frame['label_group'].nunique()} groups)",
