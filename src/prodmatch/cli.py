@@ -141,22 +141,212 @@ def _(p):
     p.add_argument("--pred", required=True, help="submission.csv (posting_id,matches)")
 
 
-@command("demo", "the main job on embedded synthetic data: generate, match, score")
+@command("demo", "the main job on synthetic data: encoders, matcher, stacker, predict, leaderboard (CPU)")
 def demo(args):
-    from .pipeline import demo as run_demo, format_scores
+    from .pipeline import demo as run_demo
 
-    result = run_demo(seed=args.seed, data_root=args.data_root, out_root=args.out_root)
-    print(f"data: {result['data_dir']}")
-    print(format_scores(f"train, TF-IDF threshold {result['threshold']}", result["train"]))
-    print(format_scores("test (held-out groups)", result["test"]))
-    print(f"submission: {result['run']}/submission.csv  ({result['seconds']} s)")
+    r = run_demo(seed=args.seed, data_root=args.data_root, out_root=args.out_root, preset=args.preset,
+                 progress=not args.quiet)
+    print(f"data:        {r['data_dir']}")
+    print(f"run:         {r['run']}  (OOF embeddings, ablation.csv, stack/, demo.json)")
+    print(f"models:      {r['models']}")
+    print(f"submission:  {r['submission']}")
+    print(f"leaderboard: {r['leaderboard']}")
+    enc = ", ".join(f"{k} {v:.4f}" for k, v in r["encoders_oof_f1"].items() if v is not None)
+    print(f"OOF F1: encoders {enc}; matcher best {r['matcher_best']['f1']:.4f} ({r['matcher_best']['stage']}); "
+          f"stacker {r['stacker_oof']['f1']:.4f}")
+    base = r["baseline_test"]["f1"] if r.get("baseline_test") else float("nan")
+    print(f"held-out test F1 {r['test']['f1']:.4f} ({r['test_used']}); TF-IDF baseline {base:.4f}")
+    print(r["timer"].summary())
 
 
 @demo.arguments
 def _(p):
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--preset", choices=["demo", "test"], default="demo", help="test: a seconds-long smoke run")
     p.add_argument("--data-root", default="input/synthetic")
     p.add_argument("--out-root", default="oof")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+@command("match", "matcher ablation on OOF embeddings: F1/P/R after each stage, thresholds tuned on other folds")
+def match(args):
+    from .pipeline import match_run
+
+    result = match_run(args.run, data_dir=args.data, config=args.config, overwrite=args.overwrite)
+    print(result["table"].to_string(index=False))
+    print(f"wrote {result['ablation']} and {result['matcher']} ({result['seconds']} s)")
+
+
+def run_stage_arguments(p, *, config_help: str, writes: str) -> None:
+    """Flags shared by the stages that read embedding runs (match, stack)."""
+    p.add_argument("--run", required=True, action="append", help="embedding run folder (repeat to combine runs)")
+    p.add_argument("--data", help="folder with the train.csv the run came from (titles for unit/text features)")
+    p.add_argument("--config", help=config_help)
+    p.add_argument("--overwrite", action="store_true", help=f"replace the run's {writes}")
+
+
+@match.arguments
+def _(p):
+    run_stage_arguments(p, config_help="matcher YAML (path or shipped name); default: every model, full chain",
+                        writes="ablation.csv / matcher.json")
+
+
+@command("train", "train an image/text encoder with ArcFace per fold and store its OOF + test embeddings")
+def train(args):
+    from pathlib import Path
+
+    from .config import read_yaml
+    from .encoders.oof import load_experiment, train_oof
+    from .io import new_run_dir
+
+    source = args.config or f"tiny-{args.kind}"
+    data = read_yaml(source)
+    if data.get("kind", args.kind) != args.kind:
+        raise DataError(f"config {source} is for kind {data['kind']!r}, not {args.kind!r}")
+    overrides = {"kind": args.kind, **({"name": args.name} if args.name else {})}
+    if args.epochs:
+        overrides["train"] = {"epochs": args.epochs}
+    config = load_experiment(data, **overrides)
+    if args.fold != "all" and not args.fold.isdigit():
+        raise DataError(f"--fold must be 'all' or a fold index, got {args.fold!r}")
+    folds = "all" if args.fold == "all" else int(args.fold)
+    out = Path(args.out) if args.out else new_run_dir("oof", f"{args.kind}-{Path(str(source)).stem}")
+    result = train_oof(args.data, config, folds=folds, out=out, image_policy=args.image_policy,
+                       progress=not args.quiet)
+    fold_f1 = ", ".join(f"{k}: {f:.4f}" for k, f in result["fold_f1"].items())
+    print(f"wrote {config.model_name} fold(s) {result['trained']} to {out}/folds/{config.model_name}; held-out F1 {fold_f1}")
+    if result["complete"]:
+        print(f"OOF F1 {result['oof_f1']:.4f} at threshold {result['oof_threshold']} (each fold searched alone; "
+              f"all rows together: {result['oof_f1_all_rows']:.4f}); model: {result['model']}")
+    else:
+        print(f"partial: folds {result['missing']} still to train (same --out); the OOF model is written when all are done")
+
+
+@train.arguments
+def _(p):
+    p.add_argument("kind", choices=["image", "text"])
+    p.add_argument("--data", required=True, help="folder with train.csv (+ train_images/) and test.csv")
+    p.add_argument("--config", help="experiment YAML (path or shipped name); default tiny-<kind>")
+    p.add_argument("--fold", default="all", help="'all' or one fold index (the OOF model appears when every fold is done)")
+    p.add_argument("--out", help="run folder (default: a fresh oof/<kind>-<config>-<time>/); reused only for the same config")
+    p.add_argument("--name", help="model name in the run (default: the config's name, else the kind)")
+    p.add_argument("--epochs", type=int, help="override train.epochs")
+    p.add_argument("--image-policy", choices=["error", "placeholder"], default=None,
+                   help="unreadable images (image kind): error, or skip in training / grey placeholder at inference (default)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+@command("embed", "store embeddings of train.csv/test.csv in a run: TF-IDF, phash, or trained encoders (--models)")
+def embed(args):
+    from pathlib import Path
+
+    from .encoders.oof import embed_trained, embed_unsupervised
+    from .io import new_run_dir
+
+    out = Path(args.out) if args.out else new_run_dir("oof", f"embed-{args.method}")
+    if args.method in ("image", "text"):
+        if not args.models:
+            raise DataError(f"embed {args.method} needs --models (a run's folds/<name> folder or one encoder folder)")
+        result = embed_trained(args.data, args.method, args.models, out, n_folds=args.n_folds, fold_seed=args.fold_seed,
+                               name=args.name, batch_size=args.batch_size, num_workers=args.num_workers,
+                               image_policy=args.image_policy, progress=not args.quiet)
+        note = "" if result["oof"] else " (one model for all rows: NOT out-of-fold)"
+    else:
+        if args.models:
+            raise DataError(f"--models is for image/text; {args.method} is fitted on the data itself")
+        result = embed_unsupervised(args.data, args.method, out, n_folds=args.n_folds or 5,
+                                    fold_seed=args.fold_seed or 0, name=args.name)
+        note = " (threshold tuned on all train rows)"
+    print(f"wrote {result['model']}: OOF F1 {result['oof_f1']:.4f} at threshold {result['oof_threshold']}{note}")
+
+
+@embed.arguments
+def _(p):
+    p.add_argument("method", choices=["tfidf", "tfidf-char", "phash", "image", "text"])
+    p.add_argument("--data", required=True, help="folder with train.csv and test.csv")
+    p.add_argument("--out", help="run folder (default: a fresh oof/embed-<method>-<time>/)")
+    p.add_argument("--models", help="image/text: a run's folds/<name> folder (true OOF) or one encoder folder")
+    p.add_argument("--name", help="model name in the run (default: the method)")
+    p.add_argument("--n-folds", type=int, default=None, help="folds of rows.csv (default: the trained run's, else 5)")
+    p.add_argument("--fold-seed", type=int, default=None, help="fold seed of rows.csv (default: the trained run's, else 0)")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--num-workers", type=int, default=0)
+    p.add_argument("--image-policy", choices=["error", "placeholder"], default=None)
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+@command("stack", "candidate pairs + LightGBM stacker on OOF embeddings; OOF F1 with thresholds tuned on other folds")
+def stack(args):
+    from .pipeline import stack_run
+
+    result = stack_run(args.run, data_dir=args.data, config=args.config, overwrite=args.overwrite)
+    info = result["info"]
+    print(f"{info['pairs']} candidate pairs ({info['positives']} true), candidate recall per fold {info['candidate_recall']}")
+    print(f"stacker OOF: {result['scores']}  (threshold {info['threshold']}, Min2 {info['t_min2']})")
+    print("top features: " + ", ".join(result["importance"]["feature"].head(5)))
+    print("members vs ensembles vs stacker (thresholds from other folds):")
+    print(result["compare"].to_string(index=False))
+    print(f"wrote {result['out']}/ ({info['seconds']} s)")
+
+
+@stack.arguments
+def _(p):
+    run_stage_arguments(p, config_help="stacker YAML (path or shipped name)", writes="stack/ folder")
+
+
+@command("leaderboard", "every run under oof/ in leaderboard.md / .csv (best OOF F1 first) with PNG plots")
+def leaderboard(args):
+    from .leaderboard import write_leaderboard
+
+    result = write_leaderboard(args.root, plots=not args.no_plots)
+    table = result["table"]
+    print(table[["run", "entry", "what", "f1"]].head(args.top).to_string(index=False) if len(table) else "no scored runs")
+    print(f"wrote {result['markdown']}, {result['csv']} and {len(result['plots'])} plots")
+
+
+@leaderboard.arguments
+def _(p):
+    p.add_argument("--root", default="oof", help="folder whose sub-folders are runs")
+    p.add_argument("--top", type=int, default=15, help="rows to print")
+    p.add_argument("--no-plots", action="store_true")
+
+
+@command("bundle", "collect a training run's encoders, matcher params and stacker into one models folder")
+def bundle(args):
+    from .predict import make_bundle, read_bundle
+
+    out = make_bundle(args.run, args.out, overwrite=args.overwrite)
+    info = read_bundle(out)
+    used = "stacker" if info.get("stacker") else "matcher"
+    print(f"wrote {out}: models {', '.join(info['models'])}; predict will use the {used}")
+
+
+@bundle.arguments
+def _(p):
+    p.add_argument("--run", required=True, action="append", help="training run folder(s) (matched with `prodmatch match`)")
+    p.add_argument("--out", required=True, help="models folder to write (e.g. a Kaggle dataset folder)")
+    p.add_argument("--overwrite", action="store_true")
+
+
+@command("predict", "offline inference: test.csv (+ images) and a models folder -> submission.csv")
+def predict(args):
+    from .predict import predict as run_predict
+
+    result = run_predict(args.data, args.models, args.out, batch_size=args.batch_size, num_workers=args.workers,
+                         progress=not args.quiet)
+    print(f"wrote {result['submission']} ({result['rows']} rows, {result['used']})")
+    print(result["timing"].summary())
+
+
+@predict.arguments
+def _(p):
+    p.add_argument("--data", required=True, help="folder with test.csv (+ test_images/)")
+    p.add_argument("--models", required=True, help="models folder written by `prodmatch bundle`")
+    p.add_argument("--out", default="submission.csv")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--workers", type=int, default=0, help="DataLoader workers for image decoding")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -169,7 +359,7 @@ def build_parser() -> argparse.ArgumentParser:
     for name, (help_text, arguments, run) in _COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
         arguments(p)
-        p.set_defaults(run=run)
+        p.set_defaults(handler=run)
     return parser
 
 
@@ -177,8 +367,9 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("faiss.loader").setLevel(logging.WARNING)  # its CPU-feature probing is noise
     try:
-        args.run(args)
+        args.handler(args)
     except (DataError, FileExistsError, FileNotFoundError) as err:
         print(f"prodmatch {args.command}: error: {err}", file=sys.stderr)
         return 2

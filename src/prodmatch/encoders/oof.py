@@ -1,0 +1,459 @@
+"""Out-of-fold (OOF) embeddings: train one encoder per fold, embed each row with the model that
+never saw its group, and store the result as a model of an embedding run (`prodmatch.store`).
+
+Layout of a run folder after ``train_oof(data, config, out=run)``::
+
+    run/rows.csv, run/models/<name>/      the store model (written once every fold is done)
+    run/folds/<name>/experiment.json      the full config, data hashes, fold assignment hash
+    run/folds/<name>/<k>/                 fold k: fit's checkpoint + best/ + final/ (save_encoder),
+                         oof.npy          embeddings of fold k's rows (their order in train.csv)
+                         test.npy         test.csv embeddings by fold k's model
+                         fold.json        fold k's summary, written last: marks the fold done
+
+Every fold model starts from the same seed (same neck and head initialisation), which keeps the
+fold models' spaces close; each fold searched alone is still the honest OOF score (``oof_f1``),
+``oof_f1_all_rows`` searches all rows together across the fold models' spaces.
+
+``folds=k`` trains fold k only (several processes or machines can share the folds); the store
+model appears when the last fold finishes, never before, so the matcher never reads a partial
+matrix. A fold that is done is never trained again (FileExistsError); a fold interrupted while
+training resumes from its last epoch checkpoint. A run folder is reused only with the same
+config and the same train.csv / test.csv (checked against experiment.json).
+
+Test embeddings: ``test: average`` (default) is the L2-normalised mean of the fold models'
+normalised embeddings; ``test: fold`` takes fold ``test_fold``'s model alone.
+
+`embed_unsupervised` stores TF-IDF (sparse) and phash (uint64) models of the same run format: no
+labels are used, so the "OOF" matrix is simply the embedding of all train rows; test rows are
+fitted on test.csv alone, as a Kaggle kernel would. `embed_trained` embeds with encoder folders
+trained elsewhere (a run's fold folders, or one encoder for test-time use).
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+
+from .. import __version__
+from ..config import from_dict, load_config, read_yaml, to_dict
+from ..errors import DataError
+from ..io import file_sha256, write_bytes, write_json
+from .train import TrainConfig, embed_frame, fit, seed_everything, validation_f1
+
+log = logging.getLogger(__name__)
+
+TRAINABLE = ("image", "text")
+UNSUPERVISED = ("tfidf", "tfidf-char", "phash")
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    """One trainable model's OOF experiment: encoder settings, training settings, folds."""
+
+    kind: Literal["image", "text"]
+    encoder: dict = field(default_factory=dict)  # validated by ENCODER_CONFIGS[kind]
+    train: TrainConfig = field(default_factory=TrainConfig)
+    n_folds: int = 5
+    fold_seed: int = 0
+    test: Literal["average", "fold"] = "average"
+    test_fold: int = 0
+    checkpoint: Literal["final", "best"] = "final"  # which fold model embeds: last epoch or best valid F1
+    name: str | None = None  # store model name; default: the kind
+
+    @property
+    def model_name(self) -> str:
+        return self.name or self.kind
+
+    def encoder_config(self):
+        """The typed encoder config (ENCODER_CONFIGS[kind]) of this experiment."""
+        from . import ENCODER_CONFIGS
+
+        return load_config(dict(self.encoder), ENCODER_CONFIGS[self.kind])
+
+
+def load_experiment(source, **overrides) -> ExperimentConfig:
+    """An ExperimentConfig from a YAML path, a shipped config name, a dict or an instance.
+
+    The encoder section is validated against the kind's encoder config and stored completed with
+    its defaults, so the recorded config is the full one. `overrides` replace top-level keys
+    (``kind=...``) or, given as dicts, update the ``encoder`` / ``train`` sections.
+    """
+    if isinstance(source, ExperimentConfig):
+        data = to_dict(source)
+    else:
+        data = dict(source) if isinstance(source, dict) else read_yaml(source)
+    for key, value in overrides.items():
+        if key in ("encoder", "train") and isinstance(value, dict):
+            data[key] = {**(data.get(key) or {}), **value}
+        else:
+            data[key] = value
+    if "kind" not in data:
+        raise DataError("experiment config: missing 'kind' (image or text)")
+    config = from_dict(ExperimentConfig, data)
+    enc = config.encoder_config()
+    config = dataclasses.replace(config, encoder=to_dict(enc))
+    if config.n_folds < 2:
+        raise DataError(f"experiment config: n_folds must be >= 2, got {config.n_folds}")
+    if not 0 <= config.test_fold < config.n_folds:
+        raise DataError(f"experiment config: test_fold {config.test_fold} is not a fold of {config.n_folds}")
+    return config
+
+
+def code_version() -> str:
+    """Package version plus the git commit of the source tree when there is one (``+dirty`` if edited)."""
+    root = Path(__file__).resolve().parents[3]
+    try:
+        commit = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"], capture_output=True,
+                                text=True, timeout=5, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=5).stdout.strip()
+        return f"{__version__}+g{commit}{'.dirty' if dirty else ''}"
+    except (OSError, subprocess.SubprocessError):
+        return __version__
+
+
+def data_hashes(data_dir) -> dict:
+    data_dir = Path(data_dir)
+    return {name: file_sha256(data_dir / name) for name in ("train.csv", "test.csv") if (data_dir / name).is_file()}
+
+
+def load_data(data_dir, image_policy: str) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """train.csv (required, labelled) and test.csv (optional) of a Shopee folder."""
+    from ..data.shopee import read_shopee_csv
+
+    data_dir = Path(data_dir)
+    train = read_shopee_csv(data_dir / "train.csv", image_policy=image_policy)
+    if "label_group" not in train.columns:
+        raise DataError(f"{data_dir / 'train.csv'}: no label_group column")
+    test_path = data_dir / "test.csv"
+    test = read_shopee_csv(test_path, image_policy=image_policy) if test_path.is_file() else None
+    return train, test
+
+
+def fold_assignment(train: pd.DataFrame, n_folds: int, seed: int) -> np.ndarray:
+    from ..data.folds import shopee_folds
+
+    return shopee_folds(train, n_folds, seed)["fold"].to_numpy().astype(np.int64)
+
+
+def _npy(path: Path, array) -> None:
+    import io
+
+    buf = io.BytesIO()
+    np.save(buf, np.ascontiguousarray(array, dtype=np.float32), allow_pickle=False)
+    write_bytes(path, buf.getvalue())
+
+
+def _normalize(x: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    return (x / np.maximum(norms, 1e-12)).astype(np.float32)
+
+
+def _parse_folds(folds, n_folds: int) -> list[int]:
+    if folds in (None, "all"):
+        return list(range(n_folds))
+    if isinstance(folds, (int, np.integer)):
+        folds = [int(folds)]
+    chosen = sorted({int(k) for k in folds})
+    bad = [k for k in chosen if not 0 <= k < n_folds]
+    if bad:
+        raise DataError(f"fold(s) {bad} out of range 0..{n_folds - 1}")
+    return chosen
+
+
+def _default_image_policy(kind: str) -> str:
+    return "placeholder" if kind == "image" else "text-only"
+
+
+def within_fold_f1(emb: np.ndarray, groups, folds, k: int = 50) -> dict:
+    """OOF F1 where each row searches only its own fold (one fold model's space), one threshold.
+
+    Groups never cross folds, so this loses no true match; it avoids comparing vectors of two
+    different fold models.
+    """
+    from ..metrics import best_row_threshold
+    from ..neighbors import knn
+
+    groups, folds = np.asarray(groups), np.asarray(folds)
+    rows, cols, sims = [], [], []
+    for f in np.unique(folds):
+        members = np.flatnonzero(folds == f)
+        s, i = knn(emb[members], min(k, len(members)))
+        rows.append(np.repeat(members, i.shape[1]))
+        cols.append(members[i.ravel()])
+        sims.append(s.ravel())
+    t, scores = best_row_threshold(np.concatenate(rows), np.concatenate(cols), np.concatenate(sims), groups)
+    return {"f1": float(scores.f1), "threshold": t, "precision": float(scores.precision),
+            "recall": float(scores.recall)}
+
+
+def _check_experiment(folder: Path, record: dict) -> None:
+    """Create experiment.json, or check that the existing one has the same config and data."""
+    path = folder / "experiment.json"
+    if not path.is_file():
+        write_json(path, record)
+        return
+    existing = json.loads(path.read_text(encoding="utf-8"))
+    for key in ("config", "data", "folds_sha256"):
+        if existing.get(key) != record.get(key):
+            raise FileExistsError(f"{folder} was started with another {key.replace('_sha256', '')}; "
+                                  "use a fresh run folder (or the same config and data)")
+
+
+def _folds_digest(folds: np.ndarray) -> str:
+    return hashlib.sha256(np.ascontiguousarray(folds, dtype=np.int64).tobytes()).hexdigest()
+
+
+def train_oof(data_dir, config, *, folds="all", out, image_policy: str | None = None, progress: bool = True,
+              device=None) -> dict:
+    """Train the fold models `folds` of `config` on `data_dir` into run folder `out`; see the module doc.
+
+    Returns a summary: run, name, folds trained now, folds done, complete (bool), per-fold F1,
+    and when complete the store model folder and OOF F1 (within folds and over all rows).
+    """
+    from ..store import rows_table
+    from . import create_encoder, load_encoder
+
+    config = load_experiment(config)
+    started = time.time()
+    data_dir, run = Path(data_dir), Path(out)
+    name = config.model_name
+    if (run / "models" / name / "model.json").is_file():
+        raise FileExistsError(f"{run / 'models' / name} exists; choose another run folder or model name")
+    chosen = _parse_folds(folds, config.n_folds)
+    train, test = load_data(data_dir, image_policy or _default_image_policy(config.kind))
+    fold_of = fold_assignment(train, config.n_folds, config.fold_seed)
+    folder = run / "folds" / name
+    folder.mkdir(parents=True, exist_ok=True)
+    record = {"config": to_dict(config), "data": data_hashes(data_dir), "data_dir": str(data_dir),
+              "folds_sha256": _folds_digest(fold_of), "n_rows": len(train),
+              "n_test": 0 if test is None else len(test)}
+    _check_experiment(folder, record)
+    done_before = [k for k in chosen if (folder / str(k) / "fold.json").is_file()]
+    if done_before:
+        raise FileExistsError(f"{folder}: fold(s) {done_before} already trained; "
+                              "train the missing folds or use a fresh run folder")
+
+    trained = []
+    for k in chosen:
+        fold_dir = folder / str(k)
+        fold_started = time.time()
+        seed_everything(config.train.seed)
+        encoder = create_encoder(config.kind, config.encoder_config())
+        train_part = train[fold_of != k].reset_index(drop=True)
+        valid_part = train[fold_of == k].reset_index(drop=True)
+        resume = (fold_dir / "checkpoint.json").is_file()
+        if progress:
+            log.info("fold %d/%d: %d training rows, %d held-out rows%s", k, config.n_folds, len(train_part),
+                     len(valid_part), " (resuming)" if resume else "")
+        result = fit(encoder, train_part, valid_part, config.train, fold_dir, progress=progress, resume=resume)
+        model = result.encoder if config.checkpoint == "final" else load_encoder(fold_dir / "best")
+        batch = config.train.eval_batch_size or 2 * config.train.batch_size
+        oof_k = embed_frame(model, valid_part, batch_size=batch, num_workers=config.train.num_workers,
+                            amp=config.train.amp, progress=progress, desc=f"fold {k} OOF")
+        _npy(fold_dir / "oof.npy", oof_k)
+        if test is not None:
+            _npy(fold_dir / "test.npy", embed_frame(model, test, batch_size=batch,
+                                                    num_workers=config.train.num_workers, amp=config.train.amp,
+                                                    progress=progress, desc=f"fold {k} test"))
+        scores = validation_f1(oof_k, valid_part["label_group"].to_numpy(), config.train.k)
+        summary = {"fold": k, "rows": int(len(valid_part)), "train_rows": int(len(train_part)),
+                   "n_classes": result.n_classes, "skipped": result.skipped, "checkpoint": config.checkpoint,
+                   "valid": scores, "best_epoch": result.best_epoch, "best_f1": result.best_f1,
+                   "history": result.history, "fit_seconds": result.seconds,
+                   "seconds": round(time.time() - fold_started, 3)}
+        write_json(fold_dir / "fold.json", summary)  # written last: the fold is done
+        trained.append(k)
+        if progress:
+            log.info("fold %d: held-out F1 %.4f at threshold %s", k, scores["f1"], scores["threshold"])
+
+    done = [k for k in range(config.n_folds) if (folder / str(k) / "fold.json").is_file()]
+    per_fold = {k: json.loads((folder / str(k) / "fold.json").read_text(encoding="utf-8")) for k in done}
+    summary = {"run": str(run), "name": name, "trained": trained, "done": done,
+               "missing": [k for k in range(config.n_folds) if k not in done],
+               "fold_f1": {k: per_fold[k]["valid"]["f1"] for k in done}, "complete": len(done) == config.n_folds,
+               "seconds": round(time.time() - started, 3)}
+    if not summary["complete"]:
+        write_json(folder / "partial.json", {**summary, "partial": True})
+        return summary
+    (folder / "partial.json").unlink(missing_ok=True)
+
+    oof, test_emb = _assemble(folder, config, fold_of, test)
+    groups = train["label_group"].to_numpy()
+    within = within_fold_f1(oof, groups, fold_of, config.train.k)
+    across = validation_f1(oof, groups, config.train.k)
+    meta = {
+        "config": to_dict(config),
+        "code_version": code_version(),
+        "data": record["data"],
+        "data_dir": str(data_dir),
+        "folds": list(range(config.n_folds)),
+        "folds_sha256": record["folds_sha256"],
+        "fold_f1": {str(k): per_fold[k]["valid"]["f1"] for k in done},
+        "fold_threshold": {str(k): per_fold[k]["valid"]["threshold"] for k in done},
+        "oof_f1": within["f1"], "oof_threshold": within["threshold"],
+        "oof_f1_all_rows": across["f1"], "oof_threshold_all_rows": across["threshold"],
+        "test_mode": config.test if test is not None else None,
+        "per_fold_models": True,  # rows of different folds live in different spaces (matcher cv_pool)
+        "wall_seconds": round(sum(p["seconds"] for p in per_fold.values()), 3),
+        "partial": False,
+    }
+    from ..store import save_model
+
+    model_dir = save_model(run, name, "dense", oof, rows=rows_table(train, fold_of), test=test_emb, meta=meta)
+    summary.update({"model": str(model_dir), "oof_f1": within["f1"], "oof_threshold": within["threshold"],
+                    "oof_f1_all_rows": across["f1"], "dim": int(oof.shape[1])})
+    return summary
+
+
+def _assemble(folder: Path, config: ExperimentConfig, fold_of: np.ndarray, test) -> tuple[np.ndarray, np.ndarray | None]:
+    parts = {k: np.load(folder / str(k) / "oof.npy", allow_pickle=False) for k in range(config.n_folds)}
+    dim = next(iter(parts.values())).shape[1]
+    oof = np.zeros((len(fold_of), dim), np.float32)
+    for k, part in parts.items():
+        members = np.flatnonzero(fold_of == k)
+        if len(members) != len(part):
+            raise DataError(f"{folder / str(k)}: {len(part)} OOF rows, the fold has {len(members)}")
+        oof[members] = part
+    if test is None:
+        return oof, None
+    if config.test == "fold":
+        return oof, np.load(folder / str(config.test_fold) / "test.npy", allow_pickle=False)
+    total = sum(_normalize(np.load(folder / str(k) / "test.npy", allow_pickle=False)) for k in range(config.n_folds))
+    return oof, _normalize(total)
+
+
+def embed_unsupervised(data_dir, method: str, out, *, n_folds: int = 5, fold_seed: int = 0,
+                       name: str | None = None) -> dict:
+    """Store a TF-IDF (sparse) or phash (uint64) model of train.csv / test.csv in run `out`.
+
+    No labels are used, so every train row's "OOF" vector is its plain embedding; test vectors
+    are fitted on test.csv alone. The rows table carries the folds of (`n_folds`, `fold_seed`)
+    so the model sits in one run with trained models of the same folds. The F1 reported is the
+    baseline's (threshold tuned on all train rows).
+    """
+    from ..baseline import tune_baseline
+    from ..store import rows_table, save_model
+    from .phash import phash_codes
+    from .tfidf import TfidfConfig, tfidf_embed
+
+    if method not in UNSUPERVISED:
+        raise DataError(f"unknown method {method!r}; choose from {', '.join(UNSUPERVISED)}")
+    started = time.time()
+    data_dir = Path(data_dir)
+    train, test = load_data(data_dir, "text-only")
+    fold_of = fold_assignment(train, n_folds, fold_seed)
+    if method == "phash":
+        kind, oof = "phash", phash_codes(train["image_phash"])
+        test_emb = None if test is None else phash_codes(test["image_phash"])
+        settings = {}
+    else:
+        cfg = TfidfConfig.char() if method == "tfidf-char" else TfidfConfig()
+        kind, oof = "sparse", tfidf_embed(train["title"], cfg)
+        test_emb = None if test is None else tfidf_embed(test["title"], cfg)
+        settings = to_dict(cfg)
+    tuned = tune_baseline(train, method)
+    meta = {"config": {"method": method, **settings, "n_folds": n_folds, "fold_seed": fold_seed},
+            "code_version": code_version(), "data": data_hashes(data_dir), "data_dir": str(data_dir),
+            "folds": list(range(n_folds)), "fold_f1": None, "oof_f1": float(tuned.scores.f1),
+            "oof_threshold": tuned.threshold, "unsupervised": True,
+            "wall_seconds": round(time.time() - started, 3), "partial": False}
+    model_dir = save_model(out, name or method, kind, oof, rows=rows_table(train, fold_of), test=test_emb, meta=meta)
+    return {"run": str(out), "name": name or method, "model": str(model_dir), "kind": kind,
+            "oof_f1": float(tuned.scores.f1), "oof_threshold": tuned.threshold, "seconds": meta["wall_seconds"]}
+
+
+def _encoder_folders(models_dir: Path) -> dict[int, Path] | Path:
+    """{fold: encoder folder} for a run's fold folder (``<k>/final`` or ``<k>/best`` or ``<k>/``),
+    or the folder itself when it is one encoder (holds encoder.json)."""
+    if (models_dir / "encoder.json").is_file():
+        return models_dir
+    found = {}
+    for sub in sorted(models_dir.iterdir()) if models_dir.is_dir() else []:
+        if not sub.name.isdigit():
+            continue
+        for candidate in (sub / "final", sub / "best", sub):
+            if (candidate / "encoder.json").is_file():
+                found[int(sub.name)] = candidate
+                break
+    if not found:
+        raise DataError(f"{models_dir}: neither an encoder folder (encoder.json) nor fold folders <k>/final")
+    return found
+
+
+def embed_trained(data_dir, kind: str, models_dir, out, *, n_folds: int | None = None, fold_seed: int | None = None,
+                  name: str | None = None, batch_size: int = 64, num_workers: int = 0,
+                  image_policy: str | None = None, progress: bool = True) -> dict:
+    """Embed train.csv / test.csv with encoder(s) trained before and store them in run `out`.
+
+    `models_dir` is either a fold folder written by `train_oof` (``run/folds/<name>``, holding
+    ``<k>/final``; n_folds / fold_seed then come from its experiment.json): every train row is
+    embedded by its own fold's model (true OOF) and test by the mean of all; or one encoder folder
+    (``encoder.json``): all rows are embedded by it, so the train matrix is NOT out-of-fold
+    (meta ``oof: false``) - use it for test-time embedding.
+    """
+    from ..store import rows_table, save_model
+    from . import load_encoder
+
+    if kind not in TRAINABLE:
+        raise DataError(f"embed with --models needs kind image or text, got {kind!r}")
+    started = time.time()
+    data_dir, models_dir = Path(data_dir), Path(models_dir)
+    folders = _encoder_folders(models_dir)
+    experiment = models_dir / "experiment.json"
+    if experiment.is_file():
+        cfg = json.loads(experiment.read_text(encoding="utf-8"))["config"]
+        n_folds = n_folds or cfg["n_folds"]
+        fold_seed = cfg["fold_seed"] if fold_seed is None else fold_seed
+    n_folds, fold_seed = n_folds or 5, fold_seed or 0
+    train, test = load_data(data_dir, image_policy or _default_image_policy(kind))
+    fold_of = fold_assignment(train, n_folds, fold_seed)
+
+    def run_model(folder: Path, frame, desc):
+        encoder = load_encoder(folder)
+        if getattr(encoder, "kind", kind) != kind:
+            raise DataError(f"{folder} holds a {encoder.kind} encoder, not {kind}")
+        return embed_frame(encoder, frame, batch_size=batch_size, num_workers=num_workers, progress=progress, desc=desc)
+
+    if isinstance(folders, Path):
+        oof = run_model(folders, train, "train")
+        test_emb = None if test is None else run_model(folders, test, "test")
+        is_oof, used = False, [str(folders)]
+    else:
+        missing = [k for k in range(n_folds) if k not in folders]
+        if missing:
+            raise DataError(f"{models_dir}: no model for fold(s) {missing} of {n_folds}")
+        oof = np.zeros((len(train), 0), np.float32)
+        tests = []
+        for k in range(n_folds):
+            members = np.flatnonzero(fold_of == k)
+            part = run_model(folders[k], train.iloc[members].reset_index(drop=True), f"fold {k}")
+            if oof.shape[1] == 0:
+                oof = np.zeros((len(train), part.shape[1]), np.float32)
+            oof[members] = part
+            if test is not None:
+                tests.append(run_model(folders[k], test, f"fold {k} test"))
+        test_emb = _normalize(sum(tests)) if tests else None
+        is_oof, used = True, [str(folders[k]) for k in range(n_folds)]
+    groups = train["label_group"].to_numpy()
+    scores = within_fold_f1(oof, groups, fold_of) if is_oof else validation_f1(oof, groups)
+    meta = {"config": {"kind": kind, "models": used, "n_folds": n_folds, "fold_seed": fold_seed},
+            "code_version": code_version(), "data": data_hashes(data_dir), "data_dir": str(data_dir),
+            "folds": list(range(n_folds)), "oof": is_oof, "per_fold_models": is_oof, "oof_f1": scores["f1"], "oof_threshold": scores["threshold"],
+            "wall_seconds": round(time.time() - started, 3), "partial": False}
+    model_dir = save_model(out, name or kind, "dense", oof, rows=rows_table(train, fold_of), test=test_emb, meta=meta)
+    return {"run": str(out), "name": name or kind, "model": str(model_dir), "oof": is_oof, "oof_f1": scores["f1"],
+            "oof_threshold": scores["threshold"], "seconds": meta["wall_seconds"]}
+
+
+__all__ = ["ExperimentConfig", "load_experiment", "train_oof", "embed_unsupervised", "embed_trained",
+           "within_fold_f1", "code_version", "TRAINABLE", "UNSUPERVISED"]

@@ -1,0 +1,570 @@
+"""One training loop for every trainable encoder (image NFNet, text SBERT): ArcFace on label_group.
+
+``fit(encoder, train_frame, valid_frame, config, out_dir)`` trains `encoder` in place with an
+ArcFace head over the training frame's label groups and writes into `out_dir`::
+
+    checkpoint.json          the last completed epoch: epoch, step, history, best F1, RNG states,
+                             optimizer hyper-parameters, the weights file it belongs to (written last)
+    checkpoint-eNNN.safetensors  encoder.* + head.* + optim.* tensors of that epoch (no pickle)
+    best/                    the encoder of the epoch with the best validation F1 (save_encoder; only
+                             with a validation frame)
+    final/                   the encoder after the last epoch (save_encoder)
+    history.json             per-epoch loss, lr, margin, validation F1 / threshold, seconds
+
+Schedule: AdamW with two parameter groups (backbone at ``lr_backbone``; neck + ArcFace head at the
+higher ``lr_head``), linear warm-up then cosine decay, set per optimizer step; gradient clipping by
+global norm; gradient accumulation; the ArcFace margin warms up linearly from ``m_start`` to ``m``.
+Mixed precision and channels-last are used only on CUDA.
+
+Determinism: the head is initialised after seeding, the shuffle of epoch e uses its own generator
+seeded from (seed, e), and the torch / numpy / random states are stored in each checkpoint, so
+``fit(..., resume=True)`` after an interruption continues from the last completed epoch and ends
+with the same weights as an uninterrupted run (on CPU, same thread count).
+
+Bad input: a training frame with fewer than two label groups raises DataError (ArcFace's softmax
+over one class has zero loss, nothing would be learnt); a group with one posting is fine (it is a
+class like any other); empty titles are fine (the text encoder sees an empty string).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import random
+import shutil
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+
+from ..config import load_config, to_dict
+from ..errors import DataError
+from ..io import atomic_path, write_json
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_JSON = "checkpoint.json"
+CHECKPOINT_FORMAT = 1
+
+
+@dataclass(frozen=True)
+class ArcFaceConfig:
+    """ArcFace head: scale `s`, margin `m` reached after a linear warm-up from `m_start`."""
+
+    s: float = 30.0
+    m: float = 0.5
+    m_start: float | None = None  # None: the margin is `m` from the first step
+    m_warmup: float = 0.0  # fraction of all optimizer steps over which the margin goes m_start -> m
+    easy_margin: bool = False
+    ls_eps: float = 0.0  # label smoothing of the one-hot target
+    class_size_margin: bool = False  # per-class margins from class sizes (small classes: larger m)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Settings of `fit`; YAML files state only what differs from these defaults."""
+
+    epochs: int = 10
+    batch_size: int = 32
+    eval_batch_size: int | None = None  # None: 2 * batch_size
+    lr_backbone: float = 1e-4
+    lr_head: float = 1e-3  # neck + ArcFace head: higher than the pretrained backbone's
+    weight_decay: float = 1e-4
+    warmup_epochs: float = 0.0
+    warmup_steps: int | None = None  # overrides warmup_epochs when set
+    schedule: Literal["cosine", "constant"] = "cosine"
+    min_lr_ratio: float = 0.01  # cosine floor as a fraction of the peak learning rate
+    grad_clip: float | None = 1.0  # max global gradient norm; None: no clipping
+    accumulate: int = 1  # micro-batches per optimizer step
+    amp: bool = True  # autocast (bf16 where supported, else fp16 + loss scaling); CUDA only
+    channels_last: bool = True  # image models on CUDA only
+    seed: int = 0
+    num_workers: int = 0
+    deterministic: bool = True  # torch.use_deterministic_algorithms during fit on CPU (warn_only)
+    k: int = 50  # neighbours searched for the validation F1
+    max_steps_per_epoch: int | None = None  # cap on micro-batches per epoch (tests, smoke runs)
+    save_checkpoints: bool = True  # per-epoch resume checkpoint (weights + optimizer); off saves disk
+    arcface: ArcFaceConfig = field(default_factory=ArcFaceConfig)
+
+
+@dataclass
+class FitResult:
+    """What `fit` did: the trained encoder (in memory, last epoch) and the per-epoch history."""
+
+    encoder: object
+    out_dir: Path
+    history: list[dict]
+    best_epoch: int | None
+    best_f1: float
+    best_threshold: float | None
+    n_classes: int
+    skipped: int
+    steps: int
+    seconds: float
+
+    @property
+    def final_f1(self) -> float:
+        return self.history[-1]["f1"] if self.history else float("nan")
+
+
+# --------------------------------------------------------------------------------------- helpers
+
+
+def device_for(encoder=None):
+    """CUDA when torch sees a GPU, else CPU."""
+    import torch
+
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def encode_labels(groups) -> tuple[np.ndarray, np.ndarray]:
+    """(classes, codes): label_group values mapped to 0..C-1 in sorted order."""
+    classes, codes = np.unique(np.asarray(groups), return_inverse=True)
+    return classes, codes.astype(np.int64)
+
+
+def lr_factor(step: int, total: int, warmup: int, schedule: str, floor: float) -> float:
+    """Multiplier of the peak learning rate at optimizer step `step` (0-based) of `total`."""
+    if warmup > 0 and step < warmup:
+        return (step + 1) / warmup
+    if schedule == "constant":
+        return 1.0
+    span = max(1, total - warmup)
+    progress = min(1.0, max(0.0, (step - warmup) / span))
+    return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def margin_for(arc: ArcFaceConfig, progress: float) -> float:
+    """The ArcFace margin at training progress in [0, 1]."""
+    if arc.m_start is None or arc.m_warmup <= 0:
+        return arc.m
+    try:
+        from .arcface import margin_at
+    except ImportError:  # pragma: no cover - the arcface module ships with the package
+        margin_at = None
+    if margin_at is not None:
+        return float(margin_at(progress, arc.m_start, arc.m, arc.m_warmup))
+    return arc.m_start + (arc.m - arc.m_start) * min(1.0, progress / arc.m_warmup)
+
+
+def _rng_state() -> dict:
+    import torch
+
+    np_state = np.random.get_state()
+    state = {
+        "torch": torch.get_rng_state().tolist(),
+        "numpy": [np_state[0], np_state[1].tolist(), int(np_state[2]), int(np_state[3]), float(np_state[4])],
+        "python": [random.getstate()[0], list(random.getstate()[1]), random.getstate()[2]],
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = [s.tolist() for s in torch.cuda.get_rng_state_all()]
+    return state
+
+
+def _set_rng_state(state: dict) -> None:
+    import torch
+
+    torch.set_rng_state(torch.tensor(state["torch"], dtype=torch.uint8))
+    kind, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((kind, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all([torch.tensor(s, dtype=torch.uint8) for s in state["cuda"]])
+
+
+def seed_everything(seed: int) -> None:
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def _epoch_generator(seed: int, epoch: int):
+    import torch
+
+    return torch.Generator().manual_seed(int(seed) * 1_000_003 + epoch)
+
+
+def _loader(encoder, dataset, batch_size: int, *, shuffle: bool, generator=None, num_workers: int = 0,
+            drop_last: bool = False):
+    import torch
+    from torch.utils.data import DataLoader
+
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        shuffle=shuffle,
+        generator=generator,
+        collate_fn=encoder.collate,
+        num_workers=num_workers,
+        drop_last=drop_last,
+        pin_memory=torch.cuda.is_available(),
+        persistent_workers=False,
+    )
+
+
+def _to_device(batch, device, channels_last: bool = False):
+    import torch
+
+    if isinstance(batch, torch.Tensor):
+        batch = batch.to(device, non_blocking=True)
+        if channels_last and batch.ndim == 4:
+            batch = batch.contiguous(memory_format=torch.channels_last)
+        return batch
+    if isinstance(batch, dict):
+        return {k: _to_device(v, device, channels_last) for k, v in batch.items()}
+    if isinstance(batch, (list, tuple)):
+        return type(batch)(_to_device(v, device, channels_last) for v in batch)
+    if hasattr(batch, "to"):  # e.g. a transformers BatchEncoding
+        return batch.to(device)
+    return batch
+
+
+def _autocast(device, enabled: bool):
+    import torch
+
+    if not enabled or device.type != "cuda":
+        return nullcontext(), None
+    dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.autocast("cuda", dtype=dtype), dtype
+
+
+def embed_frame(encoder, frame: pd.DataFrame, *, batch_size: int = 64, num_workers: int = 0,
+                device=None, amp: bool = True, progress: bool = False, desc: str = "embed") -> np.ndarray:
+    """L2-normalised float32 embeddings ``(len(frame), dim)`` of every row, batched, no gradients
+    (inference_mode; autocast when `amp` and on CUDA).
+
+    Rows the evaluation dataset does not keep (it should keep all: unreadable images get a
+    placeholder) come back as zero vectors, with a warning.
+    """
+    import torch
+    from tqdm.auto import tqdm
+
+    device = device or device_for()
+    encoder.to(device)
+    was_training = encoder.training
+    encoder.eval()
+    dataset = encoder.dataset(frame, train=False, labels=None)
+    loader = _loader(encoder, dataset, batch_size, shuffle=False, num_workers=num_workers)
+    channels_last = device.type == "cuda" and getattr(encoder, "kind", "") == "image"
+    context, _ = _autocast(device, amp)
+    parts = []
+    with torch.inference_mode(), context:
+        for batch, _labels in tqdm(loader, desc=desc, disable=not progress, leave=False):
+            out = encoder(_to_device(batch, device, channels_last))
+            parts.append(torch.nn.functional.normalize(out.float(), dim=1).cpu())
+    encoder.train(was_training)
+    dim = int(getattr(encoder, "dim", parts[0].shape[1] if parts else 0))
+    emb = torch.cat(parts).numpy().astype(np.float32) if parts else np.zeros((0, dim), np.float32)
+    rows = np.asarray(getattr(dataset, "rows", np.arange(len(frame))), dtype=np.int64)
+    if len(rows) == len(frame) and np.array_equal(rows, np.arange(len(frame))):
+        return emb
+    log.warning("%d of %d rows were not embedded (zero vectors)", len(frame) - len(rows), len(frame))
+    full = np.zeros((len(frame), emb.shape[1]), np.float32)
+    full[rows] = emb
+    return full
+
+
+def validation_f1(emb: np.ndarray, groups, k: int = 50) -> dict:
+    """Mean row-F1 of the held-out rows searched among themselves, at their best threshold."""
+    from ..metrics import best_row_threshold
+    from ..neighbors import knn
+
+    groups = np.asarray(groups)
+    if len(groups) < 2:
+        return {"f1": float("nan"), "threshold": None, "precision": float("nan"), "recall": float("nan")}
+    sims, idx = knn(emb, min(k, len(groups)))
+    rows = np.repeat(np.arange(len(groups)), idx.shape[1])
+    t, scores = best_row_threshold(rows, idx.ravel(), sims.ravel(), groups)
+    return {"f1": float(scores.f1), "threshold": t, "precision": float(scores.precision), "recall": float(scores.recall)}
+
+
+# ----------------------------------------------------------------------------------- checkpoints
+
+
+def _state_tensors(prefix: str, module) -> dict:
+    return {f"{prefix}.{k}": v.detach().cpu().contiguous().clone() for k, v in module.state_dict().items()}
+
+
+def _optimizer_split(optimizer) -> tuple[dict, dict]:
+    """Optimizer state as (tensors for safetensors, JSON-able rest)."""
+    import torch
+
+    state = optimizer.state_dict()
+    tensors, scalars = {}, {}
+    for idx, entry in state["state"].items():
+        for key, value in entry.items():
+            if isinstance(value, torch.Tensor):
+                tensors[f"optim.{idx}.{key}"] = value.detach().cpu().contiguous().clone()
+            else:
+                scalars[f"{idx}.{key}"] = value
+    return tensors, {"param_groups": state["param_groups"], "scalars": scalars}
+
+
+def _optimizer_join(tensors: dict, meta: dict) -> dict:
+    state: dict = {}
+    for name, value in tensors.items():
+        if not name.startswith("optim."):
+            continue
+        _, idx, key = name.split(".", 2)
+        state.setdefault(int(idx), {})[key] = value
+    for name, value in meta["scalars"].items():
+        idx, key = name.split(".", 1)
+        state.setdefault(int(idx), {})[key] = value
+    return {"state": state, "param_groups": meta["param_groups"]}
+
+
+def save_checkpoint(out_dir: Path, *, encoder, head, optimizer, scaler, info: dict) -> Path:
+    """Weights + optimizer tensors to a new safetensors file, then the JSON that points at it."""
+    from safetensors.torch import save_file
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    weights_name = f"checkpoint-e{info['epoch']:03d}.safetensors"
+    opt_tensors, opt_meta = _optimizer_split(optimizer)
+    tensors = {**_state_tensors("encoder", encoder), **_state_tensors("head", head), **opt_tensors}
+    with atomic_path(out_dir / weights_name) as tmp:
+        save_file(tensors, str(tmp), metadata={"format": str(CHECKPOINT_FORMAT)})
+    info = {**info, "format": CHECKPOINT_FORMAT, "weights": weights_name, "optimizer": opt_meta,
+            "scaler": scaler.state_dict() if scaler is not None else None}
+    previous = _read_checkpoint_info(out_dir)
+    write_json(out_dir / CHECKPOINT_JSON, info)  # the commit point
+    if previous and previous.get("weights") != weights_name:
+        (out_dir / previous["weights"]).unlink(missing_ok=True)
+    return out_dir / weights_name
+
+
+def _read_checkpoint_info(out_dir: Path) -> dict | None:
+    path = Path(out_dir) / CHECKPOINT_JSON
+    if not path.is_file():
+        return None
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def load_checkpoint(out_dir: Path, *, encoder, head, optimizer, scaler) -> dict:
+    """Restore encoder, head, optimizer (and loss scaler) from `out_dir`; returns the JSON state."""
+    from safetensors.torch import load_file
+
+    info = _read_checkpoint_info(out_dir)
+    if info is None:
+        raise FileNotFoundError(f"{out_dir}: no {CHECKPOINT_JSON} to resume from")
+    tensors = load_file(str(Path(out_dir) / info["weights"]))
+    for prefix, module in (("encoder", encoder), ("head", head)):
+        part = {k[len(prefix) + 1:]: v for k, v in tensors.items() if k.startswith(prefix + ".")}
+        module.load_state_dict(part)
+    optimizer.load_state_dict(_optimizer_join(tensors, info["optimizer"]))
+    if scaler is not None and info.get("scaler"):
+        scaler.load_state_dict(info["scaler"])
+    return info
+
+
+def _save_encoder_atomic(encoder, folder: Path) -> None:
+    """save_encoder into a temp folder, then swap it in: `folder` is always complete or absent."""
+    from . import save_encoder
+
+    folder = Path(folder)
+    tmp = folder.with_name(f".{folder.name}.tmp")
+    old = folder.with_name(f".{folder.name}.old")
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.rmtree(old, ignore_errors=True)
+    save_encoder(encoder, tmp)
+    if folder.exists():
+        os.replace(folder, old)
+    os.replace(tmp, folder)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+# ------------------------------------------------------------------------------------------ fit
+
+
+def fit(encoder, train_frame: pd.DataFrame, valid_frame: pd.DataFrame | None, config, out_dir, *,
+        progress: bool = True, resume: bool = False) -> FitResult:
+    """Train `encoder` with ArcFace on `train_frame`'s label groups; see the module doc.
+
+    `valid_frame` (labelled, groups disjoint from training) is embedded after every epoch and
+    scored by mean row-F1 at its best threshold; None skips validation. `out_dir` must not hold a
+    checkpoint unless ``resume=True`` (then training continues after its last completed epoch, if
+    there is one; the data and config must be the same, else DataError).
+    """
+    import torch
+    from tqdm.auto import tqdm
+
+    from .arcface import ArcFace
+
+    config = load_config(config, TrainConfig)
+    _check_config(config)
+    out_dir = Path(out_dir)
+    existing = _read_checkpoint_info(out_dir)
+    if existing is not None and not resume:
+        raise FileExistsError(f"{out_dir} holds a checkpoint (epoch {existing['epoch']}); "
+                              "pass resume=True to continue it, or choose another folder")
+    if "label_group" not in train_frame.columns:
+        raise DataError("training needs label_group")
+    classes, codes = encode_labels(train_frame["label_group"].to_numpy())
+    if len(classes) < 2:
+        raise DataError(f"the training frame has {len(classes)} label group(s); ArcFace needs at least 2")
+    if valid_frame is not None and len(valid_frame) and "label_group" not in valid_frame.columns:
+        raise DataError("validation needs label_group")
+    if existing is not None and (existing.get("n_classes") != len(classes) or existing.get("config") != to_dict(config)):
+        raise DataError(f"{out_dir}: the checkpoint was made with other classes or settings; "
+                        "resume only with the same data and config")
+
+    started = time.time()
+    device = device_for()
+    previous_det = torch.are_deterministic_algorithms_enabled()
+    if config.deterministic and device.type == "cpu":
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        seed_everything(config.seed)
+        encoder.to(device)
+        is_image = getattr(encoder, "kind", "") == "image"
+        channels_last = config.channels_last and is_image and device.type == "cuda"
+        if channels_last:
+            encoder.to(memory_format=torch.channels_last)
+
+        class_margins = None
+        if config.arcface.class_size_margin:
+            from .arcface import class_size_margins
+
+            class_margins = class_size_margins(np.bincount(codes, minlength=len(classes)))
+        head = ArcFace(int(encoder.dim), len(classes), s=config.arcface.s, m=config.arcface.m,
+                       easy_margin=config.arcface.easy_margin, ls_eps=config.arcface.ls_eps,
+                       class_margins=class_margins).to(device)
+
+        groups = encoder.param_groups()
+        backbone = [p for p in groups.get("backbone", []) if p.requires_grad]
+        neck = [p for p in groups.get("neck", []) if p.requires_grad]
+        optimizer = torch.optim.AdamW(
+            [{"params": backbone, "lr": config.lr_backbone, "name": "backbone"},
+             {"params": neck + list(head.parameters()), "lr": config.lr_head, "name": "head"}],
+            lr=config.lr_head, weight_decay=config.weight_decay)
+        peak = [config.lr_backbone, config.lr_head]
+        _, amp_dtype = _autocast(device, config.amp)
+        scaler = torch.amp.GradScaler("cuda") if amp_dtype == torch.float16 else None
+
+        dataset = encoder.dataset(train_frame, train=True, labels=codes)
+        skipped = int(getattr(dataset, "skipped", 0))
+        if skipped:
+            log.warning("%d training row(s) skipped (unreadable images)", skipped)
+        if len(dataset) < 2:
+            raise DataError(f"{len(dataset)} usable training row(s); need at least 2")
+        batch_size = min(config.batch_size, len(dataset))
+        # BatchNorm in the neck cannot train on a batch of one: drop a ragged last batch.
+        drop_last = len(dataset) > batch_size
+        n_batches = len(dataset) // batch_size if drop_last else math.ceil(len(dataset) / batch_size)
+        if config.max_steps_per_epoch:
+            n_batches = min(n_batches, config.max_steps_per_epoch)
+        steps_per_epoch = math.ceil(n_batches / config.accumulate)
+        total_steps = steps_per_epoch * config.epochs
+        warmup = config.warmup_steps if config.warmup_steps is not None else round(config.warmup_epochs * steps_per_epoch)
+
+        start_epoch, step, history = 0, 0, []
+        best = {"f1": -1.0, "epoch": None, "threshold": None}
+        if existing is not None:
+            info = load_checkpoint(out_dir, encoder=encoder, head=head, optimizer=optimizer, scaler=scaler)
+            start_epoch, step, history, best = info["epoch"], info["step"], info["history"], info["best"]
+            _set_rng_state(info["rng"])
+            log.info("resuming %s after epoch %d (step %d)", out_dir, start_epoch, step)
+
+        valid_groups = valid_frame["label_group"].to_numpy() if valid_frame is not None and len(valid_frame) else None
+        eval_bs = config.eval_batch_size or 2 * config.batch_size
+        for epoch in range(start_epoch, config.epochs):
+            epoch_started = time.time()
+            encoder.train()
+            head.train()
+            loader = _loader(encoder, dataset, batch_size, shuffle=True, generator=_epoch_generator(config.seed, epoch),
+                             num_workers=config.num_workers, drop_last=drop_last)
+            bar = tqdm(total=n_batches, desc=f"epoch {epoch + 1}/{config.epochs}", disable=not progress, leave=False)
+            losses, micro = [], 0
+            optimizer.zero_grad(set_to_none=True)
+            for batch, labels in loader:
+                if micro >= n_batches:
+                    break
+                if micro % config.accumulate == 0:
+                    factor = lr_factor(step, total_steps, warmup, config.schedule, config.min_lr_ratio)
+                    for group, base in zip(optimizer.param_groups, peak):
+                        group["lr"] = base * factor
+                    head.set_margin(margin_for(config.arcface, step / max(1, total_steps)))
+                in_step = min(config.accumulate, n_batches - (micro // config.accumulate) * config.accumulate)
+                context, _ = _autocast(device, config.amp)
+                with context:
+                    emb = encoder(_to_device(batch, device, channels_last))
+                    logits = head(emb.float(), labels.to(device))
+                    loss = torch.nn.functional.cross_entropy(logits.float(), labels.to(device))
+                if not torch.isfinite(loss):
+                    raise FloatingPointError(f"loss is {loss.item()} at epoch {epoch + 1}, step {step}")
+                scaled = loss / in_step
+                (scaler.scale(scaled) if scaler is not None else scaled).backward()
+                losses.append(float(loss.detach()))
+                micro += 1
+                if micro % config.accumulate == 0 or micro == n_batches:
+                    if scaler is not None:
+                        scaler.unscale_(optimizer)
+                    if config.grad_clip:
+                        torch.nn.utils.clip_grad_norm_(
+                            [p for g in optimizer.param_groups for p in g["params"]], config.grad_clip)
+                    if scaler is not None:
+                        scaler.step(optimizer)
+                        scaler.update()
+                    else:
+                        optimizer.step()
+                    optimizer.zero_grad(set_to_none=True)
+                    step += 1
+                bar.update(1)
+                bar.set_postfix(loss=f"{losses[-1]:.3f}", lr=f"{optimizer.param_groups[-1]['lr']:.2e}")
+            bar.close()
+            record = {"epoch": epoch + 1, "step": step, "loss": float(np.mean(losses)) if losses else float("nan"),
+                      "lr_head": optimizer.param_groups[-1]["lr"], "lr_backbone": optimizer.param_groups[0]["lr"],
+                      "margin": float(head.m) if hasattr(head, "m") else None}
+            if valid_groups is not None:
+                emb = embed_frame(encoder, valid_frame, batch_size=eval_bs, num_workers=config.num_workers,
+                                  device=device, amp=config.amp, progress=False)
+                record.update(validation_f1(emb, valid_groups, config.k))
+            else:
+                record.update({"f1": float("nan"), "threshold": None})
+            record["seconds"] = round(time.time() - epoch_started, 3)
+            history.append(record)
+            f1 = record["f1"]
+            if valid_groups is not None and f1 == f1 and f1 > best["f1"]:
+                best = {"f1": f1, "epoch": epoch + 1, "threshold": record["threshold"]}
+                _save_encoder_atomic(encoder, out_dir / "best")
+            if progress:
+                log.info("epoch %d/%d: loss %.4f, valid F1 %.4f (t=%s), %.1f s", epoch + 1, config.epochs,
+                         record["loss"], f1, record["threshold"], record["seconds"])
+            if config.save_checkpoints:
+                save_checkpoint(out_dir, encoder=encoder, head=head, optimizer=optimizer, scaler=scaler, info={
+                    "epoch": epoch + 1, "step": step, "history": history, "best": best, "rng": _rng_state(),
+                    "n_classes": len(classes), "config": to_dict(config), "total_steps": total_steps})
+            write_json(out_dir / "history.json", history)
+        _save_encoder_atomic(encoder, out_dir / "final")
+    finally:
+        torch.use_deterministic_algorithms(previous_det)
+    return FitResult(encoder=encoder, out_dir=out_dir, history=history, best_epoch=best["epoch"],
+                     best_f1=best["f1"] if best["epoch"] else float("nan"), best_threshold=best["threshold"], n_classes=len(classes), skipped=skipped,
+                     steps=step, seconds=round(time.time() - started, 3))
+
+
+def _check_config(config: TrainConfig) -> None:
+    checks = [
+        (config.epochs >= 1, "epochs must be >= 1"),
+        (config.batch_size >= 2, "batch_size must be >= 2 (BatchNorm in the neck)"),
+        (config.accumulate >= 1, "accumulate must be >= 1"),
+        (config.lr_backbone >= 0 and config.lr_head > 0, "learning rates must be positive"),
+        (config.max_steps_per_epoch is None or config.max_steps_per_epoch >= 1, "max_steps_per_epoch must be >= 1"),
+        (config.arcface.s > 0, "arcface.s must be positive"),
+        (config.k >= 2, "k must be >= 2"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise DataError(f"train config: {message}")
+
+
+__all__ = ["ArcFaceConfig", "TrainConfig", "FitResult", "fit", "embed_frame", "validation_f1", "encode_labels",
+           "lr_factor", "margin_for", "save_checkpoint", "load_checkpoint", "seed_everything", "device_for"]
