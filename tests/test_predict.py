@@ -11,7 +11,7 @@ from prodmatch.cli import main
 from prodmatch.encoders.oof import embed_unsupervised
 from prodmatch.errors import DataError
 from prodmatch.metrics import read_submission, score_submission
-from prodmatch.pipeline import read_truth, stack_run
+from prodmatch.pipeline import match_run, read_truth, stack_run
 from prodmatch.predict import make_bundle, predict, read_bundle
 
 from .conftest import matched_run
@@ -108,3 +108,65 @@ def test_predict_cli(trained, tmp_path, capsys):
     text = capsys.readouterr().out
     assert "timing:" in text and out.is_file()
     assert main(["predict", "--data", str(data), "--models", str(tmp_path / "none"), "--out", str(out)]) == 2
+
+
+@pytest.fixture(scope="module")
+def encoder_bundle(tmp_path_factory):
+    """A run with a tiny BERT text encoder and a test_nfnet image encoder (2 folds, a few steps each)."""
+    from prodmatch.encoders.oof import load_experiment, train_oof
+    from prodmatch.encoders.text import tiny_text_model
+
+    root = tmp_path_factory.mktemp("encoders")
+    data, run = root / "data", root / "run"
+    from prodmatch.data.synth import generate
+
+    generate("shopee", data, seed=2, preset="test")
+    fast = {"max_steps_per_epoch": 2, "batch_size": 8}
+    bert = tiny_text_model(root / "bert")
+    text = load_experiment("tiny-text", n_folds=2, encoder={"model": str(bert), "max_length": 16}, train=fast)
+    image = load_experiment("tiny-image", n_folds=2, encoder={"image_size": 32}, train=fast)
+    for config in (text, image):
+        train_oof(data, config, out=run, progress=False)
+    embed_unsupervised(data, "tfidf", run, n_folds=2)
+    match_run(run, data_dir=data, config={"k": 10, "union_select": "all"}, progress=False)
+    shutil.rmtree(bert)  # the bundle must carry everything the text encoder needs
+    return data, make_bundle(run, root / "models")
+
+
+def test_predict_with_encoders_never_touches_the_network(encoder_bundle, tmp_path, monkeypatch):
+    import socket
+
+    data, models = encoder_bundle
+    info = read_bundle(models)
+    assert {s["source"] for s in info["models"].values()} == {"encoder", "tfidf"}
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("network access attempted during predict")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    predict(data, models, tmp_path / "sub.csv", progress=False)
+    assert len(read_submission(tmp_path / "sub.csv")) == len(pd.read_csv(data / "test.csv"))
+
+
+def test_predict_survives_missing_and_corrupt_test_images(encoder_bundle, tmp_path, caplog):
+    data, models = encoder_bundle
+    broken = tmp_path / "data"
+    shutil.copytree(data, broken)
+    images = sorted((broken / "test_images").iterdir())
+    images[0].unlink()
+    images[1].write_bytes(b"not a jpeg")
+    predict(broken, models, tmp_path / "sub.csv", progress=False)
+    assert len(read_submission(tmp_path / "sub.csv")) == len(pd.read_csv(broken / "test.csv"))
+    assert "placeholder" in caplog.text.lower()
+
+
+def test_fold_encoders_of_another_dim_are_refused_before_work(encoder_bundle, tmp_path):
+    _, models = encoder_bundle
+    bad = tmp_path / "models"
+    shutil.copytree(models, bad)
+    enc = json.loads((bad / "encoders" / "tiny-text" / "1" / "encoder.json").read_text())
+    enc["config"]["dim"] = 32
+    (bad / "encoders" / "tiny-text" / "1" / "encoder.json").write_text(json.dumps(enc))
+    with pytest.raises(DataError, match="disagree on kind/dim"):
+        read_bundle(bad)
