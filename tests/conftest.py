@@ -14,6 +14,18 @@ REAL_TITLES = Path(os.environ.get("PRODMATCH_REAL_TITLES",
                                   Path(__file__).resolve().parents[2] / "shared" / "data" / "shopee_titles"))
 
 
+@pytest.fixture(autouse=True, scope="session")
+def one_torch_thread():
+    """Toy models gain nothing from intra-op threads; one thread also keeps them steady when other
+    processes share the cores."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def write_shopee(folder: Path, rows: list[dict], *, stem: str = "train", images: bool = True) -> Path:
     """Write ``<stem>.csv`` (+ ``<stem>_images/`` with small random JPEGs) and return the CSV path."""
     folder.mkdir(parents=True, exist_ok=True)

@@ -22,16 +22,6 @@ from prodmatch.errors import DataError
 IMAGE = ImageEncoderConfig(backbone="test_nfnet", image_size=64, dim=32)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """Tiny models run fastest on one thread, and OpenMP spin-waiting makes two threads ~100x
-    slower when the 2-core machine is busy with other processes."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def frame(tmp_path_factory):
     """The 150-row synthetic Shopee train set with its drawn images."""

@@ -21,17 +21,6 @@ from prodmatch.store import list_models, load_model, load_runs, read_rows
 FAST = {"max_steps_per_epoch": 2, "batch_size": 8}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Toy models gain nothing from intra-op threads, and lose a lot when the cores are shared."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
     from prodmatch.data.synth import generate

@@ -24,14 +24,6 @@ from prodmatch.pairs.pvs import pair_frame
 from prodmatch.pairs.two_tower import HEADS, SIMILARITIES, AdaptiveThresholdHead, adaptive_decision
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def ccks(tmp_path_factory):
     """(pair frame of the synthetic test preset's train pairs, tiny model folder)."""

@@ -11,14 +11,6 @@ from prodmatch.errors import DataError
 from prodmatch.stack.soup import check_compatible, greedy_soup, soup_encoders, uniform_soup
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def tiny(value: float, batches: int = 0) -> dict[str, torch.Tensor]:
     """A Linear + BatchNorm state dict filled with `value` (num_batches_tracked = `batches`)."""
     module = nn.Sequential(nn.Linear(3, 2), nn.BatchNorm1d(2))
@@ -113,7 +105,6 @@ IMAGE = {"backbone": "test_nfnet", "image_size": 32, "dim": 8}
 def two_encoders(tmp_path_factory):
     from prodmatch.encoders import create_encoder, save_encoder
 
-    torch.set_num_threads(1)
     root = tmp_path_factory.mktemp("soup")
     folders = []
     for seed, dropout in ((0, 0.0), (1, 0.1)):

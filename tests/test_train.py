@@ -31,17 +31,13 @@ FEATURES = 16
 
 
 @pytest.fixture(autouse=True, scope="module")
-def one_thread_and_stub():
-    """Toy models gain nothing from intra-op threads, and lose a lot when the cores are shared.
-    The stub encoder kind exists only while this module runs (other tests list the registry)."""
+def stub_encoder_kind():
+    """The stub encoder kind exists only while this module runs (other tests list the registry)."""
     from prodmatch.encoders import base
 
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
     register_encoder("test-stub")(StubEncoder)
     yield
     base._ENCODERS.pop("test-stub", None)
-    torch.set_num_threads(before)
 
 
 @dataclass(frozen=True)

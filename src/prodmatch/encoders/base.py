@@ -6,7 +6,7 @@ frame into a dataset and a list of items into a batch, so the trainer never bran
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable, ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -14,6 +14,7 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import DataError
+from ..registry import registrar
 from .weights import export_state
 
 _ENCODERS: dict[str, type["Encoder"]] = {}
@@ -80,15 +81,8 @@ class Encoder(nn.Module):
         return cls(config, pretrained=False)
 
 
-def register_encoder(kind: str) -> Callable[[type[Encoder]], type[Encoder]]:
-    """Class decorator: make an `Encoder` subclass buildable as ``create_encoder(kind)``."""
-
-    def deco(cls: type[Encoder]) -> type[Encoder]:
-        cls.kind = kind
-        _ENCODERS[kind] = cls
-        return cls
-
-    return deco
+register_encoder = registrar(_ENCODERS, "kind")
+"""Class decorator ``@register_encoder(kind)``: an `Encoder` subclass buildable as ``create_encoder(kind)``."""
 
 
 def _load_builtin() -> None:

@@ -33,6 +33,7 @@ from torch import Tensor, nn
 from ..errors import DataError
 from ..encoders.text import load_hf_backbone, resolve_model_folder
 from ..io import atomic_dir
+from ..registry import registrar
 
 ASSETS = "backbone"  # subfolder of a saved pair model: tokenizer + transformers config
 
@@ -128,13 +129,7 @@ class PairOutput:
 LOSSES: dict[str, type["PairLoss"]] = {}
 
 
-def register_loss(name: str):
-    def deco(cls):
-        cls.name = name
-        LOSSES[name] = cls
-        return cls
-
-    return deco
+register_loss = registrar(LOSSES, "name")
 
 
 class PairLoss(nn.Module):
@@ -274,13 +269,7 @@ def pack_segments(tokenizer, segments: Sequence[Sequence[str]], max_length: int,
 PAIR_MODELS: dict[str, type["PairModel"]] = {}
 
 
-def register_pair_model(kind: str):
-    def deco(cls):
-        cls.kind = kind
-        PAIR_MODELS[kind] = cls
-        return cls
-
-    return deco
+register_pair_model = registrar(PAIR_MODELS, "kind")
 
 
 class PairModel(nn.Module):
