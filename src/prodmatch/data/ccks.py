@@ -11,6 +11,7 @@ import json
 import math
 import os
 from pathlib import Path
+from typing import Iterator
 
 import pandas as pd
 
@@ -107,13 +108,10 @@ def check_ccks_images(items: pd.DataFrame, image_dir: str | os.PathLike, policy:
     return enforce_image_policy(names, image_dir, policy, what="CCKS items", decode=decode)
 
 
-def _read_jsonl(path: str | os.PathLike) -> tuple[pd.DataFrame, "pd.Index"]:
-    """Parse a JSONL file into a frame (object dtype) plus each row's 1-based line number."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: file not found")
-    records, line_numbers = [], []
-    with path.open(encoding="utf-8") as fh:
+def iter_jsonl(path: str | os.PathLike) -> Iterator[tuple[int, dict]]:
+    """(1-based line number, object) for each non-blank line; a line that is not a JSON object
+    is a DataError naming it."""
+    with Path(path).open(encoding="utf-8") as fh:
         for number, line in enumerate(fh, start=1):
             if not line.strip():
                 continue
@@ -123,8 +121,18 @@ def _read_jsonl(path: str | os.PathLike) -> tuple[pd.DataFrame, "pd.Index"]:
                 raise DataError(f"{path}: line {number} is not valid JSON ({exc.msg})") from None
             if not isinstance(obj, dict):
                 raise DataError(f"{path}: line {number} is not a JSON object")
-            records.append(obj)
-            line_numbers.append(number)
+            yield number, obj
+
+
+def _read_jsonl(path: str | os.PathLike) -> tuple[pd.DataFrame, "pd.Index"]:
+    """Parse a JSONL file into a frame (object dtype) plus each row's 1-based line number."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: file not found")
+    records, line_numbers = [], []
+    for number, obj in iter_jsonl(path):
+        records.append(obj)
+        line_numbers.append(number)
     if not records:
         raise DataError(f"{path}: file is empty")
     # dtype=object keeps ints as ints (no 123 -> 123.0 through a float column with gaps)

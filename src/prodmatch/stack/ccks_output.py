@@ -37,6 +37,7 @@ from typing import Callable, Sequence
 import numpy as np
 import pandas as pd
 
+from ..data.ccks import iter_jsonl
 from ..errors import DataError, preview
 from ..io import write_text
 from ..metrics import Scores, pair_scores
@@ -187,31 +188,22 @@ def read_result_file(path: str | os.PathLike) -> pd.DataFrame:
     if not path.is_file():
         raise DataError(f"{path}: result file not found")
     rows = []
-    with path.open(encoding="utf-8") as fh:
-        for number, text in enumerate(fh, start=1):
-            if not text.strip():
-                continue
-            where = f"{path}: line {number}"
-            try:
-                obj = json.loads(text)
-            except json.JSONDecodeError as err:
-                raise DataError(f"{where} is not valid JSON ({err.msg})") from None
-            if not isinstance(obj, dict):
-                raise DataError(f"{where} is not a JSON object")
-            missing = [f for f in RESULT_FIELDS if f not in obj]
-            if missing:
-                raise DataError(f"{where} lacks field(s) {', '.join(missing)}")
-            ids = []
-            for field in ("src_item_id", "tgt_item_id"):
-                value = obj[field]
-                if isinstance(value, bool) or not isinstance(value, (str, int)) or str(value).strip() == "":
-                    raise DataError(f"{where}: {field} must be a non-empty id, got {value!r}")
-                ids.append(str(value).strip())
-            threshold = obj["threshold"]
-            if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not math.isfinite(threshold):
-                raise DataError(f"{where}: threshold must be a finite number, got {threshold!r}")
-            rows.append((ids[0], ids[1], parse_embedding(obj["src_item_emb"], f"{where}: src_item_emb"),
-                         parse_embedding(obj["tgt_item_emb"], f"{where}: tgt_item_emb"), float(threshold), number))
+    for number, obj in iter_jsonl(path):
+        where = f"{path}: line {number}"
+        missing = [f for f in RESULT_FIELDS if f not in obj]
+        if missing:
+            raise DataError(f"{where} lacks field(s) {', '.join(missing)}")
+        ids = []
+        for field in ("src_item_id", "tgt_item_id"):
+            value = obj[field]
+            if isinstance(value, bool) or not isinstance(value, (str, int)) or str(value).strip() == "":
+                raise DataError(f"{where}: {field} must be a non-empty id, got {value!r}")
+            ids.append(str(value).strip())
+        threshold = obj["threshold"]
+        if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not math.isfinite(threshold):
+            raise DataError(f"{where}: threshold must be a finite number, got {threshold!r}")
+        rows.append((ids[0], ids[1], parse_embedding(obj["src_item_emb"], f"{where}: src_item_emb"),
+                     parse_embedding(obj["tgt_item_emb"], f"{where}: tgt_item_emb"), float(threshold), number))
     if not rows:
         raise DataError(f"{path}: result file is empty")
     frame = pd.DataFrame(rows, columns=["src_item_id", "tgt_item_id", "src_item_emb", "tgt_item_emb",
