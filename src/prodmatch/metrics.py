@@ -49,6 +49,15 @@ def per_row_scores(rows, cols, groups) -> tuple[np.ndarray, np.ndarray, np.ndarr
     return 2 * hits / (n_pred + n_true), precision, hits / n_true
 
 
+def threshold_grid(low: float = 0.05, step: float = 0.01, fine_from: float = 0.99, fine_step: float = 0.001) -> np.ndarray:
+    """Thresholds low..1 by `step`, then by `fine_step` above `fine_from`: a union of several
+    models, or a barely trained encoder, piles its similarities up just below 1, where a coarse
+    grid cannot separate them."""
+    coarse = np.arange(low, fine_from - 1e-9, step)
+    fine = np.arange(fine_from, 1.0 + 1e-9, fine_step)
+    return np.unique(np.round(np.r_[coarse, fine], 6))
+
+
 def best_row_threshold(rows, cols, sims, groups, thresholds=None) -> tuple[float, Scores]:
     """Threshold t maximising mean row-F1 when a row matches itself and every j with sim >= t.
 
@@ -60,7 +69,7 @@ def best_row_threshold(rows, cols, sims, groups, thresholds=None) -> tuple[float
     rows, cols, sims = rows[other], cols[other], sims[other]
     self_idx = np.arange(len(groups))
     if thresholds is None:
-        thresholds = np.round(np.arange(0.05, 1.0, 0.01), 2)
+        thresholds = threshold_grid()
     best = (float("nan"), Scores(-1.0, 0.0, 0.0))
     for t in thresholds:
         keep = sims >= t

@@ -11,16 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..metrics import row_group_sizes
+from ..metrics import row_group_sizes, threshold_grid  # noqa: F401  (threshold_grid: re-exported)
 from .threshold import Matches
-
-def threshold_grid(low: float = 0.05, step: float = 0.01, fine_from: float = 0.99, fine_step: float = 0.001) -> np.ndarray:
-    """Thresholds low..1 by `step`, then by `fine_step` above `fine_from`: a union of several
-    models piles its scores up just below 1, where a coarse grid cannot separate them."""
-    coarse = np.arange(low, fine_from - 1e-9, step)
-    fine = np.arange(fine_from, 1.0 + 1e-9, fine_step)
-    return np.unique(np.round(np.r_[coarse, fine], 6))
-
 
 DEFAULT_GRID = threshold_grid()
 
