@@ -226,3 +226,14 @@ def test_nested_member_decisions_ignore_their_fold_labels():
     np.testing.assert_array_equal(base[at1], again[at1])
     ens = nested_predictions(pairs, ["a_sim", "b_sim"], "threshold")
     assert ens.dtype == bool and ens.any()
+
+
+def test_stack_run_with_the_components_step(stack_folder):
+    run, data = stack_folder
+    config = {"k": 8, "graph": "components", "component_cap": 6,
+              "lgbm": {"num_leaves": 7, "n_estimators": 40, "early_stopping_rounds": 10, "min_child_samples": 5,
+                       "num_threads": 1}}
+    result = stack_run(run, data_dir=data, config=config, progress=False)
+    info = result["info"]
+    assert info["config"]["graph"] == "components" and 0 < info["oof"]["f1"] <= 1
+    assert all(round(x["t"] * 50) == x["t"] * 50 for x in info["nested_thresholds"])  # the coarse 0.02 grid

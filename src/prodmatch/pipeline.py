@@ -14,7 +14,7 @@ from .baseline import predict_matches, tune_baseline
 from .data.shopee import read_shopee_csv
 from .data.synth import generate
 from .errors import DataError
-from .io import file_sha256, new_run_dir, write_csv, write_json
+from .io import atomic_path, file_sha256, new_run_dir, write_csv, write_json
 from .metrics import Scores, row_group_sizes, score_submission
 
 log = logging.getLogger(__name__)
@@ -240,7 +240,7 @@ def stack_run(runs, *, data_dir=None, titles=None, config=None, overwrite: bool 
     """
     from .config import load_config, to_dict
     from .post.matcher import MatcherConfig, Stage, tune
-    from .post.tune import curve, nested_sums, threshold_grid
+    from .post.tune import best_thresholds, curve, nested_sums, threshold_grid
     from .stack.lgbm import StackerConfig, fit_final, fit_oof, pair_matches, plot_importance, save_booster
     from .pairs.candidates import candidate_recall
     from .stack.compare import compare
@@ -263,18 +263,21 @@ def stack_run(runs, *, data_dir=None, titles=None, config=None, overwrite: bool 
     pairs["prob"] = oof.prob.astype(np.float32)
 
     grid = threshold_grid()
-    curves = [curve(pair_matches(p["i"], p["j"], p["prob"], pool.n), pool.groups, grid)
-              for (pool, _), (_, p) in zip(parts, pairs.groupby("fold", sort=True))]
+    cands = [pair_matches(p["i"], p["j"], p["prob"], pool.n) for (pool, _), (_, p) in zip(parts, pairs.groupby("fold", sort=True))]
+    groups = [pool.groups for pool, _ in parts]
+    curves = [curve(c, g, grid) for c, g in zip(cands, groups)]
     sums, chosen = nested_sums(curves, min2=config.min2)
+    ti, t2i = best_thresholds(curves, min2=config.min2)
+    threshold, t_min2 = float(grid[ti]), None if t2i is None else float(grid[t2i])
+    chosen = [(float(grid[a]), None if b is None else float(grid[b])) for a, b in chosen]
+    if config.graph == "components":  # the graph step changes sets after thresholding: tune it in the loop
+        sums, chosen, (threshold, t_min2) = graph_nested(cands, groups, config, chosen)
     n_rows = sum(pool.n for pool, _ in parts)
     scores = Scores(sums["f1"] / n_rows, sums["precision"] / n_rows, sums["recall"] / n_rows)
-    from .post.tune import best_thresholds
-
-    ti, t2i = best_thresholds(curves, min2=config.min2)
     nb_all = {m: tune(parts, Stage("threshold", (m,)), MatcherConfig(k=config.k)).t for m in names} if config.nb else {}
 
     out.mkdir(parents=True, exist_ok=True)
-    with _atomic_parquet(out / "pairs.parquet") as tmp:
+    with atomic_path(out / "pairs.parquet") as tmp:
         pairs.assign(posting_id_i=rows["posting_id"].to_numpy()[_global(parts, rows, pairs, "i")],
                      posting_id_j=rows["posting_id"].to_numpy()[_global(parts, rows, pairs, "j")]).to_parquet(tmp, index=False)
     booster = fit_final(pairs.drop(columns=["prob"]), config, int(np.mean(oof.best_iterations)))
@@ -291,9 +294,9 @@ def stack_run(runs, *, data_dir=None, titles=None, config=None, overwrite: bool 
         "positives": int(pairs["label"].sum()),
         "candidate_recall": [round(r, 4) for r in recall],
         "oof": asdict(scores),
-        "nested_thresholds": [{"t": float(grid[a]), "t_min2": None if b is None else float(grid[b])} for a, b in chosen],
-        "threshold": float(grid[ti]),
-        "t_min2": None if t2i is None else float(grid[t2i]),
+        "nested_thresholds": [{"t": a, "t_min2": b} for a, b in chosen],
+        "threshold": threshold,
+        "t_min2": t_min2,
         "nb_thresholds": nb_all,
         "features": list(booster.feature_name()),
         "best_iterations": oof.best_iterations,
@@ -305,6 +308,41 @@ def stack_run(runs, *, data_dir=None, titles=None, config=None, overwrite: bool 
     write_json(out / "stack.json", info)
     return {"scores": scores, "recall": recall, "importance": oof.importance, "compare": comparison, "out": out,
             "info": info}
+
+
+def graph_nested(cands, groups, config, start) -> tuple[dict, list, tuple]:
+    """Nested tuning of the stacker threshold with the components step in the loop (coarse grid
+    around each fold's curve-tuned t); returns metric sums, per-fold (t, t_min2) and all-fold ones."""
+    from .metrics import per_row_scores
+    from .stack.lgbm import group_matches
+
+    grid = np.round(np.arange(0.1, 0.99, 0.02), 2)
+
+    def f1_sum(c, g, t, t2):
+        return per_row_scores(*_pair_arrays(group_matches(c, t, t2, config)), g)
+
+    def best_on(idx):
+        t2 = start[idx[0]][1] if idx else None
+        best, best_f1 = None, -1.0
+        for t in grid:
+            t2t = None if t2 is None else min(t2, float(t))
+            f1 = sum(f1_sum(cands[i], groups[i], float(t), t2t)[0].sum() for i in idx)
+            if f1 > best_f1 + 1e-12:
+                best, best_f1 = (float(t), t2t), f1
+        return best
+
+    folds = list(range(len(cands)))
+    chosen, totals = [], {"f1": 0.0, "precision": 0.0, "recall": 0.0}
+    for f in folds:
+        t, t2 = best_on([g for g in folds if g != f])
+        chosen.append((t, t2))
+        for m, v in zip(("f1", "precision", "recall"), f1_sum(cands[f], groups[f], t, t2)):
+            totals[m] += float(v.sum())
+    return totals, chosen, best_on(folds)
+
+
+def _pair_arrays(m):
+    return m.rows, m.cols
 
 
 def threshold_curves(parts, names, grid) -> pd.DataFrame:
@@ -345,9 +383,3 @@ def _global(parts, rows, pairs, column) -> np.ndarray:
         sel = (pairs["fold"] == f).to_numpy()
         out[sel] = at[pairs[column].to_numpy()[sel]]
     return out
-
-
-def _atomic_parquet(path):
-    from .io import atomic_path
-
-    return atomic_path(path)

@@ -95,6 +95,7 @@ def make_bundle(runs, out, *, overwrite: bool = False) -> Path:
         (staging / "stacker").mkdir()
         shutil.copy2(runs[0] / "stack" / "model.txt", staging / "stacker" / "model.txt")
         stacker = {"model": "stacker/model.txt", "threshold": info["threshold"], "t_min2": info["t_min2"],
+                   "config": info["config"],
                    "k": info["config"]["k"], "models": info["models"], "nb_thresholds": info.get("nb_thresholds", {}),
                    "features": info.get("features"), "oof": info["oof"]}
     used = set(matcher["params"]["stage"]["models"]) | set((stacker or {}).get("models", []))
@@ -232,9 +233,9 @@ def predict(data_dir, models_dir, out, *, batch_size: int = 64, num_workers: int
 
 
 def _stacked_matches(pool, stacker: dict, models_dir: Path, timer: Timer):
+    from .config import load_config
     from .pairs.candidates import pair_features
-    from .post.threshold import select
-    from .stack.lgbm import load_booster, pair_matches
+    from .stack.lgbm import StackerConfig, group_matches, load_booster, pair_matches
 
     with timer.stage("pair features"):
         pairs = pair_features(pool, stacker["models"], stacker.get("nb_thresholds") or None)
@@ -247,4 +248,5 @@ def _stacked_matches(pool, stacker: dict, models_dir: Path, timer: Timer):
         prob = booster.predict(pairs[names].to_numpy(np.float32)) if len(pairs) else np.zeros(0)
     with timer.stage("match"):
         cands = pair_matches(pairs["i"], pairs["j"], prob, pool.n)
-        return select(cands, stacker["threshold"], stacker["t_min2"])
+        config = load_config(stacker.get("config", {}), StackerConfig)
+        return group_matches(cands, stacker["threshold"], stacker["t_min2"], config)

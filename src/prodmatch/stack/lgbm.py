@@ -129,6 +129,14 @@ def pair_matches(i, j, prob, n: int) -> Matches:
     return Matches.from_pairs(np.r_[i, j], np.r_[j, i], np.r_[prob, prob], n)
 
 
+def group_matches(candidates: Matches, t: float, t_min2: float | None, config: "StackerConfig") -> Matches:
+    """Per-row match sets from scored candidate pairs: threshold (+ Min2), then the graph step."""
+    from ..post.threshold import select
+
+    out = select(candidates, t, t_min2 if config.min2 else None)
+    return components(out, config.component_cap) if config.graph == "components" else out
+
+
 def components(matches: Matches, cap: int) -> Matches:
     """Rows in a connected component of at most `cap` rows match the whole component.
 
