@@ -116,7 +116,7 @@ def check_labels(labels, n_rows: int) -> np.ndarray:
 
 
 def batch_to(batch, device, non_blocking: bool = False):
-    """Move a batch (a tensor, or a dict of tensors for text) to `device`."""
+    """Move a batch (a tensor, or a possibly nested dict of tensors) to `device`."""
     if isinstance(batch, Tensor):
         return batch.to(device, non_blocking=non_blocking)
-    return {k: v.to(device, non_blocking=non_blocking) for k, v in batch.items()}
+    return {k: batch_to(v, device, non_blocking) for k, v in batch.items()}

@@ -128,15 +128,17 @@ def encode_labels(groups) -> tuple[np.ndarray, np.ndarray]:
     return classes, codes.astype(np.int64)
 
 
-def lr_factor(step: int, total: int, warmup: int, schedule: str, floor: float) -> float:
-    """Multiplier of the peak learning rate at optimizer step `step` (0-based) of `total`."""
+def lr_factor(step: int, total: int, warmup: int, schedule: str, floor: float = 0.0) -> float:
+    """Multiplier of the peak learning rate at optimizer step `step` (0-based) of `total`: linear
+    warm-up over `warmup` steps, then ``cosine`` or ``linear`` decay to `floor`, or ``constant``."""
     if warmup > 0 and step < warmup:
         return (step + 1) / warmup
     if schedule == "constant":
         return 1.0
     span = max(1, total - warmup)
     progress = min(1.0, max(0.0, (step - warmup) / span))
-    return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
+    decay = 0.5 * (1.0 + math.cos(math.pi * progress)) if schedule == "cosine" else 1.0 - progress
+    return floor + (1.0 - floor) * decay
 
 
 def margin_for(arc: ArcFaceConfig, progress: float) -> float:

@@ -29,7 +29,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import random
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +39,8 @@ import pandas as pd
 import torch
 
 from ..config import load_config, to_dict
+from ..encoders.base import batch_to
+from ..encoders.train import lr_factor, seed_everything
 from ..encoders.weights import export_state, load_state, read_state_dict
 from ..errors import DataError
 from ..io import atomic_path, write_json
@@ -90,31 +91,8 @@ class PairFitResult:
     best_dir: Path | None = None
 
 
-def lr_factor(step: int, total: int, warmup_steps: int, schedule: str) -> float:
-    """Multiplier of the base learning rate before optimizer step `step` (0-based)."""
-    if warmup_steps > 0 and step < warmup_steps:
-        return (step + 1) / warmup_steps
-    progress = (step - warmup_steps) / max(1, total - warmup_steps)
-    progress = min(max(progress, 0.0), 1.0)
-    if schedule == "cosine":
-        return 0.5 * (1.0 + math.cos(math.pi * progress))
-    return 1.0 - progress
-
-
-def _seed_all(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % (2 ** 32))
-    torch.manual_seed(seed)
-
-
 def _device(model: PairModel) -> torch.device:
     return next(model.parameters()).device
-
-
-def _to(inputs, device):
-    if isinstance(inputs, torch.Tensor):
-        return inputs.to(device)
-    return {k: _to(v, device) for k, v in inputs.items()}
 
 
 _SWAP_COLUMNS = {f"{c}_{s}": f"{c}_{o}" for c in ("title", "pvs", "own_pvs", "cate") for s, o in (("a", "b"), ("b", "a"))}
@@ -148,7 +126,7 @@ def predict_pairs(model: PairModel, pairs: pd.DataFrame, batch_size: int = 64, *
                 chunk = pairs.iloc[start:start + batch_size]
                 for flip in orders:
                     swap = np.full(len(chunk), flip) if flip else None
-                    prob = model(_to(model.encode(chunk, swap), device)).prob
+                    prob = model(batch_to(model.encode(chunk, swap), device)).prob
                     out[start:start + len(chunk)] += prob.double().cpu().numpy() / len(orders)
     finally:
         model.train(was_training)
@@ -227,7 +205,7 @@ def fit_pair_model(model: PairModel, train_pairs: pd.DataFrame, valid_pairs: pd.
     out_dir.mkdir(parents=True, exist_ok=True)
     write_json(out_dir / "train_config.json", {"train": to_dict(config), "model": to_dict(model.config)})
 
-    _seed_all(config.seed)
+    seed_everything(config.seed)
     device = _device(model)
     n = len(train_pairs)
     per_epoch = math.ceil(n / config.batch_size)
@@ -278,7 +256,7 @@ def fit_pair_model(model: PairModel, train_pairs: pd.DataFrame, valid_pairs: pd.
                 break
             idx = order[start:start + config.batch_size]
             batch = train_pairs.iloc[idx]
-            inputs = _to(model.encode(batch, swaps[idx]), device)
+            inputs = batch_to(model.encode(batch, swaps[idx]), device)
             labels = torch.as_tensor(y_train[idx], device=device)
             factor = lr_factor(step, total, warmup_steps, config.schedule)
             for group in optimizer.param_groups:
