@@ -27,7 +27,7 @@ def trained(tmp_path_factory):
     data, run = matched_run(root, methods=("tfidf", "tfidf-char", "phash"))
     matcher_only = make_bundle(run, root / "models-matcher")
     stack_run(run, data_dir=data, config=FAST_STACK, progress=False)
-    stacked = make_bundle(run, root / "models-stacker")
+    stacked = make_bundle(run, root / "models-stacker", use="stacker")
     return data, run, matcher_only, stacked
 
 
@@ -57,6 +57,17 @@ def test_predict_on_three_rows(trained, tmp_path):
     for models in (matcher_only, stacked):
         predict(small, models, tmp_path / "sub.csv", progress=False)
         assert len(read_submission(tmp_path / "sub.csv")) == 3
+
+
+def test_bundle_auto_picks_the_better_oof_f1(trained, tmp_path):
+    _, run, _, _ = trained
+    matcher_f1 = json.loads((run / "matcher.json").read_text())["oof_f1"]
+    stacker_f1 = json.loads((run / "stack" / "stack.json").read_text())["oof"]["f1"]
+    auto = read_bundle(make_bundle(run, tmp_path / "auto"))
+    assert (auto["stacker"] is not None) == (stacker_f1 > matcher_f1)
+    assert read_bundle(make_bundle(run, tmp_path / "m", use="matcher"))["stacker"] is None
+    with pytest.raises(DataError, match="use must be"):
+        make_bundle(run, tmp_path / "x", use="best")
 
 
 def test_bundle_records_what_predict_needs(trained):

@@ -316,7 +316,7 @@ def _(p):
 def bundle(args):
     from .predict import make_bundle, read_bundle
 
-    out = make_bundle(args.run, args.out, overwrite=args.overwrite)
+    out = make_bundle(args.run, args.out, overwrite=args.overwrite, use=args.use)
     info = read_bundle(out)
     used = "stacker" if info.get("stacker") else "matcher"
     print(f"wrote {out}: models {', '.join(info['models'])}; predict will use the {used}")
@@ -326,6 +326,8 @@ def bundle(args):
 def _(p):
     p.add_argument("--run", required=True, action="append", help="training run folder(s) (matched with `prodmatch match`)")
     p.add_argument("--out", required=True, help="models folder to write (e.g. a Kaggle dataset folder)")
+    p.add_argument("--use", choices=["auto", "stacker", "matcher"], default="auto",
+                   help="auto: the stacker when its OOF F1 beats the matcher's")
     p.add_argument("--overwrite", action="store_true")
 
 

@@ -205,6 +205,7 @@ def match_run(runs, *, data_dir=None, titles=None, config=None, overwrite: bool 
         "config": to_dict(config),
         "models": {m.name: {"kind": m.kind, "created": m.meta.get("created")} for m in models},
         "params": params_to_dict(result.params),
+        "oof_f1": result.oof_f1,  # nested OOF F1 of the stage the params run (the best chain row)
         "per_fold_thresholds": result.per_fold,
         "rows": len(rows),
         "runs": [str(r) for r in runs],

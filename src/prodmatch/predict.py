@@ -62,11 +62,12 @@ class Timer:
 
 
 # ---------------------------------------------------------------- bundle (training side)
-def make_bundle(runs, out, *, overwrite: bool = False) -> Path:
+def make_bundle(runs, out, *, overwrite: bool = False, use: str = "auto") -> Path:
     """Collect what predict needs from training run(s) into one models folder.
 
-    Needs the run's matcher.json (`prodmatch match`); takes stack/ when present; copies each
-    trained model's fold encoders (``<run>/folds/<name>/<k>/final|best``).
+    Needs the run's matcher.json (`prodmatch match`); takes stack/ when present and its OOF F1
+    beats the matcher's (both nested; `use` forces one); copies each trained model's fold encoders
+    (``<run>/folds/<name>/<k>/final|best``).
     """
     from .store import list_models, load_model
 
@@ -90,8 +91,16 @@ def make_bundle(runs, out, *, overwrite: bool = False) -> Path:
             models[name] = _bundle_model(run, name, meta, staging)
     stacker = None
     stack_json = runs[0] / "stack" / "stack.json"
-    if stack_json.is_file():
-        info = json.loads(stack_json.read_text(encoding="utf-8"))
+    info = json.loads(stack_json.read_text(encoding="utf-8")) if stack_json.is_file() else None
+    matcher_f1 = matcher.get("oof_f1")
+    if use not in ("auto", "stacker", "matcher"):
+        raise DataError(f"use must be auto, stacker or matcher, got {use!r}")
+    if use == "stacker" and info is None:
+        raise DataError(f"{runs[0]}: no stack/stack.json; run `prodmatch stack --run {runs[0]}` first")
+    if use == "matcher" or (use == "auto" and info and matcher_f1 is not None and info["oof"]["f1"] <= matcher_f1):
+        log.info("stacker OOF F1 %.4f <= matcher %.4f: predict will use the matcher", info["oof"]["f1"], matcher_f1)
+        info = None
+    if info:
         (staging / "stacker").mkdir()
         shutil.copy2(runs[0] / "stack" / "model.txt", staging / "stacker" / "model.txt")
         stacker = {"model": "stacker/model.txt", "threshold": info["threshold"], "t_min2": info["t_min2"],

@@ -298,8 +298,9 @@ def score(part: Part, params: MatcherParams, grid) -> dict[str, float]:
 @dataclass
 class AblationResult:
     table: pd.DataFrame  # one row per stage: stage, models, f1, precision, recall, gain, t, t_min2
-    params: MatcherParams  # the full chain tuned on every fold (what `Pool.matches` applies)
+    params: MatcherParams  # the chosen chain stage tuned on every fold (what `Pool.matches` applies)
     per_fold: dict = field(default_factory=dict)  # stage label -> per-fold thresholds
+    oof_f1: float = float("nan")  # the chosen stage's nested OOF F1
 
 
 def ablation(parts: Sequence[Part], config: MatcherConfig, kinds: Mapping[str, str], names: Sequence[str],
@@ -329,7 +330,8 @@ def ablation(parts: Sequence[Part], config: MatcherConfig, kinds: Mapping[str, s
 
     rows, per_fold = [], {}
     previous: dict[str, float] = {}
-    bar = tqdm(stages(config, names, kinds), desc="ablation", disable=not progress)
+    all_stages = stages(config, names, kinds)
+    bar = tqdm(all_stages, desc="ablation", disable=not progress)
     for st in bar:
         bar.set_postfix_str(f"{st.name} {st.label}")
         started = time.perf_counter()
@@ -361,12 +363,24 @@ def ablation(parts: Sequence[Part], config: MatcherConfig, kinds: Mapping[str, s
             "selected": _most_common(chosen) if st.select else "",
             "seconds": round(time.perf_counter() - started, 2),
         })
-    return AblationResult(pd.DataFrame(rows), fit(parts, config, kinds, names), per_fold)
+    # predict runs the chain stage that scored best out of fold (a stage that loses, e.g. chisel on
+    # real titles, is left out), or the full chain when the config has no chain rows
+    chain = [(r["f1"], -i, st) for i, (r, st) in enumerate(zip(rows, all_stages)) if st.name in CHAIN_STAGES]
+    if chain:
+        f1, _, best = max(chain, key=lambda c: (c[0], c[1]))
+    else:
+        best, f1 = None, float("nan")
+    return AblationResult(pd.DataFrame(rows), fit(parts, config, kinds, names, stage=best), per_fold, f1)
 
 
-def fit(parts: Sequence[Part], config: MatcherConfig, kinds: Mapping[str, str], names: Sequence[str]) -> MatcherParams:
-    """The full configured chain tuned on every labelled part: what `Pool.matches` then applies."""
-    final = final_stage(config, names, kinds)
+CHAIN_STAGES = ("+union", "+units", "+chisel")
+
+
+def fit(parts: Sequence[Part], config: MatcherConfig, kinds: Mapping[str, str], names: Sequence[str],
+        stage: Stage | None = None) -> MatcherParams:
+    """`stage` (default: the full configured chain) tuned on every labelled part: what
+    `Pool.matches` then applies."""
+    final = stage or final_stage(config, names, kinds)
     nb_t = {m: tune(parts, Stage("threshold", (m,)), config).t for m in final.models} if final.nb else None
     sizes = np.concatenate([_group_sizes(pool.groups[pool.mask(seg)]) for pool, seg in parts]) if final.chisel else ()
     return tune(parts, final, config, nb_t, sizes)
