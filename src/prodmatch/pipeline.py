@@ -314,13 +314,12 @@ def stack_run(runs, *, data_dir=None, titles=None, config=None, overwrite: bool 
 def graph_nested(cands, groups, config, start) -> tuple[dict, list, tuple]:
     """Nested tuning of the stacker threshold with the components step in the loop (coarse grid
     around each fold's curve-tuned t); returns metric sums, per-fold (t, t_min2) and all-fold ones."""
-    from .metrics import per_row_scores
     from .stack.lgbm import group_matches
 
     grid = np.round(np.arange(0.1, 0.99, 0.02), 2)
 
     def f1_sum(c, g, t, t2):
-        return per_row_scores(*_pair_arrays(group_matches(c, t, t2, config)), g)
+        return group_matches(c, t, t2, config).per_row_scores(g)
 
     def best_on(idx):
         t2 = start[idx[0]][1] if idx else None
@@ -340,10 +339,6 @@ def graph_nested(cands, groups, config, start) -> tuple[dict, list, tuple]:
         for m, v in zip(("f1", "precision", "recall"), f1_sum(cands[f], groups[f], t, t2)):
             totals[m] += float(v.sum())
     return totals, chosen, best_on(folds)
-
-
-def _pair_arrays(m):
-    return m.rows, m.cols
 
 
 def threshold_curves(parts, names, grid) -> pd.DataFrame:

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DataError
-from ..metrics import Scores, per_row_scores
+from ..metrics import Scores
 from .blend import blend
 from .chisel import chisel
 from .threshold import Matches, min2, select
@@ -291,7 +291,7 @@ def score(part: Part, params: MatcherParams, grid) -> dict[str, float]:
         t2i = None if params.t_min2 is None else _grid_index(grid, params.t_min2)
         return c.sums(ti, t2i)
     mask = pool.mask(seg)
-    per_row = per_row_scores(*_pairs(pool.matches(params)), pool.groups)
+    per_row = pool.matches(params).per_row_scores(pool.groups)
     return {m: float(v[mask].sum()) for m, v in zip(("f1", "precision", "recall"), per_row)}
 
 
@@ -407,10 +407,6 @@ def _grid_index(grid, t: float) -> int:
     if abs(grid[i] - t) > 1e-9:
         raise ValueError(f"threshold {t} is not on the tuning grid")
     return i
-
-
-def _pairs(m: Matches):
-    return m.rows, m.cols
 
 
 def _group_sizes(groups) -> np.ndarray:

@@ -17,7 +17,7 @@ from tqdm.auto import tqdm
 
 from . import SynthReport, register
 from . import draw
-from .vocab_id import (ABBREVIATIONS, BRACKETS, BRAND_ENDINGS, BRAND_ONSETS, CATEGORIES, COUNT, EMOJIS,
+from .vocab_id import (ABBREVIATIONS, BRACKETS, BRAND_ENDINGS, BRAND_ONSETS, CATEGORIES, EMOJIS,
                        GENERIC_WORDS, INCH, LENGTH, MEMORY, PROMO_WORDS, VOLUME, WEIGHT)
 from ...io import write_bytes, write_csv
 
