@@ -70,6 +70,8 @@ def main(argv=None) -> None:
     parser.add_argument("--cross-max-length", type=int, default=128)
     parser.add_argument("--item-max-length", type=int, default=64)
     parser.add_argument("--cross-pooling", choices=("cls", "mean"), default="cls")
+    parser.add_argument("--extend-vocab", action="store_true",
+                        help="add the characters the tokenizer maps to [UNK] as new tokens before training")
     parser.add_argument("--lr", type=float, default=5e-5)
     parser.add_argument("--lr-head", type=float, default=1e-3)
     parser.add_argument("--threads", type=int, default=1, help="1 is ~2x faster than 2 on a shared 2-core machine")
@@ -139,7 +141,8 @@ def main(argv=None) -> None:
     for name in names:
         max_length = args.cross_max_length if MODELS[name]["kind"] == "cross" else args.item_max_length
         options = dict(MODELS[name], pooling=args.cross_pooling) if MODELS[name]["kind"] == "cross" else MODELS[name]
-        config = PairModelConfig(model=args.model, max_length=max_length, seed=args.seed, **options)
+        config = PairModelConfig(model=args.model, max_length=max_length, seed=args.seed,
+                                 extend_vocab=args.extend_vocab, **options)
         model = build_pair_model(config)
         if unk is None:
             unk = unk_share(model.tokenizer, train_f["title_a"].tolist()[:300] + train_f["pvs_a"].tolist()[:300])
@@ -163,7 +166,8 @@ def main(argv=None) -> None:
         f"Train: {len(train)} pairs of item_train_pair without held-out items (subsampled), {args.epochs} epoch(s), "
         f"batch {args.batch_size}, AdamW lr {args.lr:g} backbone / {args.lr_head:g} head, 10% warm-up + linear decay, "
         f"max_length {args.cross_max_length} (cross pair, {args.cross_pooling} pooling) / {args.item_max_length} "
-        f"(two-tower item, mean pooling). "
+        f"(two-tower item, mean pooling)"
+        f"{'; [UNK] characters added as tokens (--extend-vocab)' if args.extend_vocab else ''}. "
         f"Held-out: {len(holdout)} pairs between the {args.holdout_items:.0%} held-out train items "
         f"(checkpoint + threshold). Valid: {len(valid)} pairs "
         f"({int((~unseen).sum())} seen / {int(unseen.sum())} unseen categories).",

@@ -18,7 +18,7 @@ from prodmatch.encoders.train import embed_frame
 from prodmatch.errors import DataError
 from prodmatch.store import list_models, load_model, load_runs, read_rows
 
-FAST = {"max_steps_per_epoch": 2, "batch_size": 8}
+FAST = {"epochs": 2, "max_steps_per_epoch": 2, "batch_size": 8}
 
 
 @pytest.fixture(scope="module")

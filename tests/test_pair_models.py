@@ -18,7 +18,7 @@ from prodmatch.data.synth import generate
 from prodmatch.encoders.text import tiny_text_model
 from prodmatch.errors import DataError
 from prodmatch.pairs.base import (LOSSES, PairModelConfig, PairOutput, build_pair_model, fair_budgets, make_loss,
-                                  pack_segments)
+                                  pack_segments, unknown_characters)
 from prodmatch.pairs.pair_train import (PairTrainConfig, fit_pair_model, load_pair_model, predict_pairs)
 from prodmatch.pairs.pvs import pair_frame
 from prodmatch.pairs.two_tower import HEADS, SIMILARITIES, AdaptiveThresholdHead, adaptive_decision
@@ -208,6 +208,37 @@ def test_training_is_deterministic(ccks, tmp_path):
         fit_pair_model(model, frame.iloc[:24], None, config, tmp_path / run)
         scores.append(predict_pairs(model, frame.iloc[24:32]))
     np.testing.assert_array_equal(scores[0], scores[1])
+
+
+def test_unknown_characters_are_exactly_the_unk_ones(ccks):
+    _, folder = ccks
+    tokenizer = build_pair_model(_config(folder, kind="cross")).tokenizer
+    assert unknown_characters(tokenizer, ["ab 吸尘器", "", "c吸"]) == sorted("吸尘器")
+    assert unknown_characters(tokenizer, ["plain ascii 123"]) == []
+
+
+@pytest.mark.parametrize("kind", ["cross", "two_tower"])
+def test_extend_vocab_adds_unknown_characters_and_round_trips(ccks, tmp_path, kind):
+    frame, folder = ccks
+    train, valid = frame.iloc[:16], frame.iloc[16:24]
+    model = build_pair_model(_config(folder, kind=kind, extend_vocab=True))
+    vocab_before = len(model.tokenizer)
+    texts = [t for side in model.sides(train, None) for t in side]
+    expected = unknown_characters(model.tokenizer, texts)
+    assert expected, "the synthetic CCKS titles hold characters the ASCII tiny vocabulary lacks"
+    config = PairTrainConfig(epochs=1, batch_size=8, progress=False)
+    fit_pair_model(model, train, valid, config, tmp_path / "run")
+    assert len(model.tokenizer) == vocab_before + len(expected)
+    assert model.backbone.get_input_embeddings().weight.shape[0] == len(model.tokenizer)
+    assert unknown_characters(model.tokenizer, texts) == []
+    loaded = load_pair_model(tmp_path / "run" / "best")
+    assert len(loaded.tokenizer) == len(model.tokenizer)
+    np.testing.assert_array_equal(predict_pairs(loaded, valid), predict_pairs(model, valid))
+    # without the flag nothing is added
+    plain = build_pair_model(_config(folder, kind=kind))
+    fit_pair_model(plain, train, None, PairTrainConfig(epochs=1, batch_size=8, max_steps=1, progress=False),
+                   tmp_path / "plain")
+    assert len(plain.tokenizer) == vocab_before
 
 
 def test_heads_registry():

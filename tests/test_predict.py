@@ -132,7 +132,7 @@ def encoder_bundle(tmp_path_factory):
     from prodmatch.data.synth import generate
 
     generate("shopee", data, seed=2, preset="test")
-    fast = {"max_steps_per_epoch": 2, "batch_size": 8}
+    fast = {"epochs": 2, "max_steps_per_epoch": 2, "batch_size": 8}
     bert = tiny_text_model(root / "bert")
     text = load_experiment("tiny-text", n_folds=2, encoder={"model": str(bert), "max_length": 16}, train=fast)
     image = load_experiment("tiny-image", n_folds=2, encoder={"image_size": 32}, train=fast)

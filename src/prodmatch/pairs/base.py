@@ -22,7 +22,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, ClassVar, Literal, Sequence
+from typing import Callable, ClassVar, Iterable, Literal, Sequence
 
 import numpy as np
 import pandas as pd
@@ -55,6 +55,9 @@ class PairModelConfig:
         ``auto`` = aligned for cross, own for two-tower (an item vector must not see its partner).
     swap_prob: chance a training pair is fed as (b, a) (symmetric augmentation).
     symmetric: at inference average the scores of (a, b) and (b, a).
+    extend_vocab: before training, add the training texts' characters that the tokenizer maps to
+        [UNK] as new tokens (e.g. Chinese characters an English vocabulary lacks), so the model can
+        tell them apart; saved with the tokenizer.
     hidden / dim / dropout: projection-MLP width, adaptive embedding size, head dropout.
     seed: initialises the head (the backbone comes from the folder).
     """
@@ -70,6 +73,7 @@ class PairModelConfig:
     pvs: Literal["auto", "aligned", "own", "none"] = "auto"
     swap_prob: float = 0.5
     symmetric: bool = False
+    extend_vocab: bool = False
     hidden: int = 256
     dim: int = 128
     dropout: float = 0.1
@@ -209,6 +213,16 @@ POOLINGS: dict[str, Callable[[Tensor, Tensor], Tensor]] = {"cls": lambda h, m: h
 
 
 # ------------------------------------------------------------------------------ packing
+def unknown_characters(tokenizer, texts: Iterable[str]) -> list[str]:
+    """The distinct non-space characters of `texts` that `tokenizer` turns into its [UNK] token."""
+    unk = tokenizer.unk_token_id
+    chars = sorted({c for text in texts if text for c in str(text) if not c.isspace()})
+    if unk is None or not chars:
+        return []
+    ids = tokenizer(chars, add_special_tokens=False)["input_ids"]
+    return [c for c, row in zip(chars, ids) if row == [unk]]
+
+
 def fair_budgets(lengths: Sequence[int], total: int) -> list[int]:
     """Max-min fair token budgets: shortest first, each ``min(len, remaining // left)``."""
     n = len(lengths)
@@ -335,6 +349,20 @@ class PairModel(nn.Module):
             ta, tb = [b if s else a for a, b, s in zip(ta, tb, swap)], [a if s else b for a, b, s in zip(ta, tb, swap)]
             pa, pb = [b if s else a for a, b, s in zip(pa, pb, swap)], [a if s else b for a, b, s in zip(pa, pb, swap)]
         return ta, pa, tb, pb
+
+    def extend_vocabulary(self, texts: Iterable[str]) -> list[str]:
+        """Add the characters of `texts` that tokenize to [UNK] as tokens; returns them (sorted).
+
+        New embedding rows are drawn around the old rows' mean and covariance (transformers'
+        mean resizing) under the model seed, so runs stay reproducible.
+        """
+        new = unknown_characters(self.tokenizer, texts)
+        if new:
+            self.tokenizer.add_tokens(new)
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(self.config.seed)
+                self.backbone.resize_token_embeddings(len(self.tokenizer))
+        return new
 
     def param_groups(self) -> dict[str, list[nn.Parameter]]:
         backbone = list(self.backbone.parameters())

@@ -203,7 +203,12 @@ def fit_pair_model(model: PairModel, train_pairs: pd.DataFrame, valid_pairs: pd.
         y_valid = _labels(valid_pairs, "validation pairs")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    write_json(out_dir / "train_config.json", {"train": to_dict(config), "model": to_dict(model.config)})
+    added = model.extend_vocabulary(text for side in model.sides(train_pairs, None) for text in side) \
+        if model.config.extend_vocab else []
+    if added:
+        log.info("pair model: %d characters the tokenizer maps to [UNK] added as tokens", len(added))
+    write_json(out_dir / "train_config.json", {"train": to_dict(config), "model": to_dict(model.config),
+                                               "added_tokens": added})
 
     seed_everything(config.seed)
     device = _device(model)
