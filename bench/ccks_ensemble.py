@@ -19,28 +19,17 @@ import numpy as np
 import pandas as pd
 
 from prodmatch.data.ccks import read_ccks_items, read_ccks_pairs
-from prodmatch.encoders.tfidf import TfidfConfig, tfidf_embed
+from prodmatch.encoders.tfidf import TfidfConfig
 from prodmatch.io import write_text
 from prodmatch.metrics import pair_scores
 from prodmatch.pairs.pvs import pair_frame
+from prodmatch.pairs.unsupervised import pvs_jaccard, text_cosine
 from prodmatch.report import markdown_table
 from prodmatch.stack.ccks_output import score_result_file, write_decision_result
 from prodmatch.stack.compare import platt
 from prodmatch.stack.ensemble import fit_thresholds, make_ensemble
 
 RESULTS = Path(__file__).resolve().parent / "results"
-
-
-def text_cosine(texts_a, texts_b, config) -> np.ndarray:
-    x = tfidf_embed(list(texts_a) + list(texts_b), config)
-    n = len(texts_a)
-    return np.asarray(x[:n].multiply(x[n:]).sum(axis=1)).ravel()
-
-
-def pvs_jaccard(a, b) -> np.ndarray:
-    sets_a = [set(filter(None, s.split(";"))) for s in a]
-    sets_b = [set(filter(None, s.split(";"))) for s in b]
-    return np.array([len(x & y) / len(x | y) if x | y else 0.0 for x, y in zip(sets_a, sets_b)])
 
 
 def minilm_cosine(a, b) -> np.ndarray:

@@ -295,6 +295,37 @@ def _(p):
     run_stage_arguments(p, config_help="stacker YAML (path or shipped name)", writes="stack/ folder")
 
 
+@command("ccks", "CCKS 2022 task 9.2: train pair models, fit ensembles on held-out train pairs, write result.jsonl")
+def ccks(args):
+    from pathlib import Path
+
+    from .io import new_run_dir
+    from .stack.ccks_run import ccks_run
+
+    out = Path(args.out) if args.out else new_run_dir("oof", f"ccks-{Path(str(args.config)).stem}")
+    try:
+        r = ccks_run(args.data, args.config, out, overwrite=args.overwrite, progress=not args.quiet)
+    except BaseException:
+        if not args.out and out.is_dir() and not any(out.iterdir()):
+            out.rmdir()  # the fresh default folder stays only for a finished run
+        raise
+    print(f"wrote {r['out']}/: result.jsonl ({r['valid_pairs']} valid pairs), scores.parquet, ensembles.json, run.json")
+    print(f"chosen entry (best cross-validated held-out F1, {r['chosen_cv_f1']:.4f}; in-sample {r['chosen_held_out_f1']:.4f}): {r['chosen']}")
+    if r["chosen_valid"] is not None:
+        v = r["chosen_valid"]
+        print(f"valid F1 {v['f1']:.4f} (P {v['precision']:.4f}, R {v['recall']:.4f}); every entry: {r['report']}")
+
+
+@ccks.arguments
+def _(p):
+    p.add_argument("--data", required=True, help="CCKS folder: item_{train,valid}_info.jsonl, item_train_pair.jsonl, "
+                                                 "item_valid_pair.jsonl (+ item_valid_pair_truth.jsonl to score)")
+    p.add_argument("--config", default="ccks-cpu", help="stage YAML (path or shipped name: ccks-cpu, ccks-test)")
+    p.add_argument("--out", help="run folder (default: a fresh oof/ccks-<config>-<time>/)")
+    p.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
 @command("leaderboard", "every run under oof/ in leaderboard.md / .csv (best OOF F1 first) with PNG plots")
 def leaderboard(args):
     from .leaderboard import write_leaderboard

@@ -12,6 +12,7 @@ _LAZY = {
     "TwoTower": "two_tower", "SIMILARITIES": "two_tower", "HEADS": "two_tower",
     "PairTrainConfig": "pair_train", "PairFitResult": "pair_train", "fit_pair_model": "pair_train",
     "predict_pairs": "pair_train", "load_pair_model": "pair_train", "save_pair_model": "pair_train",
+    "text_cosine": "unsupervised", "pvs_jaccard": "unsupervised",
 }
 
 

@@ -18,6 +18,8 @@ _LAZY = {
     "score_result_file": "ccks_output", "predict_result_file": "ccks_output",
     "encode_decision_as_embeddings": "ccks_output", "write_decision_result": "ccks_output",
     "lookup_embeddings": "ccks_output",
+    # ccks_run.py
+    "ccks_run": "ccks_run", "CcksRunConfig": "ccks_run", "MemberConfig": "ccks_run", "MEMBERS": "ccks_run",
 }
 
 

@@ -47,21 +47,33 @@ def nested_predictions(pairs: pd.DataFrame, columns: Sequence[str], method: str)
     return out
 
 
+def platt_fit(fit_scores: pd.DataFrame, y) -> dict:
+    """One one-feature logistic regression per column, fitted on the fitting rows (see `platt`)."""
+    from sklearn.linear_model import LogisticRegression
+
+    return {col: LogisticRegression(C=1e4, max_iter=1000).fit(fit_scores[[col]].to_numpy(np.float64), y)
+            for col in fit_scores.columns}
+
+
+def platt_apply(models: dict, scores: pd.DataFrame) -> pd.DataFrame:
+    """Each column of `scores` mapped to P(label 1) by its `platt_fit` model."""
+    return pd.DataFrame({col: m.predict_proba(scores[[col]].to_numpy(np.float64))[:, 1] for col, m in models.items()},
+                        index=scores.index)
+
+
+def platt_params(models: dict) -> dict:
+    """``{column: {"coef", "intercept"}}`` of `platt_fit` models: P = sigmoid(coef * score + intercept)."""
+    return {col: {"coef": float(m.coef_[0, 0]), "intercept": float(m.intercept_[0])} for col, m in models.items()}
+
+
 def platt(fit_scores: pd.DataFrame, y, other: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Each column mapped to P(label 1) by a one-feature logistic fit on the fitting rows.
 
     Raw similarities differ in scale and spread (a random-init encoder scores every pair ~0.99),
     so `sum(p_m - t_m)` is dominated by the widest model; on probabilities the margins compare.
     """
-    from sklearn.linear_model import LogisticRegression
-
-    a, b = {}, {}
-    for col in fit_scores.columns:
-        x = fit_scores[[col]].to_numpy(np.float64)
-        model = LogisticRegression(C=1e4, max_iter=1000).fit(x, y)
-        a[col] = model.predict_proba(x)[:, 1]
-        b[col] = model.predict_proba(other[[col]].to_numpy(np.float64))[:, 1]
-    return pd.DataFrame(a, index=fit_scores.index), pd.DataFrame(b, index=other.index)
+    models = platt_fit(fit_scores, y)
+    return platt_apply(models, fit_scores), platt_apply(models, other)
 
 
 def row_f1(pairs: pd.DataFrame, decision: np.ndarray, pools) -> tuple[float, float, float]:

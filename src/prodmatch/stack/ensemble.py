@@ -162,6 +162,7 @@ class PairEnsemble:
     JSON round trip. Subclasses define `_fit_extra` and `_decision`."""
 
     kind: ClassVar[str] = ""
+    inclusive: ClassVar[bool] = False  # positive when decision_function >= 0 (else > 0)
 
     def __init__(self) -> None:
         self.names: tuple[str, ...] | None = None
@@ -321,6 +322,7 @@ class F1Vote(PairEnsemble):
     ``decision = weight_pos - weight_neg``, positive when ``decision >= 0`` (ties -> positive)."""
 
     kind = "f1-vote"
+    inclusive = True
 
     def __init__(self) -> None:
         super().__init__()

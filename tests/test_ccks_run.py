@@ -1,0 +1,279 @@
+"""The CCKS stage (`prodmatch ccks`): synthetic `test` preset, tiny random BERT members, CPU, seconds."""
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from prodmatch.cli import main
+from prodmatch.config import load_config
+from prodmatch.data.ccks import read_ccks_pairs
+from prodmatch.data.synth import generate
+from prodmatch.errors import DataError
+from prodmatch.pairs.unsupervised import pvs_jaccard
+from prodmatch.stack.ccks_output import score_result_file
+from prodmatch.stack.ccks_run import (CcksRunConfig, Fitted, Rule, build_members, ccks_run, choose, entry_rules,
+                                      fit_entries, holdout_split, member_rule, pair_components, selection_folds)
+from prodmatch.stack.ensemble import ensemble_from_dict
+
+UNSUPERVISED = {"holdout_items": 0.4, "members": [{"name": "tfidf", "kind": "tfidf_cosine"},
+                                                  {"name": "pvs", "kind": "pvs_jaccard"}]}
+UNSUPERVISED_MEMBERS = load_config(UNSUPERVISED, CcksRunConfig).members
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("ccks") / "data"
+    generate("ccks", folder, seed=0, preset="test")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def run(data, tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "run"
+    return ccks_run(data, "ccks-test", out, progress=False)
+
+
+def copy_data(data, folder):
+    """The jsonl files of a CCKS folder (the stage reads no images)."""
+    folder.mkdir(parents=True)
+    for path in data.glob("*.jsonl"):
+        shutil.copy(path, folder / path.name)
+    return folder
+
+
+def test_run_writes_every_artifact(run, data):
+    out = run["out"]
+    for name in ("run.json", "scores.parquet", "ensembles.json", "result.jsonl", "compare.csv", "report.md"):
+        assert (out / name).is_file(), name
+    record = json.loads((out / "run.json").read_text())
+    assert record["config"]["name"] == "ccks-test" and record["code_version"]
+    assert set(record["data"]) == {p.name for p in data.glob("*.jsonl")}
+    scores = pd.read_parquet(out / "scores.parquet")
+    members = ["cross", "two_tower_cosine", "tfidf_char", "pvs_jaccard"]
+    assert set(members) <= set(scores.columns) and scores[members].notna().all().all()
+    assert scores["split"].value_counts().to_dict() == {"valid": 80, "holdout": record["split"]["holdout_pairs"]}
+    assert scores["item_label"].notna().all() and scores["unseen"].dtype == bool
+    holdout = scores["split"] == "holdout"
+    assert scores.loc[holdout, "cv_fold"].notna().all() and scores.loc[~holdout, "cv_fold"].isna().all()
+    assert scores.loc[holdout, "cv_fold"].nunique() == record["cv"]["folds"] == 5
+    assert scores.loc[scores["split"] == "valid", "unseen"].sum() == record["split"]["valid_unseen_pairs"] > 0
+    ensembles = json.loads((out / "ensembles.json").read_text())
+    assert len(ensembles["ensembles"]) == 8 and ensembles["chosen"] == run["chosen"]
+    assert ensembles["cv"]["folds"] == 5 and ensembles["cv"]["scheme"] in ("group", "stratified")
+    for entry in ensembles["ensembles"].values():
+        assert ensemble_from_dict(entry["ensemble"]).names == tuple(members)
+    for name in ("cross", "two_tower_cosine"):
+        assert (out / "members" / name / "best" / "pair_model.json").is_file()
+    table = pd.read_csv(out / "compare.csv")
+    assert len(table) == 12 and table["chosen"].sum() == 1
+    entries = table["entry"].tolist()  # cv F1 reported for every entry, everywhere
+    assert table["cv F1"].between(0, 1).all() and set(ensembles["cv_f1"]) == set(ensembles["held_out_f1"]) == set(entries)
+    assert list(run["cv_f1"]) == list(run["held_out_f1"]) == entries
+    assert table["cv F1"].tolist() == [round(run["cv_f1"][e], 4) for e in entries]
+    first_best = int(np.argmax([run["cv_f1"][e] for e in entries]))  # best cv F1, earliest on ties
+    assert entries[first_best] == run["chosen"] and table.loc[table["chosen"], "entry"].item() == run["chosen"]
+    assert run["chosen_cv_f1"] == run["cv_f1"][run["chosen"]] == record["chosen_cv_f1"]
+    assert run["chosen_held_out_f1"] == run["held_out_f1"][run["chosen"]]
+    report = (out / "report.md").read_text()
+    assert run["chosen"] in report and "cv F1" in report
+
+
+def test_saved_member_reloads_with_its_scores(run, data, tmp_path):
+    from prodmatch.pairs.pair_train import load_pair_model, predict_pairs
+    from prodmatch.stack.ccks_run import load_data
+
+    config = load_config("ccks-test", CcksRunConfig)
+    frames = load_data(data, config, tmp_path)
+    model = load_pair_model(run["out"] / "members" / "two_tower_cosine" / "best")
+    scores = pd.read_parquet(run["out"] / "scores.parquet")
+    stored = scores.loc[scores["split"] == "holdout", "two_tower_cosine"].to_numpy()
+    np.testing.assert_allclose(predict_pairs(model, frames.holdout), stored, rtol=1e-5, atol=1e-6)
+
+
+def test_result_file_rescores_to_the_chosen_valid_f1(run, data):
+    rescored = score_result_file(run["result"], data / "item_valid_pair_truth.jsonl")
+    table = pd.read_csv(run["compare"])
+    assert round(rescored.f1, 4) == table.loc[table["chosen"], "valid F1"].item()
+    assert rescored.f1 == run["chosen_valid"]["f1"]
+    assert run["valid_f1"][run["chosen"]] == round(rescored.f1, 4)
+
+
+def test_ensembles_do_not_depend_on_valid_labels(run, data, tmp_path):
+    folder = copy_data(data, tmp_path / "relabelled")
+    truth = folder / "item_valid_pair_truth.jsonl"
+    lines = [json.loads(line) for line in truth.read_text().splitlines()]
+    truth.write_text("".join(json.dumps({**x, "item_label": str(1 - int(x["item_label"]))}) + "\n" for x in lines))
+    other = ccks_run(folder, "ccks-test", tmp_path / "run", progress=False)
+    assert (other["ensembles"]).read_bytes() == run["ensembles"].read_bytes()
+    assert other["result"].read_bytes() == run["result"].read_bytes()
+    assert other["chosen_valid"]["f1"] != run["chosen_valid"]["f1"]  # the labels did change
+
+
+@pytest.mark.parametrize("share,seed", [(0.3, 0), (0.4, 1), (0.6, 2)])
+def test_holdout_and_training_pairs_share_no_item(data, share, seed):
+    pairs = read_ccks_pairs(data / "item_train_pair.jsonl")
+    config = CcksRunConfig(holdout_items=share, seed=seed, members=load_config("ccks-test", CcksRunConfig).members)
+    train, holdout = holdout_split(pairs, config)
+    assert len(train) and len(holdout) and not items(train) & items(holdout)
+    ids = pd.unique(pd.concat([pairs["src_item_id"], pairs["tgt_item_id"]]))  # bench/ccks_pairs.py's draw
+    held = set(np.random.default_rng(seed).permutation(ids)[:int(round(share * len(ids)))].tolist())
+    assert items(holdout) <= held and not items(train) & held
+    across = pairs["src_item_id"].isin(held) != pairs["tgt_item_id"].isin(held)
+    assert len(train) + len(holdout) + int(across.sum()) == len(pairs)  # every pair: training, held-out or across
+    sub = holdout_split(pairs, CcksRunConfig(holdout_items=share, seed=seed, train_pairs=10, holdout_pairs=5,
+                                             members=config.members))
+    assert len(sub[0]) == 10 and len(sub[1]) == min(5, len(holdout)) and not items(sub[0]) & items(sub[1])
+
+
+def items(pairs):
+    return set(pairs["src_item_id"]) | set(pairs["tgt_item_id"])
+
+
+def test_pvs_jaccard_equals_the_set_reference():
+    rng = np.random.default_rng(0)
+    entries = ["k:v", "k:w", "a:b", "x", "颜色:红", "k:v2", ""]
+
+    def text():
+        return ";".join(rng.choice(entries, size=rng.integers(0, 6)).tolist())
+
+    a, b = [text() for _ in range(500)], [text() for _ in range(500)]
+    sets_a = [set(filter(None, s.split(";"))) for s in a]
+    sets_b = [set(filter(None, s.split(";"))) for s in b]
+    want = np.array([len(x & y) / len(x | y) if x | y else 0.0 for x, y in zip(sets_a, sets_b)])
+    got = pvs_jaccard(a, b)
+    assert got.dtype == np.float64 and np.array_equal(got, want)
+    assert pvs_jaccard([], []).shape == (0,) and pvs_jaccard([""], [""]).tolist() == [0.0]
+
+
+def test_existing_out_folder_raises_unless_overwrite(run, data, tmp_path):
+    with pytest.raises(FileExistsError, match="overwrite"):
+        ccks_run(data, UNSUPERVISED, run["out"], progress=False)
+    out = tmp_path / "run"
+    (out / "old").mkdir(parents=True)
+    with pytest.raises(FileExistsError):
+        ccks_run(data, UNSUPERVISED, out, progress=False)
+    ccks_run(data, UNSUPERVISED, out, overwrite=True, progress=False)
+    assert not (out / "old").exists() and (out / "result.jsonl").is_file()
+
+
+def test_unknown_member_kind_names_close_kinds(data, tmp_path):
+    bad = {"members": [{"name": "tt", "kind": "two-tower"}]}
+    with pytest.raises(DataError, match="unknown kind 'two-tower'; did you mean two_tower"):
+        ccks_run(data, bad, tmp_path / "run", progress=False)
+    with pytest.raises(DataError, match="did you mean 'max_length'"):
+        load_config({"members": [{"name": "c", "kind": "cross", "options": {"max_lenght": 32}}]}, CcksRunConfig)
+    with pytest.raises(DataError, match="not trained"):
+        build_members(load_config({"members": [{"name": "p", "kind": "pvs_jaccard", "train": {"epochs": 2}}]},
+                                  CcksRunConfig))
+    assert not (tmp_path / "run").exists()
+
+
+def test_bad_input_is_a_clear_data_error(data, tmp_path):
+    with pytest.raises(DataError, match="no training pairs"):
+        ccks_run(data, {**UNSUPERVISED, "holdout_items": 0.99}, tmp_path / "a", progress=False)
+    folder = copy_data(data, tmp_path / "empty-valid")
+    (folder / "item_valid_pair.jsonl").write_text("")
+    (folder / "item_valid_pair_truth.jsonl").unlink()
+    with pytest.raises(DataError):
+        ccks_run(folder, UNSUPERVISED, tmp_path / "b", progress=False)
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_without_truth_writes_the_result_only(data, tmp_path):
+    folder = copy_data(data, tmp_path / "no-truth")
+    (folder / "item_valid_pair_truth.jsonl").unlink()
+    summary = ccks_run(folder, UNSUPERVISED, tmp_path / "run", progress=False)
+    assert summary["result"].is_file() and summary["compare"] is None and summary["chosen_valid"] is None
+    assert not (tmp_path / "run" / "compare.csv").exists()
+    assert pd.read_parquet(summary["scores"])["item_label"].isna().sum() == 80
+
+
+def test_shipped_cpu_config_parses():
+    config = load_config("ccks-cpu", CcksRunConfig)
+    members = build_members(config)
+    assert [m.kind for m in members] == ["cross", "two_tower", "two_tower", "tfidf_cosine", "pvs_jaccard"]
+    assert members[0].options.pooling == "mean" and members[0].train_config.lr_backbone == 1e-4
+    assert members[0].options.max_length == 128 and members[1].train_config.batch_size == 16
+
+
+def test_cli_runs_on_the_test_preset(data, tmp_path, capsys):
+    out = tmp_path / "cli"
+    assert main(["ccks", "--data", str(data), "--config", "ccks-test", "--out", str(out), "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    assert "chosen entry (best cross-validated held-out F1" in printed and "valid F1" in printed
+    assert (out / "result.jsonl").is_file()
+    assert main(["ccks", "--data", str(data), "--config", "ccks-test", "--out", str(out), "--quiet"]) == 2
+    assert "already holds a run" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- cross-validated selection (synthetic arrays)
+def memorising_rule(column):
+    """Overfits by construction: positive exactly for the ids it saw labelled 1 (in-sample F1 1, CV F1 0)."""
+    def fit(y, scores, unseen):
+        seen_positive = set(scores.loc[np.asarray(y) == 1, column].tolist())
+        return Fitted(lambda s, u: s[column].isin(seen_positive).to_numpy(np.float64), 0.5)
+
+    return Rule(f"memorise {column}", "ensemble", fit)
+
+
+def test_cv_selection_prefers_the_robust_rule_over_an_exact_overfit():
+    y = np.r_[np.ones(20, int), np.zeros(20, int)]
+    robust = y.astype(float)
+    robust[[0, 1]], robust[[20, 21]] = 0.0, 1.0  # two positives scored low, two negatives high
+    hold = pd.DataFrame({"pair_id": np.arange(40.0), "robust": robust})
+    unseen = np.zeros(40, bool)
+    folds = selection_folds(y, np.arange(40), 5, seed=0)
+    rules = [memorising_rule("pair_id"), member_rule("robust")]  # the overfit comes first: no tie-break help
+    entries = fit_entries(rules, y, hold, unseen, hold, unseen, folds.fold)
+    memorise, member = entries
+    assert (memorise.held_out_f1, memorise.cv_f1) == (1.0, 0.0)
+    assert member.held_out_f1 == member.cv_f1 == 0.9  # 18 of 20 positives, 18 of 20 predicted
+    assert choose(entries) is member
+    assert max(entries, key=lambda e: e.held_out_f1) is memorise  # the in-sample rule would pick the overfit
+
+
+def test_cv_selection_passes_over_an_overfitting_ensemble():
+    rng = np.random.default_rng(13)
+    y = np.r_[np.ones(20, int), np.zeros(20, int)]
+    hold = pd.DataFrame({"robust": y + rng.normal(0, 0.8, 40), **{f"noise{i}": rng.random(40) for i in range(4)}})
+    unseen = np.zeros(40, bool)
+    unseen[rng.choice(40, 10, replace=False)] = True
+    folds = selection_folds(y, np.arange(40), 5, seed=0)
+    entries = fit_entries(entry_rules(hold.columns, unseen=True), y, hold, unseen, hold, unseen, folds.fold)
+    assert len(entries) == 5 + 8 and all(0 <= e.cv_f1 <= 1 for e in entries)
+    overfit = max(entries, key=lambda e: e.held_out_f1)
+    member = entries[0]
+    assert overfit.name == "f1-vote ensemble, raw + unseen thresholds"  # best in-sample, with 10 fitted values
+    assert overfit.held_out_f1 > member.held_out_f1 and overfit.cv_f1 < member.cv_f1 - 0.1
+    assert choose(entries) is member
+    again = fit_entries(entry_rules(hold.columns, unseen=True), y, hold, unseen, hold, unseen, folds.fold)
+    assert [e.cv_f1 for e in again] == [e.cv_f1 for e in entries]  # deterministic
+
+
+def test_selection_folds_keep_components_whole_or_fall_back_to_labels():
+    y = np.tile([1, 0, 0, 1], 10)
+    groups = np.repeat(np.arange(10), 4)  # 10 components of 4 pairs, both labels in each
+    folds = selection_folds(y, groups, 5, seed=3)
+    assert folds.scheme == "group" and folds.k == 5 and folds.components == 10
+    assert pd.Series(folds.fold).groupby(groups).nunique().eq(1).all()  # no component split across folds
+    assert all(y[folds.fold != f].any() and not y[folds.fold != f].all() for f in range(5))
+    assert np.array_equal(selection_folds(y, groups, 5, seed=3).fold, folds.fold)
+    few = selection_folds(y, np.repeat([0, 1], 20), 5, seed=3)  # 2 components < 5 folds: by label only
+    assert few.scheme == "stratified" and few.k == 5 and few.components == 2
+    assert pd.Series(y).groupby(few.fold).sum().eq(4).all()
+    clamped = selection_folds(np.r_[1, 1, 1, np.zeros(10, int)], np.arange(13), 5, seed=0)
+    assert clamped.k == 3 and clamped.requested == 5 and clamped.to_dict()["folds"] == 3
+    with pytest.raises(DataError, match="at least 2 pairs of each label"):
+        selection_folds(np.r_[1, np.zeros(10, int)], np.arange(11), 5, seed=0)
+    with pytest.raises(DataError, match="select_folds=1"):
+        CcksRunConfig(select_folds=1, members=UNSUPERVISED_MEMBERS)
+
+
+def test_pair_components_follow_shared_items():
+    src, tgt = ["a", "b", "d", "f", "e"], ["b", "c", "e", "f", "g"]
+    comp = pair_components(src, tgt)
+    assert comp[0] == comp[1] and comp[2] == comp[4] and len({comp[0], comp[2], comp[3]}) == 3
