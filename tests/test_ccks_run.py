@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -277,3 +278,14 @@ def test_pair_components_follow_shared_items():
     src, tgt = ["a", "b", "d", "f", "e"], ["b", "c", "e", "f", "g"]
     comp = pair_components(src, tgt)
     assert comp[0] == comp[1] and comp[2] == comp[4] and len({comp[0], comp[2], comp[3]}) == 3
+
+
+def test_leaderboard_lists_the_ccks_run(run):
+    from prodmatch.leaderboard import collect
+
+    out = Path(run["out"])
+    board = collect(out.parent)
+    row = board[(board["run"] == out.name) & (board["entry"] == "ccks")]
+    assert len(row) == 1
+    assert row["f1"].iloc[0] == round(run["chosen_valid"]["f1"], 4)
+    assert run["chosen"] in row["what"].iloc[0]

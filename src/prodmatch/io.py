@@ -91,3 +91,9 @@ def file_sha256(path: str | os.PathLike) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def data_hashes(data_dir: str | os.PathLike, names=("train.csv", "test.csv")) -> dict:
+    """``{name: SHA-256}`` of each of `names` present in `data_dir`: what an artifact was made from."""
+    data_dir = Path(data_dir)
+    return {name: file_sha256(data_dir / name) for name in names if (data_dir / name).is_file()}

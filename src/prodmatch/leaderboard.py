@@ -2,7 +2,8 @@
 
 A run folder is recognised by what it holds: ``result.json`` (baseline), ``models/*/model.json``
 (stored embeddings, with OOF F1 when an encoder wrote one), ``ablation.csv`` + ``matcher.json``
-(matcher), ``stack/stack.json`` (stacker). Writes ``leaderboard.md`` and ``leaderboard.csv``
+(matcher), ``stack/stack.json`` (stacker), ``run.json`` of stage ``ccks`` (CCKS: the chosen entry's
+valid-pair F1). Writes ``leaderboard.md`` and ``leaderboard.csv``
 beside the runs and PNGs under ``leaderboard/``: F1 vs threshold per model, match-set sizes
 before/after chisel against the truth, stacker feature importance.
 """
@@ -94,7 +95,16 @@ def _stacker(run: Path) -> list[dict]:
     return [_row(run, "stacker", what, info, info.get("oof", {}))]
 
 
-READERS = (_baseline, _models, _matcher, _stacker)
+def _ccks(run: Path) -> list[dict]:
+    info = _read_json(run / "run.json")
+    if info.get("stage") != "ccks" or not info.get("chosen_valid"):
+        return []
+    members = "+".join(info.get("members", {}))
+    what = f"CCKS valid pairs: {info.get('chosen')} (members {members})"
+    return [_row(run, "ccks", what, info, info["chosen_valid"], f"cv F1 {info.get('chosen_cv_f1', float('nan')):.4f}")]
+
+
+READERS = (_baseline, _models, _matcher, _stacker, _ccks)
 
 
 def _row(run: Path, entry: str, what: str, info: dict, score: dict, stages: str = "") -> dict:

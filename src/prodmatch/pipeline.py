@@ -14,7 +14,7 @@ from .baseline import predict_matches, tune_baseline
 from .data.shopee import read_shopee_csv
 from .data.synth import generate
 from .errors import DataError
-from .io import atomic_path, file_sha256, new_run_dir, write_csv, write_json
+from .io import atomic_path, data_hashes, new_run_dir, write_csv, write_json
 from .metrics import Scores, row_group_sizes, score_submission
 
 log = logging.getLogger(__name__)
@@ -52,7 +52,7 @@ def run_baseline(data_dir, *, method: str = "tfidf", out_root="oof", image_polic
         "threshold": tuned.threshold,
         "train": asdict(tuned.scores),
         "version": __version__,
-        "data": {name: file_sha256(data_dir / name) for name in ("train.csv", "test.csv")},
+        "data": data_hashes(data_dir),
         "data_dir": str(data_dir),
         "run": str(run),
     }
@@ -120,7 +120,7 @@ def demo(*, seed: int = 0, data_root="input/synthetic", out_root="oof", preset: 
         "matcher_best": matched["table"].loc[matched["table"]["f1"].idxmax(), ["stage", "models", "f1"]].to_dict(),
         "stacker_oof": asdict(stacked["scores"]), "test": asdict(test), "test_used": predicted["used"],
         "baseline_test": baseline.get("test"), "timing": timer.seconds,
-        "data": {name: file_sha256(folder / name) for name in ("train.csv", "test.csv")},
+        "data": data_hashes(folder),
     }
     write_json(run / "demo.json", summary)
     return {**summary, "models": str(models), "submission": str(run / "submission.csv"),
@@ -209,7 +209,7 @@ def match_run(runs, *, data_dir=None, titles=None, config=None, overwrite: bool 
         "per_fold_thresholds": result.per_fold,
         "rows": len(rows),
         "runs": [str(r) for r in runs],
-        "data": {"train.csv": file_sha256(Path(data_dir) / "train.csv")} if data_dir is not None else {},
+        "data": data_hashes(data_dir, ("train.csv",)) if data_dir is not None else {},
         "version": __version__,
         "seconds": round(time.time() - started, 2),
     }
@@ -302,7 +302,7 @@ def stack_run(runs, *, data_dir=None, titles=None, config=None, overwrite: bool 
         "features": list(booster.feature_name()),
         "best_iterations": oof.best_iterations,
         "runs": [str(r) for r in runs],
-        "data": {"train.csv": file_sha256(Path(data_dir) / "train.csv")} if data_dir is not None else {},
+        "data": data_hashes(data_dir, ("train.csv",)) if data_dir is not None else {},
         "version": __version__,
         "seconds": round(time.time() - started, 2),
     }

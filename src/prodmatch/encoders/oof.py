@@ -46,7 +46,7 @@ import pandas as pd
 from .. import __version__
 from ..config import from_dict, load_config, read_yaml, to_dict
 from ..errors import DataError
-from ..io import file_sha256, write_bytes, write_json
+from ..io import data_hashes, write_bytes, write_json
 from .train import TrainConfig, embed_frame, fit, seed_everything, validation_f1
 
 log = logging.getLogger(__name__)
@@ -119,11 +119,6 @@ def code_version() -> str:
         return f"{__version__}+g{commit}{'.dirty' if dirty else ''}"
     except (OSError, subprocess.SubprocessError):
         return __version__
-
-
-def data_hashes(data_dir) -> dict:
-    data_dir = Path(data_dir)
-    return {name: file_sha256(data_dir / name) for name in ("train.csv", "test.csv") if (data_dir / name).is_file()}
 
 
 def load_data(data_dir, image_policy: str) -> tuple[pd.DataFrame, pd.DataFrame | None]:

@@ -55,7 +55,7 @@ import pandas as pd
 
 from ..config import from_dict, load_config, to_dict
 from ..errors import DataError, preview
-from ..io import atomic_dir, atomic_path, file_sha256, write_csv, write_json, write_text
+from ..io import atomic_dir, atomic_path, data_hashes, write_csv, write_json, write_text
 from ..metrics import pair_scores
 from ..registry import registrar
 
@@ -244,12 +244,9 @@ def load_data(data_dir, config: CcksRunConfig, folder: Path) -> CcksData:
     return CcksData(items, train_f, hold_f, valid_f, y_valid, unseen_hold, unseen_valid, pseudo, folder, config.seed)
 
 
-def data_hashes(data_dir, names=tuple(FILES.values())) -> dict:
-    """``{name: SHA-256}`` (``io.file_sha256``) of each of `names` present in `data_dir` (default:
-    the CCKS files). ``encoders.oof.data_hashes`` is this with ``names=("train.csv", "test.csv")``;
-    the two should become one, e.g. this function moved next to ``file_sha256`` in ``io``."""
-    data_dir = Path(data_dir)
-    return {name: file_sha256(data_dir / name) for name in names if (data_dir / name).is_file()}
+def ccks_hashes(data_dir) -> dict:
+    """SHA-256 of each CCKS file present in `data_dir`."""
+    return data_hashes(data_dir, names=tuple(FILES.values()))
 
 
 def tiny_backbone(data: CcksData) -> Path:
@@ -754,7 +751,7 @@ def write_run(folder: Path, data_dir, config: CcksRunConfig, data: CcksData, hol
                "cv": folds.to_dict()}
     if data.y_valid is not None:
         summary.update(write_scoring(folder, data_dir, data, entries, chosen, folds))
-    record = {"stage": "ccks", "config": to_dict(config), "data_dir": str(data_dir), "data": data_hashes(data_dir),
+    record = {"stage": "ccks", "config": to_dict(config), "data_dir": str(data_dir), "data": ccks_hashes(data_dir),
               "code_version": code_version(), "members": info, "chosen": chosen.name,
               "chosen_cv_f1": chosen.cv_f1, "chosen_held_out_f1": chosen.held_out_f1,
               "chosen_valid": summary["chosen_valid"], "cv": folds.to_dict(),
