@@ -15,7 +15,7 @@ from pathlib import Path
 
 from prodmatch.data.shopee import read_shopee_csv
 from prodmatch.encoders import create_encoder
-from prodmatch.encoders.train import embed_frame
+from prodmatch.encoders.train import embed_frame, seed_everything
 from prodmatch.io import new_run_dir, write_text
 from prodmatch.pipeline import match_run
 from prodmatch.report import markdown_table
@@ -39,8 +39,10 @@ def main() -> None:
     for name in trained:
         m = load_model(args.run, name)
         save_model(run, name, m.kind, m.oof, rows=rows, meta=m.meta)
+    seed_everything(0)  # the untrained weights are the same in every run of this bench
     image = create_encoder("image", {"backbone": "test_nfnet", "image_size": 64, "dim": 64, "pooling": "avg"})
     save_model(run, "untrained-image", "dense", embed_frame(image, frame, batch_size=64), rows=rows)
+    seed_everything(0)
     text = create_encoder("text", {"max_length": 32, "dim": 64})
     save_model(run, "minilm-untrained-neck", "dense", embed_frame(text, frame, batch_size=64), rows=rows)
 
