@@ -19,6 +19,7 @@ Writes bench/results/ccks_pairs.md (``--out``).
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -161,7 +162,7 @@ def main(argv=None) -> None:
         f"`{args.data}`, backbone `{model_folder}` ({unk if unk is not None else float('nan'):.0%} of title/pvs "
         f"tokens are [UNK]), CPU {args.threads} threads.",
         "",
-        f"Command: `.venv/bin/python bench/ccks_pairs.py {' '.join(sys.argv[1:] if argv is None else argv)}`",
+        f"Command: `.venv/bin/python bench/ccks_pairs.py {shlex.join(sys.argv[1:] if argv is None else argv)}`",
         "",
         f"Train: {len(train)} pairs of item_train_pair without held-out items (subsampled), {args.epochs} epoch(s), "
         f"batch {args.batch_size}, AdamW lr {args.lr:g} backbone / {args.lr_head:g} head, 10% warm-up + linear decay, "
