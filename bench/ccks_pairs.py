@@ -36,6 +36,7 @@ from prodmatch.metrics import best_pair_threshold, pair_scores
 from prodmatch.pairs.base import PairModelConfig, build_pair_model
 from prodmatch.pairs.pair_train import PairTrainConfig, fit_pair_model, predict_pairs
 from prodmatch.pairs.pvs import pair_frame
+from prodmatch.stack.ccks_run import item_disjoint_split
 
 MODELS = {  # name -> PairModelConfig options (max_length filled from the flags)
     "cross": dict(kind="cross", loss="ce"),
@@ -96,21 +97,11 @@ def main(argv=None) -> None:
     train_all = read_ccks_pairs(args.data / "item_train_pair.jsonl", items)
     valid = read_ccks_pairs(args.data / "item_valid_pair_truth.jsonl", items)
 
-    # item-disjoint held-out part (the pair graph is too connected for component folds): a random
-    # share of the train items is held out; held-out pairs have both items there, training pairs
-    # neither (pairs across are dropped), like valid, whose items never occur in train
-    rng = np.random.default_rng(args.seed)
-    train_items = pd.unique(pd.concat([train_all["src_item_id"], train_all["tgt_item_id"]]))
-    held = set(rng.permutation(train_items)[:int(round(args.holdout_items * len(train_items)))].tolist())
-    src_held, tgt_held = train_all["src_item_id"].isin(held), train_all["tgt_item_id"].isin(held)
-
-    def subsample(frame: pd.DataFrame, n: int) -> pd.DataFrame:
-        if n and len(frame) > n:
-            frame = frame.iloc[np.sort(rng.choice(len(frame), n, replace=False))]
-        return frame.reset_index(drop=True)
-
-    train = subsample(train_all[~src_held & ~tgt_held], args.train_pairs)
-    holdout = subsample(train_all[src_held & tgt_held], args.holdout_pairs)
+    # item-disjoint held-out part (the pair graph is too connected for component folds), the same
+    # split as `prodmatch ccks`: held-out pairs join two held-out items, like valid, whose items never
+    # occur in train
+    train, holdout = item_disjoint_split(train_all, args.holdout_items, args.seed, args.train_pairs,
+                                         args.holdout_pairs)
     train_f, holdout_f, valid_f = (pair_frame(p, items) for p in (train, holdout, valid))
 
     cate = items.set_index("item_id")["cate_id"]

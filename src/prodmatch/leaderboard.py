@@ -101,7 +101,8 @@ def _ccks(run: Path) -> list[dict]:
         return []
     members = "+".join(info.get("members", {}))
     what = f"CCKS valid pairs: {info.get('chosen')} (members {members})"
-    return [_row(run, "ccks", what, info, info["chosen_valid"], f"cv F1 {info.get('chosen_cv_f1', float('nan')):.4f}")]
+    cv = info.get("chosen_cv_f1")
+    return [_row(run, "ccks", what, info, info["chosen_valid"], "" if cv is None else f"cv F1 {float(cv):.4f}")]
 
 
 READERS = (_baseline, _models, _matcher, _stacker, _ccks)

@@ -39,6 +39,7 @@ import pandas as pd
 
 from ..data.ccks import iter_jsonl
 from ..errors import DataError, preview
+from .ensemble import decide
 from ..io import write_text
 from ..metrics import Scores, pair_scores
 
@@ -159,7 +160,7 @@ def encode_decision_as_embeddings(scores, thresholds=0.0, *, inclusive: bool = F
     t = np.broadcast_to(np.asarray(thresholds, dtype=np.float64), s.shape)
     if not (np.isfinite(s).all() and np.isfinite(t).all()):
         raise DataError("encode_decision_as_embeddings: scores and thresholds must be finite")
-    decision = s >= t if inclusive else s > t
+    decision = decide(s, t, inclusive)
     with np.errstate(over="ignore"):  # overflow gives +-inf: tanh is then +-1, the sign comes from `decision`
         margin = s - t
     magnitude = EPS + (1.0 - EPS) * np.abs(np.tanh(margin))

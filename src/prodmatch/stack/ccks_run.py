@@ -190,15 +190,21 @@ def _subsample(frame: pd.DataFrame, n: int, rng: np.random.Generator) -> pd.Data
     return frame.reset_index(drop=True)
 
 
-def holdout_split(pairs: pd.DataFrame, config: CcksRunConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(training part, held-out part) of the train pairs, item-disjoint as in bench/ccks_pairs.py."""
-    rng = np.random.default_rng(config.seed)
+def item_disjoint_split(pairs: pd.DataFrame, share: float, seed: int, n_train: int = 0,
+                        n_holdout: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(training part, held-out part): a seeded `share` of the items is held out; held-out pairs join
+    two held-out items, training pairs none, pairs across are dropped; then each part is subsampled
+    to `n_train` / `n_holdout` pairs (0 = all). Also the protocol of bench/ccks_pairs.py."""
+    rng = np.random.default_rng(seed)
     items = pd.unique(pd.concat([pairs["src_item_id"], pairs["tgt_item_id"]]))
-    held = set(rng.permutation(items)[:int(round(config.holdout_items * len(items)))].tolist())
+    held = set(rng.permutation(items)[:int(round(share * len(items)))].tolist())
     src, tgt = pairs["src_item_id"].isin(held), pairs["tgt_item_id"].isin(held)
-    train = _subsample(pairs[~src & ~tgt], config.train_pairs, rng)
-    holdout = _subsample(pairs[src & tgt], config.holdout_pairs, rng)
-    return train, holdout
+    return _subsample(pairs[~src & ~tgt], n_train, rng), _subsample(pairs[src & tgt], n_holdout, rng)
+
+
+def holdout_split(pairs: pd.DataFrame, config: CcksRunConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The stage's (training part, held-out part) of the train pairs (`item_disjoint_split`)."""
+    return item_disjoint_split(pairs, config.holdout_items, config.seed, config.train_pairs, config.holdout_pairs)
 
 
 def check_split(train: pd.DataFrame, holdout: pd.DataFrame, n_pairs: int, config: CcksRunConfig) -> None:
@@ -429,8 +435,9 @@ class Fitted:
     params: dict = field(default_factory=dict)
 
     def predict(self, scores: pd.DataFrame, unseen: np.ndarray) -> np.ndarray:
-        margin = self.margin(scores, unseen)
-        return margin >= self.threshold if self.inclusive else margin > self.threshold
+        from .ensemble import decide
+
+        return decide(self.margin(scores, unseen), self.threshold, self.inclusive)
 
 
 @dataclass(frozen=True)
@@ -583,7 +590,9 @@ class Entry:
 
     @property
     def valid_pred(self) -> np.ndarray:
-        return self.valid_margin >= self.threshold if self.inclusive else self.valid_margin > self.threshold
+        from .ensemble import decide
+
+        return decide(self.valid_margin, self.threshold, self.inclusive)
 
 
 def fit_entries(rules: list[Rule], y, hold: pd.DataFrame, unseen_hold, valid: pd.DataFrame, unseen_valid,

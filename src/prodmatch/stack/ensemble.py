@@ -157,6 +157,12 @@ def unseen_in_folds(categories, folds) -> np.ndarray:
 
 
 # ---------------------------------------------------------------- ensembles
+def decide(margin, threshold=0.0, inclusive: bool = False) -> np.ndarray:
+    """``margin > threshold``, or ``>=`` when `inclusive` (the F1 vote sends ties to positive)."""
+    margin = np.asarray(margin)
+    return margin >= threshold if inclusive else margin > threshold
+
+
 class PairEnsemble:
     """Shared machinery: per-model thresholds (+ a set for unseen categories), fit/predict,
     JSON round trip. Subclasses define `_fit_extra` and `_decision`."""
@@ -221,8 +227,8 @@ class PairEnsemble:
         raise NotImplementedError
 
     def predict(self, scores, unseen=None) -> np.ndarray:
-        """Boolean prediction per pair."""
-        raise NotImplementedError
+        """Boolean prediction per pair: the margin's sign under the class's `inclusive` rule."""
+        return decide(self.decision_function(scores, unseen), 0.0, self.inclusive)
 
     # -- artifacts
     def to_dict(self) -> dict:
@@ -302,9 +308,6 @@ class ThresholdEnsemble(PairEnsemble):
         offset = np.where(unseen, self.unseen_offset, self.offset)
         return (matrix - thresholds).sum(axis=1) - offset
 
-    def predict(self, scores, unseen=None) -> np.ndarray:
-        return self.decision_function(scores, unseen) > 0
-
     def _extra_dict(self) -> dict:
         return {"tune_offset": self.tune_offset, "offset": self.offset, "unseen_offset": self.unseen_offset}
 
@@ -344,9 +347,6 @@ class F1Vote(PairEnsemble):
         positive = np.where(votes, weights, 0.0).sum(axis=1)
         negative = np.where(votes, 0.0, weights).sum(axis=1)
         return positive - negative  # >= 0 iff positive >= negative (IEEE: x - y >= 0 iff x >= y)
-
-    def predict(self, scores, unseen=None) -> np.ndarray:
-        return self.decision_function(scores, unseen) >= 0
 
     def _extra_dict(self) -> dict:
         return {"weights": self.weights.tolist(), "unseen_weights": self.unseen_weights.tolist()}
