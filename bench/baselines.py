@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from prodmatch.baseline import BASELINE_GRIDS, candidate_pairs, tune_baseline
+from prodmatch.baseline import BASELINE_GRIDS, neighbour_pairs, tune_baseline
 from prodmatch.data.folds import group_folds
 from prodmatch.data.shopee import read_shopee_csv
 from prodmatch.io import write_text
@@ -39,7 +39,7 @@ def cv_f1(frame: pd.DataFrame, method: str, n_folds: int = 5, seed: int = 0) -> 
     groups = frame["label_group"].to_numpy()
     folds = group_folds(groups, n_folds, seed)
     grid = BASELINE_GRIDS[method]
-    rows, cols, sims = candidate_pairs(frame, method, float(grid.min()))
+    rows, cols, sims = neighbour_pairs(frame, method)
     f1 = np.zeros(len(frame))
     for k in range(n_folds):
         inside = (folds[rows] != k) & (folds[cols] != k)
@@ -54,9 +54,9 @@ def cv_f1(frame: pd.DataFrame, method: str, n_folds: int = 5, seed: int = 0) -> 
 
 def true_pair_keys(frame: pd.DataFrame, method: str, threshold: float) -> np.ndarray:
     """Keys i*n+j (i < j) of the true pairs `method` finds at `threshold`."""
-    rows, cols, _ = candidate_pairs(frame, method, threshold)
+    rows, cols, sims = neighbour_pairs(frame, method)
     groups = frame["label_group"].to_numpy()
-    keep = (rows < cols) & (groups[rows] == groups[cols])
+    keep = (sims >= threshold) & (rows < cols) & (groups[rows] == groups[cols])
     return rows[keep] * len(frame) + cols[keep]
 
 

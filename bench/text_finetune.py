@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from prodmatch.baseline import sparse_pairs_above
+from prodmatch.post.union import SparseModel
 from prodmatch.config import from_dict, to_dict
 from prodmatch.data.folds import group_folds
 from prodmatch.data.shopee import read_shopee_csv
@@ -62,8 +62,8 @@ def dense_pairs(emb: np.ndarray, members: np.ndarray):
 
 
 def sparse_pairs(x, members: np.ndarray):
-    r, c, s = sparse_pairs_above(x[members], float(GRID.min()))
-    return members[r], members[c], s
+    model = SparseModel.search(x[members], min(K, len(members)))
+    return np.repeat(members, model.idx.shape[1]), members[model.idx.ravel()], model.sims.ravel()
 
 
 def pairs_for(model, members):

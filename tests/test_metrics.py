@@ -108,3 +108,30 @@ def test_score_submission_hand_computed():
 def test_score_submission_rejects_bad_files(sub, message):
     with pytest.raises(DataError, match=message):
         score_submission(_truth(), pd.DataFrame(sub))
+
+
+def _loop_best_row_threshold(rows, cols, sims, groups, thresholds):
+    """The definition: score every threshold separately, keep the first best."""
+    n = len(groups)
+    best = (None, Scores(-1.0, 0.0, 0.0))
+    for t in thresholds:
+        keep = sims >= t
+        s = row_scores(np.r_[np.arange(n), rows[keep]], np.r_[np.arange(n), cols[keep]], groups)
+        if s.f1 > best[1].f1:
+            best = (t, s)
+    return best
+
+
+@given(st.integers(2, 30), st.integers(0, 200), st.integers(0, 2**31 - 1))
+@settings(max_examples=60, deadline=None)
+def test_best_row_threshold_one_pass_equals_the_per_threshold_loop(n, n_pairs, seed):
+    rng = np.random.default_rng(seed)
+    groups = rng.integers(0, max(1, n // 3), n)
+    rows, cols = rng.integers(0, n, n_pairs), rng.integers(0, n, n_pairs)
+    sims = np.round(rng.random(n_pairs), 2)  # on-grid values: the >= boundary is exercised
+    thresholds = rng.permutation(np.round(np.arange(0.05, 1.0, 0.05), 2))  # any order: ties -> first given
+    t, s = best_row_threshold(rows, cols, sims, groups, thresholds)
+    t_ref, s_ref = _loop_best_row_threshold(rows, cols, sims, groups, thresholds)
+    assert t == t_ref
+    assert s.f1 == pytest.approx(s_ref.f1) and s.precision == pytest.approx(s_ref.precision)
+    assert s.recall == pytest.approx(s_ref.recall)

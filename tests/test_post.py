@@ -328,3 +328,42 @@ def test_chisel_cuts_only_rows_of_exactly_p():
     np.testing.assert_array_equal(allowed_counts(target, 4)[1:], [4, 2, 1])
     out = chisel(m, target)
     assert out.sizes().tolist() == [3, 1, 1, 2]
+
+
+def _dense_reference(x: sp.csr_matrix, k: int):
+    """Exact top-k of unit sparse rows by a dense product: (sims desc, index asc), self first."""
+    from prodmatch.neighbors import sort_neighbours
+
+    dense = SparseModel(x).x.toarray().astype(np.float64)
+    sims = dense @ dense.T
+    order = np.lexsort((np.tile(np.arange(len(sims)), (len(sims), 1)), -sims), axis=1)[:, :k]
+    return sort_neighbours(np.take_along_axis(sims, order, 1), order, self_search=True)
+
+
+@pytest.mark.parametrize("k", [3, 12, 40])
+def test_sparse_search_equals_dense_exact_search_with_ties_and_empty_rows(k):
+    n = 40
+    x = sp.random(n, 25, density=0.08, format="csr", random_state=12, dtype=np.float32)
+    x = x.tolil()
+    x[7] = x[3]  # exact duplicates: ties that must resolve by index
+    x[19] = x[3]
+    x[5] = 0  # empty row: only zero similarities
+    x = x.tocsr()
+    x.eliminate_zeros()
+    model = SparseModel.search(x, k, threads=2)
+    ref_sims, ref_idx = _dense_reference(x, min(k, n))
+    assert model.idx.shape == (n, min(k, n))
+    np.testing.assert_allclose(model.sims, ref_sims, atol=1e-6)
+    strict = ref_sims[:, -1] > 1e-6  # rows whose k-th value is not a zero tie: lists must be equal
+    np.testing.assert_array_equal(model.idx[strict], ref_idx[strict])
+    for row in range(n):  # zero-similarity tail: any zero column is right, each listed once
+        assert len(set(model.idx[row])) == model.idx.shape[1]
+    assert (model.idx[:, 0] == np.arange(n)).all()
+
+
+def test_sparse_search_ties_at_the_kth_place_resolve_by_index():
+    # rows 0..5 identical: row 0's top-3 (self first) must be 0, 1, 2 (lowest indices of the tie)
+    x = sp.csr_matrix(np.r_[np.ones((6, 2)), np.eye(2)[[0]]].astype(np.float32))
+    model = SparseModel.search(x, 3)
+    np.testing.assert_array_equal(model.idx[0], [0, 1, 2])
+    np.testing.assert_array_equal(model.idx[4], [4, 0, 1])

@@ -33,7 +33,10 @@ def command(name: str, help: str):
 def synth(args):
     from .data.synth import generate
 
-    report = generate(args.task, args.out, seed=args.seed, preset=args.preset, overwrite=args.overwrite)
+    try:
+        report = generate(args.task, args.out, seed=args.seed, preset=args.preset, overwrite=args.overwrite)
+    except ValueError as err:  # a preset the task does not offer, a negative seed
+        raise DataError(str(err)) from err
     counts = " ".join(f"{k}={v}" for k, v in report.counts.items())
     print(f"wrote {args.task} ({args.preset}, seed {args.seed}) to {report.out}: {counts}")
 
@@ -43,7 +46,10 @@ def _(p):
     p.add_argument("task", choices=["shopee", "ccks"])
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--preset", choices=["test", "demo"], default="test", help="test: seconds; demo: ~3,000 postings")
+    from .data.synth import PRESETS
+
+    p.add_argument("--preset", choices=PRESETS, default="test",
+                   help="test: seconds; demo: ~3,000 postings; kaggle (shopee only): 34,250 train / 70,000 test, 32 px")
     p.add_argument("--overwrite", action="store_true", help="replace files a previous run wrote there")
 
 

@@ -61,22 +61,26 @@ def threshold_grid(low: float = 0.05, step: float = 0.01, fine_from: float = 0.9
 def best_row_threshold(rows, cols, sims, groups, thresholds=None) -> tuple[float, Scores]:
     """Threshold t maximising mean row-F1 when a row matches itself and every j with sim >= t.
 
-    Candidate pairs (e.g. a KNN list) may or may not contain self pairs: self is always matched.
+    Candidate pairs (e.g. a KNN list) may or may not contain self pairs: self is always matched;
+    a pair listed twice counts once. One pass over the pairs scores every threshold at once
+    (`prodmatch.post.tune.curve`), so a whole grid costs about as much as one threshold. Ties go
+    to the threshold that comes first in `thresholds`.
     """
+    from .post.threshold import Matches
+    from .post.tune import curve
+
     groups = np.asarray(groups)
-    rows, cols, sims = np.asarray(rows), np.asarray(cols), np.asarray(sims, dtype=np.float64)
-    other = rows != cols
-    rows, cols, sims = rows[other], cols[other], sims[other]
-    self_idx = np.arange(len(groups))
-    if thresholds is None:
-        thresholds = threshold_grid()
-    best = (float("nan"), Scores(-1.0, 0.0, 0.0))
-    for t in thresholds:
-        keep = sims >= t
-        scores = row_scores(np.concatenate([self_idx, rows[keep]]), np.concatenate([self_idx, cols[keep]]), groups)
-        if scores.f1 > best[1].f1:
-            best = (float(t), scores)
-    return best
+    thresholds = threshold_grid() if thresholds is None else np.asarray(thresholds, dtype=np.float64).ravel()
+    if len(thresholds) == 0:
+        raise ValueError("need at least one threshold")
+    grid, position = np.unique(thresholds, return_inverse=True)
+    candidates = Matches.from_pairs(rows, cols, sims, len(groups))
+    sums = curve(candidates, groups, grid).base
+    best = int(np.argmax(sums["f1"][position]))  # first of the best in the given order
+    n = max(len(groups), 1)
+    g = position[best]
+    return float(thresholds[best]), Scores(float(sums["f1"][g] / n), float(sums["precision"][g] / n),
+                                           float(sums["recall"][g] / n))
 
 
 def _unique_pairs(rows, cols, n):

@@ -6,6 +6,7 @@ similarity computed exactly (dot product / Hamming), never assumed 0.
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Protocol, Sequence, runtime_checkable
 
@@ -18,6 +19,7 @@ from ..neighbors import knn, normalize_rows, sort_neighbours
 from .threshold import Matches
 
 PAIR_CHUNK_VALUES = 2**19  # gathered embedding values per pair-similarity chunk (2 MB per side)
+TIE_MARGIN = 8  # extra candidates per row a sparse search keeps, so ties at the k-th place resolve by index
 
 
 @runtime_checkable
@@ -80,21 +82,27 @@ class SparseModel:
         self.x = (sp.diags(inv.astype(np.float32)) @ x).tocsr()
 
     @classmethod
-    def search(cls, x, k: int, *, chunk: int | None = None) -> "SparseModel":
-        """The model with exact top-k lists from chunked sparse products (each block dense)."""
+    def search(cls, x, k: int, *, threads: int | None = None) -> "SparseModel":
+        """The model with exact top-k lists: `sparse_dot_topn`'s multithreaded sparse product keeps
+        each row's best k + TIE_MARGIN, which are re-scored by `pair_similarity` and cut to k by
+        (similarity desc, index asc), so ties and float rounding resolve as every other backend's.
+        """
+        from sparse_dot_topn import sp_matmul_topn
+
         model = cls(x)
         n = model.n
         k = min(int(k), n)
-        chunk = chunk or max(1, 2**25 // max(1, n))
-        xt = model.x.T.tocsc()
-        sims = np.empty((n, k), np.float32)
-        idx = np.empty((n, k), np.int64)
-        for s in range(0, n, chunk):
-            block = (model.x[s : s + chunk] @ xt).toarray()
-            part = np.argpartition(-block, k - 1, axis=1)[:, :k] if k < n else np.tile(np.arange(n), (len(block), 1))
-            sims[s : s + chunk] = np.take_along_axis(block, part, 1)
-            idx[s : s + chunk] = part
-        model.sims, model.idx = sort_neighbours(sims, idx, self_search=True)
+        keep = min(n, k + TIE_MARGIN)
+        top = sp_matmul_topn(model.x, model.x.T.tocsr(), top_n=keep, n_threads=threads or cpu_threads()).tocsr()
+        counts = np.diff(top.indptr)
+        rows = np.repeat(np.arange(n, dtype=np.int64), counts)
+        cols = top.indices.astype(np.int64)
+        # rows with fewer than `keep` non-zero products (rare words, empty titles) are padded with
+        # zero-similarity columns: the lowest indices not listed, as a dense search would give
+        rows, cols = _pad_rows(rows, cols, counts, keep, n)
+        sims = model.pair_similarity(rows, cols).astype(np.float32).reshape(n, keep)
+        sims, idx = sort_neighbours(sims, cols.reshape(n, keep), self_search=True)
+        model.sims, model.idx = np.ascontiguousarray(sims[:, :k]), np.ascontiguousarray(idx[:, :k])
         return model
 
     @property
@@ -139,6 +147,37 @@ class PhashModel:
 
     def pair_similarity(self, rows, cols) -> np.ndarray:
         return phash_similarity(self.codes[np.asarray(rows)], self.codes[np.asarray(cols)])
+
+
+def cpu_threads() -> int:
+    """Cores this process may use (the affinity mask, not the machine's count)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def _pad_rows(rows, cols, counts, keep: int, n: int):
+    """Give every row exactly `keep` columns: short rows get the lowest column indices they lack."""
+    short = np.flatnonzero(counts < keep)
+    if len(short) == 0:
+        return rows, cols
+    need = keep - counts[short]
+    # candidates 0..keep+max(counts)-1 contain at least `need` columns a short row lacks
+    span = keep + int(counts[short].max())
+    cand = np.tile(np.arange(min(span, n), dtype=np.int64), (len(short), 1))
+    listed = np.zeros(cand.shape, bool)
+    at = np.repeat(np.arange(len(short)), counts[short])
+    short_mask = np.isin(rows, short)
+    present = cols[short_mask]
+    inside = present < cand.shape[1]
+    listed[at[inside], present[inside]] = True
+    cand_rank = np.cumsum(~listed, axis=1)
+    take = ~listed & (cand_rank <= need[:, None])
+    rows = np.concatenate([rows, np.repeat(short, take.sum(1))])
+    cols = np.concatenate([cols, cand[take]])
+    order = np.argsort(rows, kind="stable")
+    return rows[order], cols[order]
 
 
 def candidate_pairs(models: Sequence[Model]):

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Dict
 
-PRESETS = ("test", "demo")
+PRESETS = ("test", "demo", "kaggle")  # a task may not offer every one (CCKS: test, demo)
 
 
 @dataclass

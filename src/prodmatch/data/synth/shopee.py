@@ -31,7 +31,11 @@ PRESETS = {
     # rows per split, brands per category, largest group (test preset only: keeps 40 rows varied), px
     "test": dict(train_rows=150, test_rows=40, brands=3, max_group=12, image_size=112),
     "demo": dict(train_rows=3000, test_rows=600, brands=7, max_group=50, image_size=240),
+    # Kaggle's sizes (34,250 train, ~70,000 hidden test): for scale runs, so images stay small
+    "kaggle": dict(train_rows=34250, test_rows=70000, brands=30, max_group=50, image_size=32),
 }
+# Fixed per preset (not its position in PRESETS): adding a preset never changes another's data.
+PRESET_STREAM = {"demo": 0, "test": 1, "kaggle": 2}
 TRAIN_COLUMNS = ["posting_id", "image", "image_phash", "title", "label_group"]
 TEST_COLUMNS = ["posting_id", "image", "image_phash", "title"]
 
@@ -445,7 +449,7 @@ def plan_dataset(seed: int, preset: str) -> Plan:
     if int(seed) < 0:
         raise ValueError(f"seed must be >= 0, got {seed}")
     cfg = PRESETS[preset]
-    streams = np.random.SeedSequence([int(seed), sorted(PRESETS).index(preset)]).spawn(5)
+    streams = np.random.SeedSequence([int(seed), PRESET_STREAM[preset]]).spawn(5)
     r_cat, r_size, r_title, r_shot, r_id = (np.random.default_rng(s) for s in streams)
     cat = Catalogue(r_cat, cfg["brands"])
     groups: set = set()
