@@ -33,8 +33,13 @@ def command(name: str, help: str):
 def synth(args):
     from .data.synth import generate
 
+    options = {}
+    if args.no_images or args.rows:
+        if args.task != "shopee":
+            raise DataError("--no-images and --rows are Shopee options")
+        options = {"images": not args.no_images, "rows": tuple(args.rows) if args.rows else None}
     try:
-        report = generate(args.task, args.out, seed=args.seed, preset=args.preset, overwrite=args.overwrite)
+        report = generate(args.task, args.out, seed=args.seed, preset=args.preset, overwrite=args.overwrite, **options)
     except ValueError as err:  # a preset the task does not offer, a negative seed
         raise DataError(str(err)) from err
     counts = " ".join(f"{k}={v}" for k, v in report.counts.items())
@@ -51,6 +56,10 @@ def _(p):
     p.add_argument("--preset", choices=PRESETS, default="test",
                    help="test: seconds; demo: ~3,000 postings; kaggle (shopee only): 34,250 train / 70,000 test, 32 px")
     p.add_argument("--overwrite", action="store_true", help="replace files a previous run wrote there")
+    p.add_argument("--no-images", action="store_true",
+                   help="shopee: CSVs only, phashes drawn without pixels (use image policy text-only)")
+    p.add_argument("--rows", type=int, nargs=2, metavar=("TRAIN", "TEST"),
+                   help="shopee: the preset's catalogue at these posting counts")
 
 
 @command("check", "load and validate competition data; print a summary or the first offenders")

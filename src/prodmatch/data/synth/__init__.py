@@ -44,14 +44,16 @@ def list_generators() -> list[str]:
     return sorted(_GENERATORS)
 
 
-def generate(name: str, out, *, seed: int = 0, preset: str = "test", overwrite: bool = False) -> SynthReport:
-    """Write the synthetic data set `name` into folder `out`."""
+def generate(name: str, out, *, seed: int = 0, preset: str = "test", overwrite: bool = False,
+             **options) -> SynthReport:
+    """Write the synthetic data set `name` into folder `out`; `options` go to its generator
+    (Shopee: ``images=False``, ``rows=(train, test)``)."""
     _load_builtin()
     if name not in _GENERATORS:
         raise KeyError(f"unknown synthetic data set {name!r}; known: {sorted(_GENERATORS)}")
     if preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}; choose one of {PRESETS}")
-    return _GENERATORS[name](Path(out), seed=seed, preset=preset, overwrite=overwrite)
+    return _GENERATORS[name](Path(out), seed=seed, preset=preset, overwrite=overwrite, **options)
 
 
 def _load_builtin() -> None:

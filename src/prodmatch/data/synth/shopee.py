@@ -442,13 +442,17 @@ def _postings_for_variant(v: Variant, rt: np.random.Generator, rs: np.random.Gen
     return list(zip(titles, shots))
 
 
-def plan_dataset(seed: int, preset: str) -> Plan:
+def plan_dataset(seed: int, preset: str, rows: tuple[int, int] | None = None) -> Plan:
     """Sample the whole data set except pixels: catalogue, groups, titles, photo settings, ids."""
     if preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
     if int(seed) < 0:
         raise ValueError(f"seed must be >= 0, got {seed}")
-    cfg = PRESETS[preset]
+    cfg = dict(PRESETS[preset])
+    if rows is not None:  # the preset's catalogue and pictures at another size
+        if min(rows) < 2:
+            raise ValueError(f"rows must be two counts >= 2 (train, test), got {rows}")
+        cfg["train_rows"], cfg["test_rows"] = (int(r) for r in rows)
     streams = np.random.SeedSequence([int(seed), PRESET_STREAM[preset]]).spawn(5)
     r_cat, r_size, r_title, r_shot, r_id = (np.random.default_rng(s) for s in streams)
     cat = Catalogue(r_cat, cfg["brands"])
@@ -511,17 +515,49 @@ def _frames(plan: Plan, hashes: dict[str, str]) -> tuple[pd.DataFrame, pd.DataFr
     return train, test[TEST_COLUMNS], test[["posting_id", "label_group"]]
 
 
+def _drawn_phashes(plan: Plan) -> dict[str, str]:
+    """Image name -> a phash drawn without pixels, for `images=False` (scale runs, memory tests).
+
+    A product has one random 64-bit code; its main shots flip 0-5 bits of it (a light edit), its
+    alt / banner shots get unrelated codes; equal shots of a product get equal hashes, as equal
+    photos would.
+    """
+    import hashlib
+
+    def h64(text: str) -> int:
+        return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "big")
+
+    hashes: dict[str, str] = {}
+    for p in plan.postings:
+        product, shot = p.variant.product.key, repr(p.shot)
+        if p.shot.kind == "main":
+            code, noise = h64(product), h64(product + shot)
+            for b in range(noise % 6):
+                code ^= 1 << ((noise >> (8 * b + 8)) % 64)
+        else:
+            code = h64(product + shot)
+        hashes[p.image] = f"{code:016x}"
+    return hashes
+
+
 @register("shopee")
-def generate_shopee(out: Path, *, seed: int, preset: str, overwrite: bool = False) -> SynthReport:
-    """Write train.csv, test.csv, test_truth.csv and the two image folders into `out`."""
+def generate_shopee(out: Path, *, seed: int, preset: str, overwrite: bool = False, images: bool = True,
+                    rows: tuple[int, int] | None = None) -> SynthReport:
+    """Write train.csv, test.csv, test_truth.csv and the two image folders into `out`.
+
+    `images=False` writes the CSVs only, with phashes drawn instead of computed from JPEGs (the
+    image column still names files that do not exist: use image policy text-only); `rows`
+    replaces the preset's (train, test) posting counts.
+    """
     out = Path(out)
-    plan = plan_dataset(seed, preset)
-    csvs, images = _output_paths(out, plan)
+    plan = plan_dataset(seed, preset, rows)
+    csvs, image_paths = _output_paths(out, plan)
     if not overwrite:
-        for path in csvs + images:
+        for path in csvs + (image_paths if images else []):
             if path.exists():
                 raise FileExistsError(f"{path} already exists; pass overwrite=True to replace it")
-    hashes = _render_images(out, plan)  # images first: a crash never leaves a CSV without its images
+    # images first: a crash never leaves a CSV without its images
+    hashes = _render_images(out, plan) if images else _drawn_phashes(plan)
     train, test, truth = _frames(plan, hashes)
     write_csv(out / "train.csv", train)
     write_csv(out / "test.csv", test)
