@@ -226,3 +226,12 @@ def test_shipped_minilm_config_one_fold(data, tmp_path):
     emb = np.load(tmp_path / "run" / "folds" / "tiny-text" / "0" / "oof.npy")
     assert emb.shape[1] == 64
     np.testing.assert_allclose(np.linalg.norm(emb, axis=1), 1.0, atol=1e-5)
+
+
+def test_folds_in_worker_processes_equal_sequential_training(image_run, data, tmp_path):
+    run, _, _ = image_run
+    parallel = train_oof(data, image_config(), out=tmp_path / "jobs", progress=False, jobs=2)
+    assert parallel["complete"] and parallel["trained"] == [0, 1, 2]
+    a, b = load_model(run, "tiny-image"), load_model(tmp_path / "jobs", "tiny-image")
+    np.testing.assert_allclose(a.oof, b.oof, atol=1e-5)  # same seeds: same models, thread count aside
+    np.testing.assert_allclose(a.test, b.test, atol=1e-5)

@@ -228,7 +228,7 @@ def train(args):
     folds = "all" if args.fold == "all" else int(args.fold)
     out = Path(args.out) if args.out else new_run_dir("oof", f"{args.kind}-{Path(str(source)).stem}")
     result = train_oof(args.data, config, folds=folds, out=out, image_policy=args.image_policy,
-                       progress=not args.quiet)
+                       progress=not args.quiet, jobs=args.jobs)
     fold_f1 = ", ".join(f"{k}: {f:.4f}" for k, f in result["fold_f1"].items())
     print(f"wrote {config.model_name} fold(s) {result['trained']} to {out}/folds/{config.model_name}; held-out F1 {fold_f1}")
     if result["complete"]:
@@ -247,6 +247,8 @@ def _(p):
     p.add_argument("--out", help="run folder (default: a fresh oof/<kind>-<config>-<time>/); reused only for the same config")
     p.add_argument("--name", help="model name in the run (default: the config's name, else the kind)")
     p.add_argument("--epochs", type=int, help="override train.epochs")
+    p.add_argument("--jobs", type=int, default=1,
+                   help="folds trained at once in worker processes (CPU: the cores split between them)")
     p.add_argument("--image-policy", choices=["error", "placeholder"], default=None,
                    help="unreadable images (image kind): error, or skip in training / grey placeholder at inference (default)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")

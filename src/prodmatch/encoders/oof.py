@@ -47,6 +47,7 @@ from .. import __version__
 from ..config import from_dict, load_config, read_yaml, to_dict
 from ..errors import DataError
 from ..io import data_hashes, write_bytes, write_json
+from ..resources import available_cores
 from .train import TrainConfig, embed_frame, fit, seed_everything, validation_f1
 
 log = logging.getLogger(__name__)
@@ -191,6 +192,71 @@ def within_fold_f1(emb: np.ndarray, groups, folds, k: int = 50) -> dict:
             "recall": float(scores.recall)}
 
 
+def _train_fold(config, train, test, fold_of, k: int, folder: Path, *, progress: bool) -> dict:
+    """Fit fold k's model, write its OOF / test embeddings and fold.json (last: the fold is done)."""
+    from . import create_encoder, load_encoder
+
+    fold_dir = folder / str(k)
+    fold_started = time.time()
+    seed_everything(config.train.seed)
+    encoder = create_encoder(config.kind, config.encoder_config())
+    train_part = train[fold_of != k].reset_index(drop=True)
+    valid_part = train[fold_of == k].reset_index(drop=True)
+    resume = (fold_dir / "checkpoint.json").is_file()
+    if progress:
+        log.info("fold %d/%d: %d training rows, %d held-out rows%s", k, config.n_folds, len(train_part),
+                 len(valid_part), " (resuming)" if resume else "")
+    result = fit(encoder, train_part, valid_part, config.train, fold_dir, progress=progress, resume=resume)
+    model = result.encoder if config.checkpoint == "final" else load_encoder(fold_dir / "best")
+    batch = config.train.eval_batch_size or 2 * config.train.batch_size
+    oof_k = embed_frame(model, valid_part, batch_size=batch, num_workers=config.train.num_workers,
+                        amp=config.train.amp, progress=progress, desc=f"fold {k} OOF")
+    _npy(fold_dir / "oof.npy", oof_k)
+    if test is not None:
+        _npy(fold_dir / "test.npy", embed_frame(model, test, batch_size=batch,
+                                                num_workers=config.train.num_workers, amp=config.train.amp,
+                                                progress=progress, desc=f"fold {k} test"))
+    scores = validation_f1(oof_k, valid_part["label_group"].to_numpy(), config.train.k)
+    summary = {"fold": k, "rows": int(len(valid_part)), "train_rows": int(len(train_part)),
+               "n_classes": result.n_classes, "skipped": result.skipped, "checkpoint": config.checkpoint,
+               "valid": scores, "best_epoch": result.best_epoch, "best_f1": result.best_f1,
+               "history": result.history, "fit_seconds": result.seconds,
+               "seconds": round(time.time() - fold_started, 3)}
+    write_json(fold_dir / "fold.json", summary)  # written last: the fold is done
+    if progress:
+        log.info("fold %d: held-out F1 %.4f at threshold %s", k, scores["f1"], scores["threshold"])
+    return summary
+
+
+def _fold_worker(data_dir, config_dict: dict, k: int, run, image_policy, threads: int) -> int:
+    """One fold in a worker process (spawned: a clean torch), `threads` intra-op threads."""
+    import torch
+
+    torch.set_num_threads(threads)
+    config = from_dict(ExperimentConfig, config_dict)
+    train, test = load_data(Path(data_dir), image_policy or _default_image_policy(config.kind))
+    fold_of = fold_assignment(train, config.n_folds, config.fold_seed)
+    _train_fold(config, train, test, fold_of, k, Path(run) / "folds" / config.model_name, progress=False)
+    return k
+
+
+def _train_folds_in_processes(data_dir, config, chosen, run, image_policy, jobs: int, progress: bool):
+    """Train `chosen` folds `jobs` at a time in spawned processes; a failed fold raises after the others end."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    from tqdm.auto import tqdm
+
+    jobs = min(int(jobs), len(chosen))
+    threads = max(1, available_cores() // jobs)
+    with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = [pool.submit(_fold_worker, str(data_dir), to_dict(config), k, str(run), image_policy, threads)
+                   for k in chosen]
+        done = [f.result() for f in tqdm(as_completed(futures), total=len(futures), desc=f"{config.model_name} folds",
+                                         unit="fold", disable=not progress)]
+    return sorted(done)
+
+
 def _check_experiment(folder: Path, record: dict) -> None:
     """Create experiment.json, or check that the existing one has the same config and data."""
     path = folder / "experiment.json"
@@ -209,14 +275,16 @@ def _folds_digest(folds: np.ndarray) -> str:
 
 
 def train_oof(data_dir, config, *, folds="all", out, image_policy: str | None = None, progress: bool = True,
-              device=None) -> dict:
+              device=None, jobs: int = 1) -> dict:
     """Train the fold models `folds` of `config` on `data_dir` into run folder `out`; see the module doc.
 
-    Returns a summary: run, name, folds trained now, folds done, complete (bool), per-fold F1,
-    and when complete the store model folder and OOF F1 (within folds and over all rows).
+    `jobs` > 1 trains that many folds at once in worker processes with one torch thread each: a
+    tiny model gains little from a second intra-op thread on CPU, so folds side by side use the
+    cores better (same seeds, same results). Returns a summary: run, name, folds trained now,
+    folds done, complete (bool), per-fold F1, and when complete the store model folder and OOF F1
+    (within folds and over all rows).
     """
     from ..store import rows_table
-    from . import create_encoder, load_encoder
 
     config = load_experiment(config)
     started = time.time()
@@ -238,38 +306,12 @@ def train_oof(data_dir, config, *, folds="all", out, image_policy: str | None = 
         raise FileExistsError(f"{folder}: fold(s) {done_before} already trained; "
                               "train the missing folds or use a fresh run folder")
 
-    trained = []
-    for k in chosen:
-        fold_dir = folder / str(k)
-        fold_started = time.time()
-        seed_everything(config.train.seed)
-        encoder = create_encoder(config.kind, config.encoder_config())
-        train_part = train[fold_of != k].reset_index(drop=True)
-        valid_part = train[fold_of == k].reset_index(drop=True)
-        resume = (fold_dir / "checkpoint.json").is_file()
-        if progress:
-            log.info("fold %d/%d: %d training rows, %d held-out rows%s", k, config.n_folds, len(train_part),
-                     len(valid_part), " (resuming)" if resume else "")
-        result = fit(encoder, train_part, valid_part, config.train, fold_dir, progress=progress, resume=resume)
-        model = result.encoder if config.checkpoint == "final" else load_encoder(fold_dir / "best")
-        batch = config.train.eval_batch_size or 2 * config.train.batch_size
-        oof_k = embed_frame(model, valid_part, batch_size=batch, num_workers=config.train.num_workers,
-                            amp=config.train.amp, progress=progress, desc=f"fold {k} OOF")
-        _npy(fold_dir / "oof.npy", oof_k)
-        if test is not None:
-            _npy(fold_dir / "test.npy", embed_frame(model, test, batch_size=batch,
-                                                    num_workers=config.train.num_workers, amp=config.train.amp,
-                                                    progress=progress, desc=f"fold {k} test"))
-        scores = validation_f1(oof_k, valid_part["label_group"].to_numpy(), config.train.k)
-        summary = {"fold": k, "rows": int(len(valid_part)), "train_rows": int(len(train_part)),
-                   "n_classes": result.n_classes, "skipped": result.skipped, "checkpoint": config.checkpoint,
-                   "valid": scores, "best_epoch": result.best_epoch, "best_f1": result.best_f1,
-                   "history": result.history, "fit_seconds": result.seconds,
-                   "seconds": round(time.time() - fold_started, 3)}
-        write_json(fold_dir / "fold.json", summary)  # written last: the fold is done
-        trained.append(k)
-        if progress:
-            log.info("fold %d: held-out F1 %.4f at threshold %s", k, scores["f1"], scores["threshold"])
+    if jobs > 1 and len(chosen) > 1:
+        trained = _train_folds_in_processes(data_dir, config, chosen, run, image_policy, jobs, progress)
+    else:
+        for k in chosen:
+            _train_fold(config, train, test, fold_of, k, folder, progress=progress)
+        trained = list(chosen)
 
     done = [k for k in range(config.n_folds) if (folder / str(k) / "fold.json").is_file()]
     per_fold = {k: json.loads((folder / str(k) / "fold.json").read_text(encoding="utf-8")) for k in done}

@@ -6,7 +6,6 @@ similarity computed exactly (dot product / Hamming), never assumed 0.
 """
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from typing import Protocol, Sequence, runtime_checkable
 
@@ -16,6 +15,7 @@ import scipy.sparse as sp
 from ..encoders.phash import phash_similarity
 from ..errors import DataError
 from ..neighbors import knn, normalize_rows, sort_neighbours
+from ..resources import available_cores
 from .threshold import Matches
 
 PAIR_CHUNK_VALUES = 2**19  # gathered embedding values per pair-similarity chunk (2 MB per side)
@@ -93,7 +93,7 @@ class SparseModel:
         n = model.n
         k = min(int(k), n)
         keep = min(n, k + TIE_MARGIN)
-        top = sp_matmul_topn(model.x, model.x.T.tocsr(), top_n=keep, n_threads=threads or cpu_threads()).tocsr()
+        top = sp_matmul_topn(model.x, model.x.T.tocsr(), top_n=keep, n_threads=threads or available_cores()).tocsr()
         counts = np.diff(top.indptr)
         rows = np.repeat(np.arange(n, dtype=np.int64), counts)
         cols = top.indices.astype(np.int64)
@@ -147,14 +147,6 @@ class PhashModel:
 
     def pair_similarity(self, rows, cols) -> np.ndarray:
         return phash_similarity(self.codes[np.asarray(rows)], self.codes[np.asarray(cols)])
-
-
-def cpu_threads() -> int:
-    """Cores this process may use (the affinity mask, not the machine's count)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # pragma: no cover - not Linux
-        return max(1, os.cpu_count() or 1)
 
 
 def _pad_rows(rows, cols, counts, keep: int, n: int):

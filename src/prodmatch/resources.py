@@ -1,0 +1,12 @@
+"""What this process may use of the machine (a leaf module: imports nothing of the package)."""
+from __future__ import annotations
+
+import os
+
+
+def available_cores() -> int:
+    """Cores this process may run on: its affinity mask (a container's share), not the machine's count."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
