@@ -188,6 +188,13 @@ def cmd_train_step(args) -> int:
     print(f"train settings: batch {tcfg.batch_size}, amp {tcfg.amp}, channels_last {tcfg.channels_last}, "
           f"workers {tcfg.num_workers}, {steps} steps ({args.warmup} warm-up + {args.timed} timed + 1)")
     frame = _frame(args.kind, work, max(steps * tcfg.batch_size, args.classes), args.classes)
+    extra = {}
+    if args.kind == "text":
+        ids = encoder.tokenizer([str(t) for t in frame["title"][:256]], truncation=True,
+                                max_length=enc_cfg.max_length)["input_ids"]
+        extra["tokens_mean"] = float(np.mean([len(i) for i in ids]))
+        print(f"backbone {type(encoder.backbone).__name__}; tokens per title (max_length {enc_cfg.max_length}): "
+              f"mean {extra['tokens_mean']:.1f}")
 
     device = device_for()
     marks: list[tuple[str, float]] = []
@@ -244,7 +251,7 @@ def cmd_train_step(args) -> int:
     bs = tcfg.batch_size
     _, amp_dtype = _autocast(device, tcfg.amp)
     problems = []
-    conv = next((p for p in encoder.backbone.parameters() if p.ndim == 4), None)
+    conv = next((p for p in encoder.backbone.parameters() if p.ndim == 4 and p.shape[-1] > 1), None)  # not 1x1
     channels_last = bool(conv is not None and conv.is_contiguous(memory_format=torch.channels_last)
                          and not conv.is_contiguous())
     if device.type == "cuda":
@@ -269,12 +276,13 @@ def cmd_train_step(args) -> int:
     print(f"first step {first:.2f} s; fit {fit_s:.1f} s; peak GPU memory {peak:.2f} GiB allocated, {reserved:.2f} reserved")
     for p in problems:
         print(f"FAIL: {p}")
-    keys(device=device.type, model=(enc_cfg.backbone if args.kind == "image" else "xlmr-arch"), params_M=n_params / 1e6,
+    keys(device=device.type, model=(enc_cfg.backbone if args.kind == "image" else type(encoder.backbone).__name__),
+         params_M=n_params / 1e6,
          batch=bs, amp=str(amp_dtype).replace("torch.", "") if amp_dtype else "off", act_dtype=str(dtypes[0]).replace("torch.", "") if dtypes else "?",
          channels_last=channels_last, step_s=float(total.mean()), compute_s=float(compute.mean()),
          data_wait_s=float(wait.mean()), **{f"{unit}_per_s": bs / float(total.mean()),
                                             f"{unit}_per_s_compute": bs / float(compute.mean())},
-         first_step_s=first, peak_GiB=peak, loss=loss, reload_diff=reload_diff)
+         first_step_s=first, peak_GiB=peak, loss=loss, reload_diff=reload_diff, **extra)
     return 1 if problems else 0
 
 

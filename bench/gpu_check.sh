@@ -73,16 +73,21 @@ fi
 # 2: KNN
 : "${KNN_N:=70000}" "${KNN_D:=512}" "${KNN_K:=50}" "${KNN_BACKENDS:=faiss,torch,cuml}"
 # 3: pipeline. kaggle preset = 34,250 train / 70,000 test postings, 32 px. TRAIN_ROWS / TEST_ROWS keep
-# whole label groups up to that many rows (0: all). Why subsampled: on the 2-core dev machine the
-# full kaggle train side took match 278 s and stack 601 s (3 CPU models), and predict's pair features
-# ~3 s per 1,000 test rows (48 s for 10k, stacker): CPU work the GPU does not shorten. Estimate of
-# this default on 16 cores + H200 (s): install 25, env 5, train-image 35, train-text 35, knn 30,
-# synth 75 (plan_dataset is single-threaded: ~40-60 s), train-tiny-image 50, embed 20, match 45,
-# stack 55, bundle 3, predict 70, score 5, pytest-gpu 70: ~530 of BUDGET_S 570.
+# whole label groups up to that many rows (0: all). Why the train side is subsampled: on the 2-core
+# dev machine the full kaggle train side took match 278 s and stack 601 s (phash + word + char TF-IDF),
+# CPU work the GPU does not shorten. Estimate of this default (8,000 train rows, all 70,000 test rows)
+# on 16 cores + H200, seconds: install 25, env 5, train-image 35, train-text 35, knn 30, synth 75
+# (plan_dataset is single-threaded: ~40-60 s), train-tiny-image 60, embed 20, match 45, stack 55,
+# bundle 3, predict 70, score 5: ~470, then pytest-gpu ~70 (last: SKIP when BUDGET_S is spent).
 : "${PRESET:=kaggle}" "${SYNTH_MODE:=parallel}" "${SYNTH_DIR:=}" "${SYNTH_VERIFY:=0}"
-: "${TRAIN_ROWS:=8000}" "${TEST_ROWS:=20000}"
+: "${TRAIN_ROWS:=8000}" "${TEST_ROWS:=0}"
 : "${SYNTH_WORKERS:=$(( NPROC > 1 ? NPROC - 1 : 1 ))}"   # processes rendering the JPEGs (SYNTH_MODE=parallel)
 : "${FOLDS:=3}" "${IMG_EPOCHS:=1}" "${IMG_MAX_STEPS:=0}" "${PIPE_BATCH:=256}"
+# TRAIN_JOBS > 1: folds side by side (`prodmatch train --jobs`, spawned processes sharing the GPU, each
+# with WORKERS / TRAIN_JOBS DataLoader workers; if it fails the step says FAIL and trains them one by
+# one). Default 1: in the spawned fold processes the DataLoader workers are spawned too (the start
+# method is inherited), which cost 29 s instead of 0.5 s per 27-image embedding on the dev machine.
+: "${TRAIN_JOBS:=1}"
 # stacker: its models are every model of the run, so predict embeds test.csv with the trained image
 # encoder on the GPU (the matcher's greedy union may leave the weak tiny encoder out: no GPU work)
 : "${BUNDLE_USE:=stacker}"
@@ -99,11 +104,12 @@ fi
 # the --internal sub-shells of this script see the same settings
 export CPU_SMOKE SKIP_INSTALL BUDGET_S STEPS WORK WORKERS THREADS WARMUP TIMED CLASSES IMG_CONFIG IMG_SIZE \
   IMG_BATCH TRAIN_WORKERS TXT_CONFIG TXT_BATCH TXT_LAYERS TXT_VOCAB KNN_N KNN_D KNN_K KNN_BACKENDS PRESET \
-  SYNTH_MODE SYNTH_DIR SYNTH_VERIFY SYNTH_WORKERS TRAIN_ROWS TEST_ROWS FOLDS IMG_EPOCHS IMG_MAX_STEPS PIPE_BATCH BUNDLE_USE PYTEST_ARGS SITE WHEEL_DIR PY
+  SYNTH_MODE SYNTH_DIR SYNTH_VERIFY SYNTH_WORKERS TRAIN_ROWS TEST_ROWS FOLDS IMG_EPOCHS IMG_MAX_STEPS PIPE_BATCH TRAIN_JOBS BUNDLE_USE PYTEST_ARGS SITE WHEEL_DIR PY
 RUN=$WORK/run
 MODELS=$WORK/models
 DATA_FULL=${SYNTH_DIR:-$WORK/data-$PRESET}
 DATA=$WORK/data
+PYVER=${PYVER:-3.12}   # the device's python3 (KINDS.md: 3.12.3), for --fetch-wheels
 WHEELS="faiss-cpu==1.15.1 lightgbm==4.7.0 rapidfuzz==3.14.6 ImageHash==4.3.2 PyWavelets==1.10.0 pandas==3.1.1"
 
 # ------------------------------------------------------------------------- --fetch-wheels (here)
@@ -112,7 +118,7 @@ if [[ $FETCH == 1 ]]; then
   mkdir -p "$(dirname "$exclude")" .whl
   grep -qx '/.whl/' "$exclude" 2>/dev/null || echo '/.whl/' >> "$exclude"
   # shellcheck disable=SC2086
-  "$PY" -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+  "$PY" -m pip download --no-deps --only-binary=:all: --python-version "$PYVER" --implementation cp \
     --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 --platform manylinux_2_24_x86_64 \
     --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 --platform manylinux1_x86_64 \
     -d .whl $WHEELS || exit 1
@@ -155,7 +161,12 @@ EOF
       ;;
     train-tiny)
       rm -rf "$RUN" "$MODELS"
-      "$PY" -m prodmatch train image --data "$DATA" --config "$WORK/tiny-image-gpu.yaml" --out "$RUN" --quiet
+      if ! "$PY" -m prodmatch train image --data "$DATA" --config "$WORK/tiny-image-gpu.yaml" --out "$RUN" \
+          --jobs "$TRAIN_JOBS" --quiet; then
+        echo "FAIL: prodmatch train --jobs $TRAIN_JOBS failed; training the folds one by one so the pipeline goes on"
+        rm -rf "$RUN"
+        "$PY" -m prodmatch train image --data "$DATA" --config "$WORK/tiny-image-gpu.yaml" --out "$RUN" --quiet
+      fi
       ;;
     match)
       "$PY" -m prodmatch match --run "$RUN" --data "$DATA" --overwrite
@@ -290,10 +301,11 @@ fi
 versions=$("$PY" -c 'import sys, torch; print(f"python {sys.version.split()[0]}, torch {torch.__version__}, CUDA build {torch.version.cuda}, cuda available {torch.cuda.is_available()}" + (f", {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else ""))' 2>&1 | tail -1)
 echo "$versions"
 HEADER+=("$versions ($PY); $NPROC CPUs; $(date -u '+%F %T') UTC")
-HEADER+=("sizes: train steps ${WARMUP} warm-up + ${TIMED} timed, ArcFace classes ${CLASSES}, image size ${IMG_SIZE:-config} batch ${IMG_BATCH:-config}, text batch ${TXT_BATCH:-config} layers ${TXT_LAYERS:-12} vocab ${TXT_VOCAB:-250002}; knn ${KNN_N} x ${KNN_D}, k=${KNN_K}; pipeline preset ${PRESET} (synth ${SYNTH_MODE}${SYNTH_DIR:+, reused $SYNTH_DIR}), TRAIN_ROWS=${TRAIN_ROWS} TEST_ROWS=${TEST_ROWS} (0 = all; whole label groups), ${FOLDS} folds x ${IMG_EPOCHS} epoch(s) tiny-image, max steps/epoch ${IMG_MAX_STEPS} (0 = all), workers ${WORKERS}, bundle --use ${BUNDLE_USE}")
+HEADER+=("sizes: train steps ${WARMUP} warm-up + ${TIMED} timed, ArcFace classes ${CLASSES}, image size ${IMG_SIZE:-config} batch ${IMG_BATCH:-config}, text batch ${TXT_BATCH:-config} layers ${TXT_LAYERS:-12} vocab ${TXT_VOCAB:-250002}; knn ${KNN_N} x ${KNN_D}, k=${KNN_K}; pipeline preset ${PRESET} (synth ${SYNTH_MODE}${SYNTH_DIR:+, reused $SYNTH_DIR}), TRAIN_ROWS=${TRAIN_ROWS} TEST_ROWS=${TEST_ROWS} (0 = all; whole label groups), ${FOLDS} folds x ${IMG_EPOCHS} epoch(s) tiny-image (--jobs ${TRAIN_JOBS}), max steps/epoch ${IMG_MAX_STEPS} (0 = all), workers ${WORKERS}, bundle --use ${BUNDLE_USE}")
 HEADER+=("text model: xlm-roberta-base architecture (${TXT_LAYERS:-12} layers, hidden 768, vocab ${TXT_VOCAB:-250002}) built from a config with RANDOM weights and the package's WordPiece test tokenizer (no XLM-R weights or sentencepiece model offline; MiniLM weights are 88 MB, too big to carry); image model: eca_nfnet_l1, weights: null (random init)")
 if [[ $TRAIN_ROWS != 0 || $TEST_ROWS != 0 ]]; then
-  HEADER+=("pipeline SUBSAMPLED to fit the 10-minute run: whole label groups up to TRAIN_ROWS=$TRAIN_ROWS train / TEST_ROWS=$TEST_ROWS test rows of the $PRESET preset (0 = all: the whole 34,250 / 70,000 kaggle set needs several minutes more: match and stack grow with the train rows, predict with the test rows)")
+  part() { if [[ $1 == 0 ]]; then echo "all $2 rows"; else echo "whole label groups up to $1 $2 rows ($3=$1)"; fi; }
+  HEADER+=("pipeline SUBSAMPLED to fit the 10-minute run: $(part "$TRAIN_ROWS" train TRAIN_ROWS), $(part "$TEST_ROWS" test TEST_ROWS) of the $PRESET preset (TRAIN_ROWS=0 TEST_ROWS=0: the whole 34,250 / 70,000 kaggle set, minutes more: match and stack grow with the train rows, predict with the test rows)")
 fi
 HEADER+=("synth: SYNTH_MODE=$SYNTH_MODE (parallel = the generator's own plan_dataset / draw / _frames with the JPEG rendering spread over $SYNTH_WORKERS processes, byte-identical to \`prodmatch synth\` (checked with SYNTH_VERIFY=1); cli = \`prodmatch synth shopee\`, one core, ~5 min for kaggle)")
 HEADER+=("cuML: used only when importable (cuml-cu13 and its CUDA libraries are far over the 64 MiB a device call may carry, and the device reaches no registry): otherwise knn reports cuml SKIP and backend auto = torch on CUDA")
@@ -333,7 +345,7 @@ else
 fi
 step subsample 60 "$PY" "$HELPER" subsample --src "$DATA_FULL" --dst "$DATA" --train-rows "$TRAIN_ROWS" --test-rows "$TEST_ROWS"
 step tiny-config 30 "$PY" "$HELPER" tiny-config --out "$WORK/tiny-image-gpu.yaml" --folds "$FOLDS" --epochs "$IMG_EPOCHS" \
-  --workers "$WORKERS" --max-steps "$IMG_MAX_STEPS" --eval-batch-size "$PIPE_BATCH"
+  --workers "$(( WORKERS / TRAIN_JOBS > 0 ? WORKERS / TRAIN_JOBS : 1 ))" --max-steps "$IMG_MAX_STEPS" --eval-batch-size "$PIPE_BATCH"
 KEYS_RE='OOF F1|held-out F1|partial' step train-tiny-image 360 bash "$SELF" --internal train-tiny
 KEYS_RE='^wrote ' step embed-tfidf 240 "$PY" -m prodmatch embed tfidf --data "$DATA" --out "$RUN" --n-folds "$FOLDS" --fold-seed 0
 KEYS_RE='^wrote ' step embed-phash 120 "$PY" -m prodmatch embed phash --data "$DATA" --out "$RUN" --n-folds "$FOLDS" --fold-seed 0

@@ -74,7 +74,7 @@ def main() -> None:
     rows: list[dict] = []
 
     def stage(name: str, cmd: list[str], n: int) -> str:
-        wall, gb, last = timed(cmd, logs / f"{name.replace(' ', '_')}.log")
+        wall, gb, last = timed(cmd, logs / f"{name.replace(' ', '_')}-{n}.log")
         rows.append({"stage": name, "rows": n, "seconds": wall, "peak_gb": gb, "note": ""})
         print(f"{name:<28} {n:>7,} rows {wall:8.1f} s {gb:6.2f} GB  {last[:90]}", flush=True)
         return last

@@ -230,9 +230,12 @@ def _train_fold(config, train, test, fold_of, k: int, folder: Path, *, progress:
 
 def _fold_worker(data_dir, config_dict: dict, k: int, run, image_policy, threads: int) -> int:
     """One fold in a worker process (spawned: a clean torch), `threads` intra-op threads."""
+    import multiprocessing
+
     import torch
 
     torch.set_num_threads(threads)
+    multiprocessing.set_start_method("fork", force=True)  # its DataLoader workers: fork, as in the parent
     config = from_dict(ExperimentConfig, config_dict)
     train, test = load_data(Path(data_dir), image_policy or _default_image_policy(config.kind))
     fold_of = fold_assignment(train, config.n_folds, config.fold_seed)

@@ -234,7 +234,8 @@ def _autocast(device, enabled: bool):
 
     if not enabled or device.type != "cuda":
         return nullcontext(), None
-    dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    # emulated bf16 (T4 / P100: Kaggle's GPUs) is slow; those get fp16 with loss scaling
+    dtype = torch.bfloat16 if torch.cuda.is_bf16_supported(including_emulation=False) else torch.float16
     return torch.autocast("cuda", dtype=dtype), dtype
 
 
