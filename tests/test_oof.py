@@ -1,5 +1,5 @@
 """OOF embeddings (`prodmatch.encoders.oof`) and the `prodmatch train` / `prodmatch embed` commands,
-on the synthetic `test` preset with test_nfnet / a tiny random BERT / the shipped MiniLM."""
+on the synthetic `test` preset with test_efficientnet / a tiny random BERT / the shipped MiniLM."""
 from __future__ import annotations
 
 import json
@@ -65,7 +65,7 @@ def test_oof_model_shapes_norms_and_meta(image_run, data):
     assert rows["posting_id"].tolist() == train["posting_id"].tolist()
     np.testing.assert_array_equal(rows["fold"], shopee_folds(train, 3, 0)["fold"])
     meta = model.meta
-    assert meta["config"]["kind"] == "image" and meta["config"]["encoder"]["backbone"] == "test_nfnet"
+    assert meta["config"]["kind"] == "image" and meta["config"]["encoder"]["backbone"] == "test_efficientnet"
     assert meta["config"]["train"]["max_steps_per_epoch"] == 2  # the full config, defaults included
     assert set(meta["data"]) == {"train.csv", "test.csv"} and len(meta["data"]["train.csv"]) == 64
     assert meta["folds"] == [0, 1, 2] and set(meta["fold_f1"]) == {"0", "1", "2"}

@@ -181,3 +181,30 @@ def test_fold_encoders_of_another_dim_are_refused_before_work(encoder_bundle, tm
     (bad / "encoders" / "tiny-text" / "1" / "encoder.json").write_text(json.dumps(enc))
     with pytest.raises(DataError, match="disagree on kind/dim"):
         read_bundle(bad)
+
+
+def test_timer_announces_each_stage_with_expected_and_elapsed_time(monkeypatch):
+    from prodmatch import predict as predict_module
+    from prodmatch.predict import Timer
+
+    clock = iter([0.0, 70.0, 70.0, 75.0])  # stage a takes 70 s, stage b 5 s
+    monkeypatch.setattr(predict_module.time, "perf_counter", lambda: next(clock))
+    lines = []
+    timer = Timer(expected={"a": 60, "b": 20}, report=lines.append)
+    with timer.stage("a"):
+        pass
+    with timer.stage("b"):
+        pass
+    assert lines == ["[1/2] a: expected 1:00; elapsed 0 s, expected total 1:20",
+                     "[2/2] b: expected 20 s; elapsed 1:10, expected total 1:30"]
+    assert timer.seconds == {"a": 70.0, "b": 5.0}
+
+
+def test_demo_expects_the_last_finished_demo_timing(tmp_path):
+    from prodmatch.io import write_json
+    from prodmatch.pipeline import DEMO_SECONDS, expected_demo_seconds
+
+    assert expected_demo_seconds("test", tmp_path) == DEMO_SECONDS["test"]
+    write_json(tmp_path / "demo-test-20260101-000000" / "demo.json", {"timing": {"match": 99.0}})
+    write_json(tmp_path / "demo-test-20250101-000000" / "demo.json", {"timing": {"match": 1.0}})
+    assert expected_demo_seconds("test", tmp_path)["match"] == 99.0

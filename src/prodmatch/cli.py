@@ -161,7 +161,7 @@ def demo(args):
     from .pipeline import demo as run_demo
 
     r = run_demo(seed=args.seed, data_root=args.data_root, out_root=args.out_root, preset=args.preset,
-                 progress=not args.quiet)
+                 progress=not args.quiet, jobs=args.jobs)
     print(f"data:        {r['data_dir']}")
     print(f"run:         {r['run']}  (OOF embeddings, ablation.csv, stack/, demo.json)")
     print(f"models:      {r['models']}")
@@ -182,6 +182,7 @@ def _(p):
     p.add_argument("--data-root", default="input/synthetic")
     p.add_argument("--out-root", default="oof")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--jobs", type=int, help="encoder folds trained side by side (default: one per core)")
 
 
 @command("match", "matcher ablation on OOF embeddings: F1/P/R after each stage, thresholds tuned on other folds")

@@ -77,25 +77,54 @@ DEMO_ENCODERS = ("tiny-image", "tiny-text")
 DEMO_UNSUPERVISED = ("tfidf", "tfidf-char", "phash")
 
 
+def expected_demo_seconds(preset: str, out_root="oof") -> dict:
+    """Stage -> seconds the demo should take: the last finished demo of `preset` under `out_root`
+    (this machine's own speed), else DEMO_SECONDS (measured on an idle 2-core machine)."""
+    import json
+
+    for done in sorted(Path(out_root).glob(f"demo-{preset}-*/demo.json"), reverse=True):
+        try:
+            timing = json.loads(done.read_text(encoding="utf-8"))["timing"]
+        except (OSError, ValueError, KeyError):
+            continue
+        return {**DEMO_SECONDS.get(preset, {}), **timing}
+    return dict(DEMO_SECONDS.get(preset, {}))
+
+
+# Seconds per demo stage, idle 2-core machine, jobs 2 (`/usr/bin/time -v prodmatch demo`, README)
+DEMO_SECONDS = {
+    "demo": {"data": 30, "train tiny-image": 300, "train tiny-text": 150, "embed tfidf": 4, "embed tfidf-char": 6,
+             "embed phash": 4, "match": 40, "stack": 40, "bundle": 2, "predict": 25, "baseline": 3, "leaderboard": 5},
+    "test": {"data": 2, "train tiny-image": 10, "train tiny-text": 10, "embed tfidf": 1, "embed tfidf-char": 1,
+             "embed phash": 1, "match": 5, "stack": 8, "bundle": 1, "predict": 5, "baseline": 1, "leaderboard": 3},
+}
+
+
 def demo(*, seed: int = 0, data_root="input/synthetic", out_root="oof", preset: str = "demo",
-         encoders=DEMO_ENCODERS, progress: bool = True) -> dict:
+         encoders=DEMO_ENCODERS, progress: bool = True, jobs: int | None = None) -> dict:
     """The README's main job, every stage on CPU: synthetic data -> ArcFace encoders (OOF) + TF-IDF
     + phash -> matcher ablation -> candidate pairs + LightGBM stacker -> models folder -> predict
     the held-out test.csv -> submission.csv, scored -> leaderboard.
+
+    `jobs`: encoder folds trained side by side (default: one per core, one thread each, on the
+    demo preset; 1 on the test preset, whose folds train in less time than a worker takes to start).
     """
     from .encoders.oof import embed_unsupervised, load_experiment, train_oof
     from .leaderboard import write_leaderboard
     from .metrics import read_submission
     from .predict import Timer, make_bundle, predict
+    from .resources import available_cores
 
-    timer = Timer()
+    if jobs is None:
+        jobs = 1 if preset == "test" else available_cores()
+    timer = Timer(expected=expected_demo_seconds(preset, out_root), report=log.info if progress else None)
     with timer.stage("data"):
         folder = demo_data(data_root, seed=seed, preset=preset)
     run = new_run_dir(out_root, f"demo-{preset}")
     encoder_f1 = {}
     for name in encoders:
         with timer.stage(f"train {name}"):
-            result = train_oof(folder, load_experiment(name), out=run, progress=progress)
+            result = train_oof(folder, load_experiment(name), out=run, progress=progress, jobs=jobs)
             encoder_f1[name] = result.get("oof_f1")
     for method in DEMO_UNSUPERVISED:
         with timer.stage(f"embed {method}"):

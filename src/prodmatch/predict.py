@@ -42,23 +42,45 @@ def offline() -> None:
 
 @dataclass
 class Timer:
-    """Wall time per named stage, printed as a summary at the end of a run."""
+    """Wall time per named stage, printed as a summary at the end of a run.
+
+    With `expected` (stage -> seconds, e.g. a measured earlier run) each stage announces itself
+    on `report` in one line: its place, its expected time, the time so far and the expected total.
+    """
 
     seconds: dict = field(default_factory=dict)
+    expected: dict | None = None
+    report: object = None  # callable taking one line, e.g. logging.info; None: silent
 
     @contextmanager
     def stage(self, name: str):
+        if self.expected is not None and self.report is not None:
+            self.report(self._progress_line(name))
         started = time.perf_counter()
         try:
             yield
         finally:
             self.seconds[name] = round(self.seconds.get(name, 0.0) + time.perf_counter() - started, 2)
 
+    def _progress_line(self, name: str) -> str:
+        names = list(self.expected)
+        place = f"[{names.index(name) + 1}/{len(names)}]" if name in names else "[+]"
+        done = sum(self.seconds.values())
+        left = sum(v for k, v in self.expected.items() if k not in self.seconds)
+        this = self.expected.get(name)
+        return (f"{place} {name}: expected {_clock(this) if this is not None else '?'}; "
+                f"elapsed {_clock(done)}, expected total {_clock(done + left)}")
+
     def summary(self) -> str:
         total = sum(self.seconds.values())
         width = max(map(len, self.seconds), default=5)
         lines = [f"  {k:<{width}}  {v:8.2f} s" for k, v in self.seconds.items()]
         return "\n".join(["timing:", *lines, f"  {'total':<{width}}  {total:8.2f} s"])
+
+
+def _clock(seconds: float) -> str:
+    seconds = int(round(seconds))
+    return f"{seconds // 60}:{seconds % 60:02d}" if seconds >= 60 else f"{seconds} s"
 
 
 # ---------------------------------------------------------------- bundle (training side)
