@@ -39,6 +39,21 @@ def timed(cmd: list[str], log: Path) -> tuple[float, float, str]:
     return float(wall), int(kb) / 2**20, text[-1] if text else ""
 
 
+def timing_summary(log: Path) -> dict[str, float]:
+    """The ``timing:`` block a command printed (stage -> seconds), or {}."""
+    lines = log.read_text(errors="replace").splitlines()
+    if "timing:" not in lines:
+        return {}
+    out = {}
+    for line in lines[lines.index("timing:") + 1 :]:
+        name, _, value = line.strip().rpartition(" ")
+        if value != "s":
+            break
+        label, number = name.strip().rsplit(" ", 1)
+        out[label.strip()] = float(number)
+    return out
+
+
 def test_subset(data: Path, rows: int, work: Path) -> Path:
     """A folder with the first whole test groups covering >= `rows` postings (test.csv, truth, images)."""
     truth = pd.read_csv(data / "test_truth.csv", dtype={"posting_id": str})
@@ -74,8 +89,12 @@ def main() -> None:
     rows: list[dict] = []
 
     def stage(name: str, cmd: list[str], n: int) -> str:
-        wall, gb, last = timed(cmd, logs / f"{name.replace(' ', '_')}-{n}.log")
+        log = logs / f"{name.replace(' ', '_')}-{n}.log"
+        wall, gb, last = timed(cmd, log)
         rows.append({"stage": name, "rows": n, "seconds": wall, "peak_gb": gb, "note": ""})
+        for part, seconds in timing_summary(log).items():  # predict's own per-stage timing
+            if part != "total":
+                rows.append({"stage": f"  {name}: {part}", "rows": n, "seconds": seconds, "peak_gb": float("nan"), "note": ""})
         print(f"{name:<28} {n:>7,} rows {wall:8.1f} s {gb:6.2f} GB  {last[:90]}", flush=True)
         return last
 
@@ -101,7 +120,7 @@ def main() -> None:
                                        "--quiet"], n_rows)
             score = subprocess.run([*CLI, "score", "--truth", str(folder / "test_truth.csv"), "--pred", str(sub)],
                                    capture_output=True, text=True).stdout.strip()
-            rows[-1]["note"] = score
+            next(r for r in reversed(rows) if r["stage"] == f"predict ({use})")["note"] = score
     table = pd.DataFrame(rows)
     growth = []
     for _, r in table.iterrows():
@@ -112,7 +131,8 @@ def main() -> None:
              f"{train_side:.0f} s, peak RSS {train_peak:.2f} GB", "",
              "| stage | rows | seconds | peak RSS GB | growth | test score |", "|---|---|---|---|---|---|"]
     for _, r in table.iterrows():
-        lines.append(f"| {r['stage']} | {r['rows']:,} | {r['seconds']:.1f} | {r['peak_gb']:.2f} | {r['growth']} | {r['note']} |")
+        peak = "" if np.isnan(r["peak_gb"]) else f"{r['peak_gb']:.2f}"
+        lines.append(f"| {r['stage']} | {r['rows']:,} | {r['seconds']:.1f} | {peak} | {r['growth']} | {r['note']} |")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text("\n".join(lines) + "\n", encoding="utf-8")
     print("\n".join(lines))

@@ -268,8 +268,14 @@ def _stacked_matches(pool, stacker: dict, models_dir: Path, timer: Timer):
     from .pairs.candidates import pair_features
     from .stack.lgbm import StackerConfig, group_matches, load_booster, pair_matches
 
+    nb = stacker.get("nb_thresholds") or None
+    with timer.stage("search (exact top-k, + NB)"):  # the pool caches these lists for pair_features
+        for name in stacker["models"]:
+            pool.model(name)
+            if nb and name in nb:
+                pool.model(name, nb[name])
     with timer.stage("pair features"):
-        pairs = pair_features(pool, stacker["models"], stacker.get("nb_thresholds") or None)
+        pairs = pair_features(pool, stacker["models"], nb)
     with timer.stage("stacker"):
         booster = load_booster(models_dir / stacker["model"])
         names = booster.feature_name()
