@@ -19,7 +19,7 @@
 #   3  synth (kaggle preset) -> subsample -> train tiny-image -> embed tfidf / phash -> match -> stack ->
 #      bundle -> predict test.csv (GPU embedding) -> score;  then pytest-gpu: the CUDA path of test files
 #
-# The device machine has no package registry: faiss-cpu, lightgbm, rapidfuzz, ImageHash, PyWavelets
+# The device machine has no package registry: faiss-cpu, lightgbm, sparse-dot-topn, rapidfuzz, ImageHash, PyWavelets
 # (and pandas 3.1.1, the pin) travel as wheels in .whl/ (`--fetch-wheels` here, then carry ".whl");
 # cuml-cu13 / cudf-cu13 are far over the 64 MiB a call may carry, so the cuml backend reports SKIP there.
 # Device run (tool `run`): command  bash bench/gpu_check.sh "$OUT"  with carry [".whl"] and timeout_s 600.
@@ -110,7 +110,7 @@ MODELS=$WORK/models
 DATA_FULL=${SYNTH_DIR:-$WORK/data-$PRESET}
 DATA=$WORK/data
 PYVER=${PYVER:-3.12}   # the device's python3 (KINDS.md: 3.12.3), for --fetch-wheels
-WHEELS="faiss-cpu==1.15.1 lightgbm==4.7.0 rapidfuzz==3.14.6 ImageHash==4.3.2 PyWavelets==1.10.0 pandas==3.1.1"
+WHEELS="faiss-cpu==1.15.1 lightgbm==4.7.0 sparse-dot-topn==1.2.0 rapidfuzz==3.14.6 ImageHash==4.3.2 PyWavelets==1.10.0 pandas==3.1.1"
 
 # ------------------------------------------------------------------------- --fetch-wheels (here)
 if [[ $FETCH == 1 ]]; then
@@ -146,7 +146,7 @@ if [[ -n $INTERNAL ]]; then
       "$PY" - <<'EOF'
 import importlib
 bad = []
-for name in ("prodmatch", "prodmatch.cli", "faiss", "lightgbm", "imagehash", "rapidfuzz", "timm", "transformers", "pandas"):
+for name in ("prodmatch", "prodmatch.cli", "faiss", "lightgbm", "sparse_dot_topn", "imagehash", "rapidfuzz", "timm", "transformers", "pandas"):
     try:
         importlib.import_module(name)
     except Exception as err:

@@ -235,3 +235,32 @@ def test_folds_in_worker_processes_equal_sequential_training(image_run, data, tm
     a, b = load_model(run, "tiny-image"), load_model(tmp_path / "jobs", "tiny-image")
     np.testing.assert_allclose(a.oof, b.oof, atol=1e-5)  # same seeds: same models, thread count aside
     np.testing.assert_allclose(a.test, b.test, atol=1e-5)
+
+
+def test_fold_workers_die_with_a_killed_parent(data, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import psutil
+
+    script = (f"from prodmatch.encoders.oof import load_experiment, train_oof\n"
+              f"cfg = load_experiment('tiny-image', n_folds=3, train={{'epochs': 50, 'batch_size': 8}})\n"
+              f"train_oof({str(data)!r}, cfg, out={str(tmp_path / 'run')!r}, progress=False, jobs=2)\n")
+    parent = subprocess.Popen([sys.executable, "-c", script])
+    try:
+        deadline = time.time() + 120
+        folds = tmp_path / "run" / "folds" / "tiny-image"
+        while time.time() < deadline and not ((folds / "0").is_dir() and (folds / "1").is_dir()):
+            time.sleep(0.5)  # a fold folder appears once its worker is set up and training
+        workers = [c for c in psutil.Process(parent.pid).children(recursive=True) if "spawn_main" in " ".join(c.cmdline())]
+        assert len(workers) == 2, "the fold workers never started"
+        os.kill(parent.pid, signal.SIGKILL)  # no chance to clean up: only the kernel can end the workers
+        parent.wait(30)
+        gone, alive = psutil.wait_procs(workers, timeout=30)
+        assert not alive, f"workers outlived their parent: {[p.pid for p in alive]}"
+    finally:
+        for p in psutil.Process().children(recursive=True):
+            p.kill()
