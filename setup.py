@@ -29,7 +29,7 @@ INSTALL_REQUIRES = [
 ]
 
 EXTRAS = {
-    "dev": ["pytest==9.2.0", "hypothesis==6.170.15"],
+    "dev": ["pytest==9.2.0", "hypothesis==6.170.15", "psutil==7.2.2"],
     "gpu": ["cuml-cu13==26.10.0", "cudf-cu13==26.10.0"],
 }
 

@@ -250,6 +250,7 @@ def test_fold_workers_die_with_a_killed_parent(data, tmp_path):
               f"cfg = load_experiment('tiny-image', n_folds=3, train={{'epochs': 50, 'batch_size': 8}})\n"
               f"train_oof({str(data)!r}, cfg, out={str(tmp_path / 'run')!r}, progress=False, jobs=2)\n")
     parent = subprocess.Popen([sys.executable, "-c", script])
+    workers = []
     try:
         deadline = time.time() + 120
         folds = tmp_path / "run" / "folds" / "tiny-image"
@@ -261,6 +262,10 @@ def test_fold_workers_die_with_a_killed_parent(data, tmp_path):
         parent.wait(30)
         gone, alive = psutil.wait_procs(workers, timeout=30)
         assert not alive, f"workers outlived their parent: {[p.pid for p in alive]}"
-    finally:
-        for p in psutil.Process().children(recursive=True):
-            p.kill()
+    finally:  # never leave a trainer behind, even when this test fails (orphans leave our process tree)
+        for p in workers + psutil.Process().children(recursive=True):
+            try:
+                p.kill()
+            except psutil.NoSuchProcess:
+                pass
+        parent.kill()
