@@ -233,8 +233,12 @@ def test_folds_in_worker_processes_equal_sequential_training(image_run, data, tm
     parallel = train_oof(data, image_config(), out=tmp_path / "jobs", progress=False, jobs=2)
     assert parallel["complete"] and parallel["trained"] == [0, 1, 2]
     a, b = load_model(run, "tiny-image"), load_model(tmp_path / "jobs", "tiny-image")
-    np.testing.assert_allclose(a.oof, b.oof, atol=1e-5)  # same seeds: same models, thread count aside
-    np.testing.assert_allclose(a.test, b.test, atol=1e-5)
+    folds = read_rows(run)["fold"].to_numpy()
+    # folds 0 and 1 trained at one thread each, like the sequential run here: the same numbers
+    np.testing.assert_allclose(a.oof[folds < 2], b.oof[folds < 2], atol=1e-5)
+    # fold 2 ran alone on both cores: same seeds, other float summation order, so close, not equal
+    cosine = np.einsum("ij,ij->i", a.oof[folds == 2], b.oof[folds == 2])
+    assert cosine.min() > 0.99
 
 
 def test_fold_workers_die_with_a_killed_parent(data, tmp_path):
@@ -269,3 +273,15 @@ def test_fold_workers_die_with_a_killed_parent(data, tmp_path):
             except psutil.NoSuchProcess:
                 pass
         parent.kill()
+
+
+@pytest.mark.parametrize("n_folds, jobs, cores, expected", [
+    (5, 2, 2, [1, 1, 1, 1, 2]),  # the fifth fold runs alone: both cores
+    (4, 2, 2, [1, 1, 1, 1]),
+    (3, 2, 8, [4, 4, 8]),
+    (5, 3, 2, [1, 1, 1, 1, 1]),  # more workers than cores: never 0 threads
+])
+def test_fold_threads_give_a_partial_last_round_the_idle_cores(n_folds, jobs, cores, expected):
+    from prodmatch.encoders.oof import fold_threads
+
+    assert fold_threads(n_folds, jobs, cores) == expected

@@ -228,6 +228,15 @@ def _train_fold(config, train, test, fold_of, k: int, folder: Path, *, progress:
     return summary
 
 
+def fold_threads(n_folds: int, jobs: int, cores: int) -> list[int]:
+    """Torch threads per fold, in submission order: the cores split among `jobs` workers, and the
+    folds of a last, partial round (5 folds on 2 workers: the fifth) share all the cores instead
+    of leaving some idle."""
+    full = (n_folds // jobs) * jobs
+    last = n_folds - full
+    return [max(1, cores // jobs)] * full + [max(1, cores // last)] * last if last else [max(1, cores // jobs)] * n_folds
+
+
 def _die_with_parent() -> None:
     """Worker initializer: a killed parent takes its fold workers with it (Linux PR_SET_PDEATHSIG);
     else they would train on, unseen, for minutes."""
@@ -263,10 +272,10 @@ def _train_folds_in_processes(data_dir, config, chosen, run, image_policy, jobs:
     from tqdm.auto import tqdm
 
     jobs = min(int(jobs), len(chosen))
-    threads = max(1, available_cores() // jobs)
+    threads = fold_threads(len(chosen), jobs, available_cores())
     with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"), initializer=_die_with_parent) as pool:
-        futures = [pool.submit(_fold_worker, str(data_dir), to_dict(config), k, str(run), image_policy, threads)
-                   for k in chosen]
+        futures = [pool.submit(_fold_worker, str(data_dir), to_dict(config), k, str(run), image_policy, t)
+                   for k, t in zip(chosen, threads)]
         done = [f.result() for f in tqdm(as_completed(futures), total=len(futures), desc=f"{config.model_name} folds",
                                          unit="fold", disable=not progress)]
     return sorted(done)
@@ -295,7 +304,7 @@ def train_oof(data_dir, config, *, folds="all", out, image_policy: str | None = 
 
     `jobs` > 1 trains that many folds at once in worker processes with one torch thread each: a
     tiny model gains little from a second intra-op thread on CPU, so folds side by side use the
-    cores better (same seeds, same results). Returns a summary: run, name, folds trained now,
+    cores better (same seeds; equal to a sequential run at the same thread count). Returns a summary: run, name, folds trained now,
     folds done, complete (bool), per-fold F1, and when complete the store model folder and OOF F1
     (within folds and over all rows).
     """
