@@ -94,12 +94,12 @@ def expected_demo_seconds(preset: str, out_root="oof") -> dict:
     return dict(DEMO_SECONDS.get(preset, {}))
 
 
-# Seconds per demo stage, idle 2-core machine, jobs 2 (`/usr/bin/time -v prodmatch demo`, README)
+# Seconds per demo stage, measured on an idle 2-core machine (`/usr/bin/time -v prodmatch demo`, README)
 DEMO_SECONDS = {
-    "demo": {"data": 30, "train tiny-image": 300, "train tiny-text": 150, "embed tfidf": 4, "embed tfidf-char": 6,
-             "embed phash": 4, "match": 40, "stack": 40, "bundle": 2, "predict": 25, "baseline": 3, "leaderboard": 5},
-    "test": {"data": 2, "train tiny-image": 10, "train tiny-text": 10, "embed tfidf": 1, "embed tfidf-char": 1,
-             "embed phash": 1, "match": 5, "stack": 8, "bundle": 1, "predict": 5, "baseline": 1, "leaderboard": 3},
+    "demo": {"data": 55, "train tiny-image": 427, "train tiny-text": 457, "embed tfidf": 1, "embed tfidf-char": 2,
+             "embed phash": 1, "match": 48, "stack": 23, "bundle": 1, "predict": 33, "baseline": 1, "leaderboard": 2},
+    "test": {"data": 1, "train tiny-image": 46, "train tiny-text": 40, "embed tfidf": 1, "embed tfidf-char": 1,
+             "embed phash": 1, "match": 2, "stack": 3, "bundle": 1, "predict": 1, "baseline": 1, "leaderboard": 1},
 }
 
 
