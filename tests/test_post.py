@@ -367,3 +367,8 @@ def test_sparse_search_ties_at_the_kth_place_resolve_by_index():
     model = SparseModel.search(x, 3)
     np.testing.assert_array_equal(model.idx[0], [0, 1, 2])
     np.testing.assert_array_equal(model.idx[4], [4, 0, 1])
+
+
+def test_sparse_search_of_no_rows_is_a_clear_error():
+    with pytest.raises(DataError, match="0 rows"):
+        SparseModel.search(sp.csr_matrix((0, 4), dtype=np.float32), 5)

@@ -17,16 +17,21 @@ from .metrics import Scores, best_row_threshold
 NEIGHBOURS = 50  # a Shopee group has at most 50 postings, so top-50 (self included) loses none
 
 
-def neighbour_pairs(frame: pd.DataFrame, method: str, k: int = NEIGHBOURS):
+def baseline_embedding(frame: pd.DataFrame, method: str):
+    """The frame's representation for a baseline method: phash codes or a TF-IDF matrix."""
+    if method == "phash":
+        return phash_codes(frame["image_phash"])
+    return tfidf_embed(frame["title"], TfidfConfig.char() if method == "tfidf-char" else TfidfConfig())
+
+
+def neighbour_pairs(frame: pd.DataFrame, method: str, k: int = NEIGHBOURS, embedding=None):
     """(rows, cols, sims) of every row's exact top-`k` list (self included) for a baseline
-    method: ``tfidf``, ``tfidf-char`` or ``phash``."""
+    method: ``tfidf``, ``tfidf-char`` or ``phash``; `embedding`: its `baseline_embedding`, if
+    the caller has it already."""
     from .post.union import PhashModel, SparseModel
 
-    if method == "phash":
-        model = PhashModel.search(phash_codes(frame["image_phash"]), k)
-    else:
-        config = TfidfConfig.char() if method == "tfidf-char" else TfidfConfig()
-        model = SparseModel.search(tfidf_embed(frame["title"], config), k)
+    data = baseline_embedding(frame, method) if embedding is None else embedding
+    model = PhashModel.search(data, k) if method == "phash" else SparseModel.search(data, k)
     rows = np.repeat(np.arange(model.n), model.idx.shape[1])
     return rows, model.idx.ravel(), model.sims.ravel()
 
@@ -45,9 +50,9 @@ BASELINE_GRIDS = {
 }
 
 
-def tune_baseline(frame: pd.DataFrame, method: str) -> BaselineResult:
+def tune_baseline(frame: pd.DataFrame, method: str, embedding=None) -> BaselineResult:
     """Best threshold for `method` on a labelled frame (optimistic: tuned on the rows it scores)."""
-    rows, cols, sims = neighbour_pairs(frame, method)
+    rows, cols, sims = neighbour_pairs(frame, method, embedding=embedding)
     t, scores = best_row_threshold(rows, cols, sims, frame["label_group"].to_numpy(), BASELINE_GRIDS[method])
     return BaselineResult(method, t, scores)
 

@@ -422,7 +422,7 @@ def embed_unsupervised(data_dir, method: str, out, *, n_folds: int = 5, fold_see
         kind, oof = "sparse", tfidf_embed(train["title"], cfg)
         test_emb = None if test is None else tfidf_embed(test["title"], cfg)
         settings = to_dict(cfg)
-    tuned = tune_baseline(train, method)
+    tuned = tune_baseline(train, method, embedding=oof)  # the matrix just built: no second TF-IDF fit
     meta = {"config": {"method": method, **settings, "n_folds": n_folds, "fold_seed": fold_seed},
             "code_version": code_version(), "data": data_hashes(data_dir), "data_dir": str(data_dir),
             "folds": list(range(n_folds)), "fold_f1": None, "oof_f1": float(tuned.scores.f1),

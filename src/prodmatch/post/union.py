@@ -91,6 +91,8 @@ class SparseModel:
 
         model = cls(x)
         n = model.n
+        if n == 0:
+            raise DataError("sparse rows: nothing to search (0 rows)")
         k = min(int(k), n)
         keep = min(n, k + TIE_MARGIN)
         top = sp_matmul_topn(model.x, model.x.T.tocsr(), top_n=keep, n_threads=threads or available_cores()).tocsr()
