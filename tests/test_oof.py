@@ -7,13 +7,14 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 import yaml
 
 from prodmatch.cli import main
 from prodmatch.data.folds import shopee_folds
 from prodmatch.data.shopee import read_shopee_csv
 from prodmatch.encoders import load_encoder
-from prodmatch.encoders.oof import embed_trained, embed_unsupervised, load_experiment, train_oof
+from prodmatch.encoders.oof import embed_trained, embed_unsupervised, load_data, load_experiment, train_oof
 from prodmatch.encoders.train import embed_frame
 from prodmatch.errors import DataError
 from prodmatch.store import list_models, load_model, load_runs, read_rows
@@ -285,3 +286,35 @@ def test_fold_threads_give_a_partial_last_round_the_idle_cores(n_folds, jobs, co
     from prodmatch.encoders.oof import fold_threads
 
     assert fold_threads(n_folds, jobs, cores) == expected
+
+
+def test_frozen_backbone_run_caches_features_once_and_its_saved_folds_reproduce_them(data, tmp_path):
+    from prodmatch.encoders.frozen import cached_features
+    from prodmatch.encoders.text import tiny_text_model
+
+    folder = tiny_text_model(tmp_path / "bert")
+    config = load_experiment("tiny-text", n_folds=2, encoder={"model": str(folder), "max_length": 16},
+                             train={**FAST, "freeze_backbone": True, "max_steps_per_epoch": None})
+    result = train_oof(data, config, out=tmp_path / "run", progress=False)
+    cache = tmp_path / "run" / "folds" / "tiny-text" / "features"
+    meta = json.loads((cache / "features.json").read_text())
+    assert result["complete"] and meta["rows"] == {"train": 150, "test": 40}
+    assert np.load(cache / "train.npy").shape == (150, 32)  # the tiny BERT's hidden size
+    # OOF / test vectors came from the cache; the saved fold encoders embedding the CSVs agree
+    again = embed_trained(data, "text", tmp_path / "run" / "folds" / "tiny-text", tmp_path / "run", name="again",
+                          progress=False)
+    model, redone = load_model(tmp_path / "run", "tiny-text"), load_model(tmp_path / "run", "again")
+    np.testing.assert_allclose(redone.oof, model.oof, atol=1e-5)
+    np.testing.assert_allclose(redone.test, model.test, atol=1e-5)
+    # another backbone never reads these features: they are recomputed for it
+    from prodmatch.encoders import create_encoder
+
+    original = np.load(cache / "train.npy")
+    other = create_encoder("text", config.encoder_config())
+    with torch.no_grad():
+        other.backbone.embeddings.word_embeddings.weight.mul_(-1.0)
+    train, test = load_data(data, "text-only")
+    fresh = cached_features(cache, other, {"train": train, "test": test})
+    assert json.loads((cache / "features.json").read_text())["backbone_sha256"] != meta["backbone_sha256"]
+    assert np.abs(fresh["train"] - original).max() > 1e-3
+    np.testing.assert_array_equal(np.load(cache / "train.npy"), fresh["train"])

@@ -18,6 +18,7 @@ from prodmatch.encoders.base import Encoder, Neck, check_labels, register_encode
 from prodmatch.encoders.oof import load_experiment
 from prodmatch.encoders.train import (
     TrainConfig,
+    backbone_features,
     embed_frame,
     encode_labels,
     fit,
@@ -70,8 +71,8 @@ class StubEncoder(Encoder):
         self.backbone = nn.Sequential(nn.Linear(FEATURES, 32), nn.ReLU(), nn.Dropout(config.dropout))
         self.neck = Neck(32, config.dim)
 
-    def forward(self, x):
-        return self.neck(self.backbone(x))
+    def features(self, x):
+        return self.backbone(x)
 
     def dataset(self, frame, *, train, labels=None):
         return StubDataset(frame, labels)
@@ -315,3 +316,48 @@ def test_kaggle_text_config_trains_one_batch(tmp_path):
     assert type(enc.backbone).__name__ == "XLMRobertaModel" and enc.dim == 768
     result = fit(enc, frame_of(4), frame_of(2, seed=5), config.train, tmp_path / "out", progress=False)
     assert result.steps == 1 and math.isfinite(result.history[0]["loss"])
+
+
+# ------------------------------------------------------------------------------ frozen backbone
+
+FROZEN = TrainConfig(epochs=4, batch_size=8, lr_head=1e-2, freeze_backbone=True, save_checkpoints=False)
+
+
+def test_frozen_backbone_trains_only_the_neck_and_head(tmp_path):
+    train, valid = frame_of(12), frame_of(4, seed=1)
+    encoder = stub()
+    before = weights(encoder)
+    result = fit(encoder, train, valid, FROZEN, tmp_path / "f", progress=False)
+    after = weights(encoder)
+    backbone = [k for k in before if k.startswith("backbone.")]
+    assert backbone and all(torch.equal(before[k], after[k]) for k in backbone)
+    assert not torch.equal(before["neck.linear.weight"], after["neck.linear.weight"])
+    assert len(result.history) == 4 and all(0.0 <= h["f1"] <= 1.0 for h in result.history)
+    # the per-epoch validation scored the cached features: the same F1 as embedding the frame
+    emb = embed_frame(encoder, valid, batch_size=5)
+    assert validation_f1(emb, valid["label_group"].to_numpy())["f1"] == pytest.approx(result.history[-1]["f1"])
+
+
+def test_neck_of_cached_features_equals_embedding_the_frame():
+    from prodmatch.encoders.frozen import neck_embed
+
+    encoder, frame = stub(), frame_of(5)
+    features = backbone_features(encoder, frame, batch_size=4)
+    assert features.shape == (15, 32)
+    np.testing.assert_allclose(neck_embed(encoder, features, batch_size=7), embed_frame(encoder, frame), atol=1e-6)
+
+
+def test_frozen_fit_with_given_features_equals_computing_them(tmp_path):
+    from prodmatch.encoders.frozen import FrozenFeatures
+
+    train, valid = frame_of(12), frame_of(4, seed=1)
+    a, b = stub(), stub()
+    fit(a, train, valid, FROZEN, tmp_path / "a", progress=False)
+    given = FrozenFeatures(backbone_features(b, train), backbone_features(b, valid))
+    fit(b, train, valid, FROZEN, tmp_path / "b", progress=False, features=given)
+    assert same(weights(a), weights(b))
+    with pytest.raises(DataError, match="36 training rows"):
+        fit(stub(), train, valid, FROZEN, tmp_path / "c", progress=False,
+            features=FrozenFeatures(given.train[:-1], given.valid))
+    with pytest.raises(DataError, match="validation features"):
+        fit(stub(), train, valid, FROZEN, tmp_path / "d", progress=False, features=FrozenFeatures(given.train))

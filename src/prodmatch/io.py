@@ -59,6 +59,22 @@ def write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     return Path(path)
 
 
+def npy_bytes(array) -> bytes:
+    """`array` in .npy format (no pickle)."""
+    import io
+
+    import numpy as np
+
+    buf = io.BytesIO()
+    np.save(buf, np.ascontiguousarray(array), allow_pickle=False)
+    return buf.getvalue()
+
+
+def write_npy(path: str | os.PathLike, array) -> Path:
+    """Write `array` as .npy (no pickle) atomically."""
+    return write_bytes(path, npy_bytes(array))
+
+
 def write_csv(path: str | os.PathLike, frame) -> Path:
     """Write a DataFrame as CSV (no index, '\\n' line ends) atomically."""
     return write_text(path, frame.to_csv(index=False, lineterminator="\n"))

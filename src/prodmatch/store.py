@@ -25,7 +25,7 @@ import scipy.sparse as sp
 
 from . import __version__
 from .errors import DataError
-from .io import write_bytes, write_csv, write_json
+from .io import npy_bytes, write_bytes, write_csv, write_json
 
 ROW_COLUMNS = ("posting_id", "label_group", "fold")
 
@@ -38,12 +38,6 @@ class Kind:
     save: Callable[[object], bytes]
     load: Callable[[Path], object]
     check: Callable[[object], object]
-
-
-def _npy_bytes(array) -> bytes:
-    buf = io.BytesIO()
-    np.save(buf, np.ascontiguousarray(array), allow_pickle=False)
-    return buf.getvalue()
 
 
 def _npz_bytes(matrix) -> bytes:
@@ -71,9 +65,9 @@ def _check_phash(x):
 
 
 KINDS: dict[str, Kind] = {
-    "dense": Kind(".npy", _npy_bytes, lambda p: np.load(p, allow_pickle=False), _check_dense),
+    "dense": Kind(".npy", npy_bytes, lambda p: np.load(p, allow_pickle=False), _check_dense),
     "sparse": Kind(".npz", _npz_bytes, sp.load_npz, _check_sparse),  # load_npz: allow_pickle=False
-    "phash": Kind(".npy", _npy_bytes, lambda p: np.load(p, allow_pickle=False), _check_phash),
+    "phash": Kind(".npy", npy_bytes, lambda p: np.load(p, allow_pickle=False), _check_phash),
 }
 
 

@@ -51,6 +51,10 @@ class Encoder(nn.Module):
         self.dim = int(config.dim)
 
     def forward(self, batch) -> Tensor:
+        return self.neck(self.features(batch))
+
+    def features(self, batch) -> Tensor:
+        """The pooled backbone output ``(B, C)`` the neck sees (what a frozen backbone caches)."""
         raise NotImplementedError
 
     def dataset(self, frame: pd.DataFrame, *, train: bool, labels: np.ndarray | None = None) -> torch.utils.data.Dataset:

@@ -174,8 +174,8 @@ class ImageEncoder(Encoder):
         self.mean = tuple(cfg.get("mean") or IMAGENET_MEAN)
         self.std = tuple(cfg.get("std") or IMAGENET_STD)
 
-    def forward(self, images: Tensor) -> Tensor:
-        return self.neck(self.pool(self.backbone.forward_features(images)))
+    def features(self, images: Tensor) -> Tensor:
+        return self.pool(self.backbone.forward_features(images))
 
     def dataset(self, frame: pd.DataFrame, *, train: bool, labels: np.ndarray | None = None) -> ImageDataset:
         """Rows with a missing/unreadable image (``image_ok`` False, or a failed header check) are

@@ -46,7 +46,7 @@ import pandas as pd
 from .. import __version__
 from ..config import from_dict, load_config, read_yaml, to_dict
 from ..errors import DataError
-from ..io import data_hashes, write_bytes, write_json
+from ..io import data_hashes, write_json, write_npy
 from ..resources import available_cores
 from .train import TrainConfig, embed_frame, fit, seed_everything, validation_f1
 
@@ -142,11 +142,7 @@ def fold_assignment(train: pd.DataFrame, n_folds: int, seed: int) -> np.ndarray:
 
 
 def _npy(path: Path, array) -> None:
-    import io
-
-    buf = io.BytesIO()
-    np.save(buf, np.ascontiguousarray(array, dtype=np.float32), allow_pickle=False)
-    write_bytes(path, buf.getvalue())
+    write_npy(path, np.asarray(array, dtype=np.float32))
 
 
 def _normalize(x: np.ndarray) -> np.ndarray:
@@ -192,30 +188,55 @@ def within_fold_f1(emb: np.ndarray, groups, folds, k: int = 50) -> dict:
             "recall": float(scores.recall)}
 
 
+def _fold_encoder(config: ExperimentConfig):
+    """A fold's starting encoder: every fold starts from the same seed, hence the same weights."""
+    from . import create_encoder
+
+    seed_everything(config.train.seed)
+    return create_encoder(config.kind, config.encoder_config())
+
+
+def _run_features(config: ExperimentConfig, encoder, train, test, folder: Path, *, progress: bool) -> dict:
+    """The run's frozen-backbone features of train.csv / test.csv (computed by the first caller)."""
+    from .frozen import cached_features
+
+    return cached_features(folder / "features", encoder, {"train": train, "test": test},
+                           batch_size=config.train.eval_batch_size or 2 * config.train.batch_size,
+                           num_workers=config.train.num_workers, amp=config.train.amp, progress=progress)
+
+
 def _train_fold(config, train, test, fold_of, k: int, folder: Path, *, progress: bool) -> dict:
     """Fit fold k's model, write its OOF / test embeddings and fold.json (last: the fold is done)."""
-    from . import create_encoder, load_encoder
+    from . import load_encoder
+    from .frozen import FrozenFeatures, neck_embed
 
     fold_dir = folder / str(k)
     fold_started = time.time()
-    seed_everything(config.train.seed)
-    encoder = create_encoder(config.kind, config.encoder_config())
+    encoder = _fold_encoder(config)
+    frozen = config.train.freeze_backbone
+    cache = _run_features(config, encoder, train, test, folder, progress=progress) if frozen else None
+    features = FrozenFeatures(cache["train"][fold_of != k], cache["train"][fold_of == k]) if frozen else None
     train_part = train[fold_of != k].reset_index(drop=True)
     valid_part = train[fold_of == k].reset_index(drop=True)
     resume = (fold_dir / "checkpoint.json").is_file()
     if progress:
         log.info("fold %d/%d: %d training rows, %d held-out rows%s", k, config.n_folds, len(train_part),
                  len(valid_part), " (resuming)" if resume else "")
-    result = fit(encoder, train_part, valid_part, config.train, fold_dir, progress=progress, resume=resume)
+    result = fit(encoder, train_part, valid_part, config.train, fold_dir, progress=progress, resume=resume,
+                 features=features)
     model = result.encoder if config.checkpoint == "final" else load_encoder(fold_dir / "best")
     batch = config.train.eval_batch_size or 2 * config.train.batch_size
-    oof_k = embed_frame(model, valid_part, batch_size=batch, num_workers=config.train.num_workers,
-                        amp=config.train.amp, progress=progress, desc=f"fold {k} OOF")
+
+    def embed(frame, part, desc):
+        if frozen:  # the saved encoder gives the same vectors; the cache skips its backbone pass
+            return neck_embed(model, cache[part] if part == "test" else features.valid)
+        return embed_frame(model, frame, batch_size=batch, num_workers=config.train.num_workers,
+                           amp=config.train.amp, progress=progress, desc=desc)
+
+    oof_k = embed(valid_part, "valid", f"fold {k} OOF")
     _npy(fold_dir / "oof.npy", oof_k)
     if test is not None:
-        _npy(fold_dir / "test.npy", embed_frame(model, test, batch_size=batch,
-                                                num_workers=config.train.num_workers, amp=config.train.amp,
-                                                progress=progress, desc=f"fold {k} test"))
+        _npy(fold_dir / "test.npy", embed(test, "test", f"fold {k} test"))
     scores = validation_f1(oof_k, valid_part["label_group"].to_numpy(), config.train.k)
     summary = {"fold": k, "rows": int(len(valid_part)), "train_rows": int(len(train_part)),
                "n_classes": result.n_classes, "skipped": result.skipped, "checkpoint": config.checkpoint,
@@ -330,6 +351,8 @@ def train_oof(data_dir, config, *, folds="all", out, image_policy: str | None = 
         raise FileExistsError(f"{folder}: fold(s) {done_before} already trained; "
                               "train the missing folds or use a fresh run folder")
 
+    if config.train.freeze_backbone:  # once, before the folds (workers would race for it)
+        _run_features(config, _fold_encoder(config), train, test, folder, progress=progress)
     if jobs > 1 and len(chosen) > 1:
         trained = _train_folds_in_processes(data_dir, config, chosen, run, image_policy, jobs, progress)
     else:

@@ -169,9 +169,9 @@ class TextEncoder(Encoder):
         self.neck = Neck(hf_config.hidden_size, config.dim, config.dropout)
         self.train()  # from_pretrained leaves the backbone in eval mode; keep the module consistent
 
-    def forward(self, batch: dict[str, Tensor]) -> Tensor:
+    def features(self, batch: dict[str, Tensor]) -> Tensor:
         hidden = self.backbone(**batch).last_hidden_state
-        return self.neck(self.pool(hidden, batch["attention_mask"]))
+        return self.pool(hidden, batch["attention_mask"])
 
     def dataset(self, frame: pd.DataFrame, *, train: bool, labels: np.ndarray | None = None) -> TextDataset:
         if "title" not in frame.columns:

@@ -45,6 +45,7 @@ import pandas as pd
 from ..config import load_config, to_dict
 from ..errors import DataError
 from ..io import atomic_path, write_json
+from .frozen import FeatureDataset, FrozenFeatures, neck_embed
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +90,7 @@ class TrainConfig:
     k: int = 50  # neighbours searched for the validation F1
     max_steps_per_epoch: int | None = None  # cap on micro-batches per epoch (tests, smoke runs)
     save_checkpoints: bool = True  # per-epoch resume checkpoint (weights + optimizer); off saves disk
+    freeze_backbone: bool = False  # train neck + head on backbone features computed once (encoders/frozen.py)
     arcface: ArcFaceConfig = field(default_factory=ArcFaceConfig)
 
 
@@ -195,7 +197,7 @@ def _epoch_generator(seed: int, epoch: int):
 
 
 def _loader(encoder, dataset, batch_size: int, *, shuffle: bool, generator=None, num_workers: int = 0,
-            drop_last: bool = False):
+            drop_last: bool = False, collate=None):
     import torch
     from torch.utils.data import DataLoader
 
@@ -204,7 +206,7 @@ def _loader(encoder, dataset, batch_size: int, *, shuffle: bool, generator=None,
         batch_size=batch_size,
         shuffle=shuffle,
         generator=generator,
-        collate_fn=encoder.collate,
+        collate_fn=collate or encoder.collate,
         num_workers=num_workers,
         drop_last=drop_last,
         pin_memory=torch.cuda.is_available(),
@@ -239,14 +241,11 @@ def _autocast(device, enabled: bool):
     return torch.autocast("cuda", dtype=dtype), dtype
 
 
-def embed_frame(encoder, frame: pd.DataFrame, *, batch_size: int = 64, num_workers: int = 0,
-                device=None, amp: bool = True, progress: bool = False, desc: str = "embed") -> np.ndarray:
-    """L2-normalised float32 embeddings ``(len(frame), dim)`` of every row, batched, no gradients
-    (inference_mode; autocast when `amp` and on CUDA).
-
-    Rows the evaluation dataset does not keep (it should keep all: unreadable images get a
-    placeholder) come back as zero vectors, with a warning.
-    """
+def _infer(encoder, frame: pd.DataFrame, outputs, *, batch_size: int, num_workers: int, device, amp: bool,
+           progress: bool, desc: str) -> np.ndarray:
+    """float32 ``outputs(batch)`` of every row of `frame`, batched, no gradients (inference_mode;
+    autocast when `amp` and on CUDA). Rows the evaluation dataset does not keep (it should keep
+    all: unreadable images get a placeholder) come back as zero vectors, with a warning."""
     import torch
     from tqdm.auto import tqdm
 
@@ -259,20 +258,38 @@ def embed_frame(encoder, frame: pd.DataFrame, *, batch_size: int = 64, num_worke
     channels_last = device.type == "cuda" and getattr(encoder, "kind", "") == "image"
     context, _ = _autocast(device, amp)
     parts = []
-    with torch.inference_mode(), context:
-        for batch, _labels in tqdm(loader, desc=desc, disable=not progress, leave=False):
-            out = encoder(_to_device(batch, device, channels_last))
-            parts.append(torch.nn.functional.normalize(out.float(), dim=1).cpu())
-    encoder.train(was_training)
-    dim = int(getattr(encoder, "dim", parts[0].shape[1] if parts else 0))
-    emb = torch.cat(parts).numpy().astype(np.float32) if parts else np.zeros((0, dim), np.float32)
+    try:
+        with torch.inference_mode(), context:
+            for batch, _labels in tqdm(loader, desc=desc, disable=not progress, leave=False):
+                parts.append(outputs(_to_device(batch, device, channels_last)).float().cpu())
+    finally:
+        encoder.train(was_training)
+    out = torch.cat(parts).numpy().astype(np.float32) if parts else np.zeros((0, 0), np.float32)
     rows = np.asarray(getattr(dataset, "rows", np.arange(len(frame))), dtype=np.int64)
     if len(rows) == len(frame) and np.array_equal(rows, np.arange(len(frame))):
-        return emb
+        return out
     log.warning("%d of %d rows were not embedded (zero vectors)", len(frame) - len(rows), len(frame))
-    full = np.zeros((len(frame), emb.shape[1]), np.float32)
-    full[rows] = emb
+    full = np.zeros((len(frame), out.shape[1]), np.float32)
+    full[rows] = out
     return full
+
+
+def embed_frame(encoder, frame: pd.DataFrame, *, batch_size: int = 64, num_workers: int = 0,
+                device=None, amp: bool = True, progress: bool = False, desc: str = "embed") -> np.ndarray:
+    """L2-normalised float32 embeddings ``(len(frame), dim)`` of every row (see `_infer`)."""
+    import torch
+
+    emb = _infer(encoder, frame, lambda batch: torch.nn.functional.normalize(encoder(batch).float(), dim=1),
+                 batch_size=batch_size, num_workers=num_workers, device=device, amp=amp, progress=progress, desc=desc)
+    return emb if emb.size else np.zeros((len(frame), int(getattr(encoder, "dim", 0))), np.float32)
+
+
+def backbone_features(encoder, frame: pd.DataFrame, *, batch_size: int = 64, num_workers: int = 0,
+                      device=None, amp: bool = True, progress: bool = False, desc: str = "features") -> np.ndarray:
+    """The pooled backbone outputs ``(len(frame), C)`` the neck sees, unnormalised, without
+    augmentation: what ``freeze_backbone`` training caches once instead of recomputing per epoch."""
+    return _infer(encoder, frame, encoder.features, batch_size=batch_size, num_workers=num_workers, device=device,
+                  amp=amp, progress=progress, desc=desc)
 
 
 def validation_f1(emb: np.ndarray, groups, k: int = 50) -> dict:
@@ -388,8 +405,11 @@ def _save_encoder_atomic(encoder, folder: Path) -> None:
 
 
 def fit(encoder, train_frame: pd.DataFrame, valid_frame: pd.DataFrame | None, config, out_dir, *,
-        progress: bool = True, resume: bool = False) -> FitResult:
+        progress: bool = True, resume: bool = False, features=None) -> FitResult:
     """Train `encoder` with ArcFace on `train_frame`'s label groups; see the module doc.
+
+    With ``config.freeze_backbone`` only the neck and head train, on backbone features computed
+    once: `features` (a `FrozenFeatures` of both frames, e.g. a run's cache) or, when None, here.
 
     `valid_frame` (labelled, groups disjoint from training) is embedded after every epoch and
     scored by mean row-F1 at its best threshold; None skips validation. `out_dir` must not hold a
@@ -441,9 +461,10 @@ def fit(encoder, train_frame: pd.DataFrame, valid_frame: pd.DataFrame | None, co
                        easy_margin=config.arcface.easy_margin, ls_eps=config.arcface.ls_eps,
                        class_margins=class_margins).to(device)
 
+        frozen = config.freeze_backbone
         groups = encoder.param_groups()
-        backbone = [p for p in groups.get("backbone", []) if p.requires_grad]
-        neck = [p for p in groups.get("neck", []) if p.requires_grad]
+        backbone = [] if frozen else [p for p in groups.get("backbone", []) if p.requires_grad]
+        neck = list(encoder.neck.parameters()) if frozen else [p for p in groups.get("neck", []) if p.requires_grad]
         optimizer = torch.optim.AdamW(
             [{"params": backbone, "lr": config.lr_backbone, "name": "backbone"},
              {"params": neck + list(head.parameters()), "lr": config.lr_head, "name": "head"}],
@@ -454,6 +475,15 @@ def fit(encoder, train_frame: pd.DataFrame, valid_frame: pd.DataFrame | None, co
 
         dataset = encoder.dataset(train_frame, train=True, labels=codes)
         skipped = int(getattr(dataset, "skipped", 0))
+        eval_bs = config.eval_batch_size or 2 * config.batch_size
+        has_valid = valid_frame is not None and len(valid_frame) > 0
+        if frozen:
+            features = _frozen_features(encoder, train_frame, valid_frame if has_valid else None, features,
+                                        batch_size=eval_bs, config=config, device=device, progress=progress)
+            kept = np.asarray(getattr(dataset, "rows", np.arange(len(train_frame))), dtype=np.int64)
+            dataset = FeatureDataset(features.train[kept], codes[kept])
+        forward = encoder.neck if frozen else encoder
+        collate = FeatureDataset.collate if frozen else None
         if skipped:
             log.warning("%d training row(s) skipped (unreadable images)", skipped)
         if len(dataset) < 2:
@@ -476,14 +506,13 @@ def fit(encoder, train_frame: pd.DataFrame, valid_frame: pd.DataFrame | None, co
             _set_rng_state(info["rng"])
             log.info("resuming %s after epoch %d (step %d)", out_dir, start_epoch, step)
 
-        valid_groups = valid_frame["label_group"].to_numpy() if valid_frame is not None and len(valid_frame) else None
-        eval_bs = config.eval_batch_size or 2 * config.batch_size
+        valid_groups = valid_frame["label_group"].to_numpy() if has_valid else None
         for epoch in range(start_epoch, config.epochs):
             epoch_started = time.time()
             encoder.train()
             head.train()
             loader = _loader(encoder, dataset, batch_size, shuffle=True, generator=_epoch_generator(config.seed, epoch),
-                             num_workers=config.num_workers, drop_last=drop_last)
+                             num_workers=config.num_workers, drop_last=drop_last, collate=collate)
             bar = tqdm(total=n_batches, desc=f"epoch {epoch + 1}/{config.epochs}", disable=not progress, leave=False)
             losses, micro = [], 0
             optimizer.zero_grad(set_to_none=True)
@@ -498,7 +527,7 @@ def fit(encoder, train_frame: pd.DataFrame, valid_frame: pd.DataFrame | None, co
                 in_step = min(config.accumulate, n_batches - (micro // config.accumulate) * config.accumulate)
                 context, _ = _autocast(device, config.amp)
                 with context:
-                    emb = encoder(_to_device(batch, device, channels_last))
+                    emb = forward(_to_device(batch, device, channels_last))
                     logits = head(emb.float(), labels.to(device))
                     loss = torch.nn.functional.cross_entropy(logits.float(), labels.to(device))
                 if not torch.isfinite(loss):
@@ -527,8 +556,11 @@ def fit(encoder, train_frame: pd.DataFrame, valid_frame: pd.DataFrame | None, co
                       "lr_head": optimizer.param_groups[-1]["lr"], "lr_backbone": optimizer.param_groups[0]["lr"],
                       "margin": float(head.m) if hasattr(head, "m") else None}
             if valid_groups is not None:
-                emb = embed_frame(encoder, valid_frame, batch_size=eval_bs, num_workers=config.num_workers,
-                                  device=device, amp=config.amp, progress=False)
+                if frozen:
+                    emb = neck_embed(encoder, features.valid, device=device)
+                else:
+                    emb = embed_frame(encoder, valid_frame, batch_size=eval_bs, num_workers=config.num_workers,
+                                      device=device, amp=config.amp, progress=False)
                 record.update(validation_f1(emb, valid_groups, config.k))
             else:
                 record.update({"f1": float("nan"), "threshold": None})
@@ -552,6 +584,20 @@ def fit(encoder, train_frame: pd.DataFrame, valid_frame: pd.DataFrame | None, co
     return FitResult(encoder=encoder, out_dir=out_dir, history=history, best_epoch=best["epoch"],
                      best_f1=best["f1"] if best["epoch"] else float("nan"), best_threshold=best["threshold"], n_classes=len(classes), skipped=skipped,
                      steps=step, seconds=round(time.time() - started, 3))
+
+
+def _frozen_features(encoder, train_frame, valid_frame, given, *, batch_size: int, config: TrainConfig, device,
+                     progress: bool):
+    """`given` checked against the frames, or both frames' backbone features computed now."""
+    if given is None:
+        def compute(frame, desc):
+            return backbone_features(encoder, frame, batch_size=batch_size, num_workers=config.num_workers,
+                                     device=device, amp=config.amp, progress=progress, desc=desc)
+
+        given = FrozenFeatures(compute(train_frame, "train features"),
+                               None if valid_frame is None else compute(valid_frame, "valid features"))
+    given.check(len(train_frame), None if valid_frame is None else len(valid_frame))
+    return given
 
 
 def _check_config(config: TrainConfig) -> None:
