@@ -208,3 +208,39 @@ def test_demo_expects_the_last_finished_demo_timing(tmp_path):
     write_json(tmp_path / "demo-test-20260101-000000" / "demo.json", {"timing": {"match": 99.0}})
     write_json(tmp_path / "demo-test-20250101-000000" / "demo.json", {"timing": {"match": 1.0}})
     assert expected_demo_seconds("test", tmp_path)["match"] == 99.0
+
+
+def test_matcher_bundle_of_a_run_without_a_stacker(tmp_path, caplog):
+    """Was a TypeError ('NoneType' object is not subscriptable) that left a .partial folder."""
+    _, run = matched_run(tmp_path, methods=("tfidf",))
+    out = make_bundle(run, tmp_path / "models", use="matcher")
+    assert read_bundle(out)["stacker"] is None
+    assert not list(tmp_path.glob(".*partial*"))
+
+
+def test_forced_matcher_bundle_logs_no_comparison(trained, tmp_path, caplog):
+    """`--use matcher` used to log 'stacker OOF F1 x <= matcher y' even when x > y."""
+    _, run, _, _ = trained
+    with caplog.at_level("INFO", logger="prodmatch.predict"):
+        make_bundle(run, tmp_path / "m", use="matcher")
+    assert "predict will use the matcher" not in caplog.text
+
+
+def test_failed_overwrite_keeps_the_old_bundle(trained, tmp_path, monkeypatch):
+    import prodmatch.predict as predict_module
+
+    _, run, _, _ = trained
+    out = make_bundle(run, tmp_path / "models", use="stacker")
+    before = (out / "bundle.json").read_text()
+
+    def broken(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(predict_module, "_bundle_model", broken)
+    with pytest.raises(OSError, match="disk full"):
+        make_bundle(run, out, overwrite=True, use="matcher")
+    assert (out / "bundle.json").read_text() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["models"]
+    monkeypatch.undo()
+    assert read_bundle(make_bundle(run, out, overwrite=True, use="matcher"))["stacker"] is None
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["models"]

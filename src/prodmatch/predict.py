@@ -91,37 +91,64 @@ def make_bundle(runs, out, *, overwrite: bool = False, use: str = "auto") -> Pat
     beats the matcher's (both nested; `use` forces one); copies each trained model's fold encoders
     (``<run>/folds/<name>/<k>/final|best``).
     """
-    from .store import list_models, load_model
-
     runs = [Path(r) for r in ([runs] if isinstance(runs, (str, Path)) else runs)]
     out = Path(out)
-    if out.exists() and any(out.iterdir()):
-        if not overwrite:
-            raise FileExistsError(f"{out} is not empty; pass --overwrite to replace it")
-        shutil.rmtree(out)
+    if out.exists() and any(out.iterdir()) and not overwrite:
+        raise FileExistsError(f"{out} is not empty; pass --overwrite to replace it")
     matcher_path = runs[0] / "matcher.json"
     if not matcher_path.is_file():
         raise DataError(f"{runs[0]}: no matcher.json; run `prodmatch match --run {runs[0]}` first")
     matcher = json.loads(matcher_path.read_text(encoding="utf-8"))
+    if use not in ("auto", "stacker", "matcher"):
+        raise DataError(f"use must be auto, stacker or matcher, got {use!r}")
+    stack_json = runs[0] / "stack" / "stack.json"
+    info = json.loads(stack_json.read_text(encoding="utf-8")) if stack_json.is_file() else None
+    if use == "stacker" and info is None:
+        raise DataError(f"{runs[0]}: no stack/stack.json; run `prodmatch stack --run {runs[0]}` first")
+    info = _chosen_stacker(info, matcher.get("oof_f1"), use)
+    used = set(matcher["params"]["stage"]["models"]) | set((info or {}).get("models", []))
     staging = out.with_name(f".{out.name}.partial")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
+    try:
+        _stage_bundle(runs, staging, matcher, info, used)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)  # nothing half-written is left behind
+        raise
+    if out.exists():  # replaced only now that the new bundle is complete (--overwrite)
+        old = out.with_name(f".{out.name}.old")
+        shutil.rmtree(old, ignore_errors=True)
+        out.rename(old)
+        staging.rename(out)
+        shutil.rmtree(old)
+    else:
+        staging.rename(out)
+    return out
+
+
+def _chosen_stacker(info: dict | None, matcher_f1: float | None, use: str) -> dict | None:
+    """The stack.json that predict will use, or None for the matcher (`use` auto: by OOF F1)."""
+    if info is None or use == "matcher":
+        return None
+    if use == "auto" and matcher_f1 is not None and info["oof"]["f1"] <= matcher_f1:
+        log.info("stacker OOF F1 %.4f <= matcher %.4f: predict will use the matcher", info["oof"]["f1"], matcher_f1)
+        return None
+    return info
+
+
+def _stage_bundle(runs: list[Path], staging: Path, matcher: dict, info: dict | None, used: set) -> dict:
+    """Copy the used models (and the stacker) into `staging` and write its bundle.json."""
+    from .store import list_models, load_model
+
     models = {}
     for run in runs:
         for name in list_models(run):
-            meta = load_model(run, name).meta
-            models[name] = _bundle_model(run, name, meta, staging)
+            if name in used:
+                models[name] = _bundle_model(run, name, load_model(run, name).meta, staging)
+    missing = sorted(used - set(models))
+    if missing:
+        raise DataError(f"the matcher/stacker use models {missing} that the runs do not hold")
     stacker = None
-    stack_json = runs[0] / "stack" / "stack.json"
-    info = json.loads(stack_json.read_text(encoding="utf-8")) if stack_json.is_file() else None
-    matcher_f1 = matcher.get("oof_f1")
-    if use not in ("auto", "stacker", "matcher"):
-        raise DataError(f"use must be auto, stacker or matcher, got {use!r}")
-    if use == "stacker" and info is None:
-        raise DataError(f"{runs[0]}: no stack/stack.json; run `prodmatch stack --run {runs[0]}` first")
-    if use == "matcher" or (use == "auto" and info and matcher_f1 is not None and info["oof"]["f1"] <= matcher_f1):
-        log.info("stacker OOF F1 %.4f <= matcher %.4f: predict will use the matcher", info["oof"]["f1"], matcher_f1)
-        info = None
     if info:
         (staging / "stacker").mkdir()
         shutil.copy2(runs[0] / "stack" / "model.txt", staging / "stacker" / "model.txt")
@@ -129,18 +156,10 @@ def make_bundle(runs, out, *, overwrite: bool = False, use: str = "auto") -> Pat
                    "config": info["config"],
                    "k": info["config"]["k"], "models": info["models"], "nb_thresholds": info.get("nb_thresholds", {}),
                    "features": info.get("features"), "oof": info["oof"]}
-    used = set(matcher["params"]["stage"]["models"]) | set((stacker or {}).get("models", []))
-    missing = sorted(used - set(models))
-    if missing:
-        raise DataError(f"the matcher/stacker use models {missing} that the runs do not hold")
     bundle = {"version": __version__, "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "runs": [str(r) for r in runs],
-              "models": {n: m for n, m in models.items() if n in used}, "matcher": matcher["params"],
-              "matcher_k": matcher["config"]["k"], "stacker": stacker}
+              "models": models, "matcher": matcher["params"], "matcher_k": matcher["config"]["k"], "stacker": stacker}
     write_json(staging / BUNDLE_FILE, bundle)
-    if out.exists():
-        out.rmdir()
-    staging.rename(out)
-    return out
+    return bundle
 
 
 def _bundle_model(run: Path, name: str, meta: dict, staging: Path) -> dict:
