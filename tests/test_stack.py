@@ -197,7 +197,11 @@ def test_stack_cli(stack_folder, tmp_path, capsys):
     cfg = tmp_path / "stack.yaml"
     cfg.write_text("k: 8\nlgbm:\n  n_estimators: 40\n  num_leaves: 7\n  min_child_samples: 5\n  num_threads: 1\n")
     assert main(["stack", "--run", str(run), "--data", str(data), "--config", str(cfg)]) == 0
-    assert "stacker OOF: f1=" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "stacker OOF (all pool): f1=" in out and "no test size known" in out  # this run has no test.csv
+    assert main(["stack", "--run", str(run), "--data", str(data), "--config", str(cfg), "--overwrite",
+                 "--test-rows", "400"]) == 0
+    assert "predicted at 400 test rows: F1 " in capsys.readouterr().out
     cfg.write_text("k: 8\nlgbm:\n  n_leaves: 7\n")
     assert main(["stack", "--run", str(run), "--data", str(data), "--config", str(cfg), "--overwrite"]) == 2
     assert "did you mean 'num_leaves'" in capsys.readouterr().err

@@ -189,9 +189,20 @@ def _(p):
 def match(args):
     from .pipeline import match_run
 
-    result = match_run(args.run, data_dir=args.data, config=args.config, overwrite=args.overwrite)
+    result = match_run(args.run, data_dir=args.data, config=args.config, overwrite=args.overwrite,
+                       test_rows=args.test_rows)
     print(result["table"].to_string(index=False))
+    info = result["info"]
+    print(f"matcher OOF F1 {info['oof_f1']:.4f}; " + predicted_line(info.get("predicted"), info["params"]["t"],
+                                                                  info["params"]["t_min2"]))
     print(f"wrote {result['ablation']} and {result['matcher']} ({result['seconds']} s)")
+
+
+def predicted_line(predicted: dict | None, t, t_min2) -> str:
+    if not predicted:
+        return f"no test size known (pass --test-rows): thresholds {t} / Min2 {t_min2} are the CV pools' own"
+    return (f"predicted at {predicted['test_rows']:,} test rows: F1 {predicted['f1']:.4f} (P {predicted['precision']:.3f}, "
+            f"R {predicted['recall']:.3f}) with threshold {t}, Min2 {t_min2}")
 
 
 def run_stage_arguments(p, *, config_help: str, writes: str) -> None:
@@ -200,6 +211,9 @@ def run_stage_arguments(p, *, config_help: str, writes: str) -> None:
     p.add_argument("--data", help="folder with the train.csv the run came from (titles for unit/text features)")
     p.add_argument("--config", help=config_help)
     p.add_argument("--overwrite", action="store_true", help=f"replace the run's {writes}")
+    p.add_argument("--test-rows", type=int, default=None,
+                   help="test size the thresholds are tuned for (default: the run's test.csv rows; a Kaggle "
+                        "kernel's bundle also adapts to the size predict meets)")
 
 
 @match.arguments
@@ -298,10 +312,12 @@ def _(p):
 def stack(args):
     from .pipeline import stack_run
 
-    result = stack_run(args.run, data_dir=args.data, config=args.config, overwrite=args.overwrite)
+    result = stack_run(args.run, data_dir=args.data, config=args.config, overwrite=args.overwrite,
+                       test_rows=args.test_rows)
     info = result["info"]
     print(f"{info['pairs']} candidate pairs ({info['positives']} true), candidate recall per fold {info['candidate_recall']}")
-    print(f"stacker OOF: {result['scores']}  (threshold {info['threshold']}, Min2 {info['t_min2']})")
+    print(f"stacker OOF ({info['config']['cv_pool']} pool): {result['scores']}")
+    print(predicted_line(info.get("predicted"), info["threshold"], info["t_min2"]))
     print("top features: " + ", ".join(result["importance"]["feature"].head(5)))
     print("members vs ensembles vs stacker (thresholds from other folds):")
     print(result["compare"].to_string(index=False))

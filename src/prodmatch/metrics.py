@@ -37,13 +37,14 @@ def row_scores(rows, cols, groups) -> Scores:
     return Scores(float(f1.mean()), float(precision.mean()), float(recall.mean()))
 
 
-def per_row_scores(rows, cols, groups) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(f1, precision, recall) arrays, one value per row, for `row_scores`."""
+def per_row_scores(rows, cols, groups, negative_weight: float = 1.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(f1, precision, recall) arrays, one value per row, for `row_scores`; each wrong match
+    counts `negative_weight` times (the expected score in a denser pool: `post.tune.density_weight`)."""
     groups = np.asarray(groups)
     n = len(groups)
     rows, cols = _unique_pairs(np.asarray(rows, dtype=np.int64), np.asarray(cols, dtype=np.int64), n)
     hits = np.bincount(rows, weights=groups[rows] == groups[cols], minlength=n)
-    n_pred = np.bincount(rows, minlength=n)
+    n_pred = hits + negative_weight * (np.bincount(rows, minlength=n) - hits)
     n_true = row_group_sizes(groups)
     precision = np.divide(hits, n_pred, out=np.zeros(n), where=n_pred > 0)
     return 2 * hits / (n_pred + n_true), precision, hits / n_true

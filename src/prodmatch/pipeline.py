@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -209,12 +209,19 @@ def run_titles(rows: pd.DataFrame, data_dir) -> np.ndarray:
     return title.loc[rows["posting_id"]].to_numpy(dtype=object)
 
 
-def match_run(runs, *, data_dir=None, titles=None, config=None, overwrite: bool = False, progress: bool = True) -> dict:
+def match_run(runs, *, data_dir=None, titles=None, config=None, overwrite: bool = False, progress: bool = True,
+              test_rows: int | None = None) -> dict:
     """The matcher's nested ablation on a run's OOF embeddings; writes ablation.csv + matcher.json.
 
     Titles (for the unit filter) come from ``data_dir/train.csv`` or are given aligned with the
     run's rows. Files go into the first run folder; existing ones are only replaced with `overwrite`.
+    The ablation scores the CV pools as they are (OOF F1); the chosen chain's thresholds are then
+    tuned for the test size (`test_rows`, else ``config.test_rows``, else the run's test.csv rows):
+    matcher.json's ``predicted`` is its nested F1 expected there, ``size_table`` its thresholds
+    for other sizes (predict picks by the row count it meets).
     """
+    from dataclasses import replace
+
     from .config import load_config, to_dict
     from .post.matcher import MatcherConfig, ablation, params_to_dict
     from .store import load_runs
@@ -232,9 +239,15 @@ def match_run(runs, *, data_dir=None, titles=None, config=None, overwrite: bool 
         raise DataError("the unit filter needs titles: give --data (the folder with train.csv) or set units: false")
     if titles is not None and len(titles) != len(rows):
         raise DataError(f"{len(titles)} titles for a run of {len(rows)} rows")
+    test_rows = test_rows or config.test_rows or run_test_rows(models)
+    config = replace(config, cv_pool=resolve_cv_pool(config.cv_pool, models), test_rows=test_rows)
     parts = match_parts(rows, models, titles=titles, k=config.k, backend=config.backend, cv_pool=config.cv_pool)
     names = [m.name for m in models]
-    result = ablation(parts, config, {m.name: m.kind for m in models}, names, progress=progress)
+    kinds = {m.name: m.kind for m in models}
+    result = ablation(parts, replace(config, test_rows=None), kinds, names, progress=progress)
+    predicted, table = None, []
+    if test_rows and result.stage is not None:
+        result.params, predicted, table = matcher_at_size(parts, config, kinds, names, result.stage)
     write_csv(out_csv, result.table)
     write_csv(runs[0] / "curves.csv", threshold_curves(parts, names, config.grid))
     write_csv(runs[0] / "sizes.csv", size_distribution(parts, result.params))
@@ -244,6 +257,8 @@ def match_run(runs, *, data_dir=None, titles=None, config=None, overwrite: bool 
         "models": {m.name: {"kind": m.kind, "created": m.meta.get("created")} for m in models},
         "params": params_to_dict(result.params),
         "oof_f1": result.oof_f1,  # nested OOF F1 of the stage the params run (the best chain row)
+        "predicted": predicted,  # nested F1 expected at test_rows with thresholds tuned for it
+        "size_table": table,
         "per_fold_thresholds": result.per_fold,
         "rows": len(rows),
         "runs": [str(r) for r in runs],
@@ -253,14 +268,43 @@ def match_run(runs, *, data_dir=None, titles=None, config=None, overwrite: bool 
     }
     write_json(out_json, info)
     return {"table": result.table, "params": result.params, "ablation": out_csv, "matcher": out_json,
-            "seconds": info["seconds"]}
+            "seconds": info["seconds"], "info": info}
+
+
+def matcher_at_size(parts, config, kinds, names, stage) -> tuple:
+    """The chosen chain `stage` tuned for ``config.test_rows``: (params, predicted scores dict,
+    size table of thresholds for other test sizes, members and NB graphs fixed)."""
+    from dataclasses import replace
+
+    from .post.matcher import fit, nested_score, score, tune
+    from .post.tune import SIZE_GRID
+
+    scores, _, _, _ = nested_score(parts, stage, config)
+    params = fit(parts, config, kinds, names, stage=stage)
+    predicted = {"test_rows": int(config.test_rows), **asdict(scores), "t": params.t, "t_min2": params.t_min2}
+    fixed = replace(params.stage, select=False)
+    n_rows = sum(int(pool.mask(seg).sum()) for pool, seg in parts)
+    table = []
+    for size in sorted({*SIZE_GRID, int(config.test_rows)}):
+        at = replace(config, test_rows=size)
+        tuned = tune(parts, fixed, at, params.nb_thresholds, params.target_sizes)
+        f1 = sum(score(part, tuned, config.grid, size)["f1"] for part in parts) / n_rows
+        table.append({"rows": size, "t": tuned.t, "t_min2": tuned.t_min2, "f1": round(f1, 4)})
+    return params, predicted, table
 
 
 def stack_pairs(parts, names, config, matcher_config) -> pd.DataFrame:
-    """Candidate pair features of every (fold pool) part, NB graphs at thresholds tuned on other folds."""
+    """Candidate pair features of every (fold pool) part, NB graphs at thresholds tuned on other
+    folds; a single pool of every row (cv_pool all) gives each pair the fold of its first row and
+    no NB features (one NB threshold per fold would need the pool's features once per fold)."""
     from .pairs.candidates import pair_features
     from .post.matcher import Stage, tune
 
+    if _one_pool(parts):
+        pool = parts[0][0]
+        frame = pair_features(pool, names, None)
+        frame.insert(2, "fold", np.searchsorted(np.unique(pool.segments), pool.segments[frame["i"].to_numpy()]))
+        return frame
     frames = []
     for f, (pool, _) in enumerate(parts):
         others = parts[:f] + parts[f + 1 :]
@@ -271,16 +315,73 @@ def stack_pairs(parts, names, config, matcher_config) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
-def stack_run(runs, *, data_dir=None, titles=None, config=None, overwrite: bool = False, progress: bool = True) -> dict:
+def _one_pool(parts) -> bool:
+    """True when every part is a segment of one pool searched whole (cv_pool all)."""
+    return len({id(pool) for pool, _ in parts}) == 1 and parts[0][1] is not None
+
+
+def resolve_cv_pool(cv_pool: str, models) -> str:
+    """"auto" -> "all" when every model shares one space across folds, else "fold"."""
+    per_fold = [m.name for m in models if m.meta.get("per_fold_models")]
+    if cv_pool == "auto":
+        return "fold" if per_fold else "all"
+    return cv_pool
+
+
+def run_test_rows(models) -> int | None:
+    """Rows of the run's test.csv (the models' test matrices), None when the run has none."""
+    sizes = {int(m.test.shape[0]) for m in models if m.test is not None}
+    return max(sizes) if sizes else None
+
+
+@dataclass
+class ScoredParts:
+    """The stacker's OOF probabilities as candidates per part: (candidates, groups, rows mask, pool rows)."""
+
+    parts: list
+
+    @classmethod
+    def build(cls, parts, pairs: pd.DataFrame) -> "ScoredParts":
+        from .stack.lgbm import pair_matches
+
+        if _one_pool(parts):
+            pool = parts[0][0]
+            cands = pair_matches(pairs["i"], pairs["j"], pairs["prob"], pool.n)
+            return cls([(cands, pool.groups, pool.mask(seg), pool.n) for pool, seg in parts])
+        out = []
+        for f, (pool, _) in enumerate(parts):
+            p = pairs[pairs["fold"] == f]
+            out.append((pair_matches(p["i"], p["j"], p["prob"], pool.n), pool.groups, None, pool.n))
+        return cls(out)
+
+    @property
+    def n_rows(self) -> int:
+        return sum(pool_n if mask is None else int(mask.sum()) for _, _, mask, pool_n in self.parts)
+
+    def curves(self, grid, test_rows: int | None = None) -> list:
+        """Each part's threshold curve, wrong pairs weighted for a test pool of `test_rows`."""
+        from .post.tune import curve, density_weight
+
+        return [curve(c, g, grid, mask, density_weight(pool_n, test_rows)) for c, g, mask, pool_n in self.parts]
+
+
+def stack_run(runs, *, data_dir=None, titles=None, config=None, overwrite: bool = False, progress: bool = True,
+              test_rows: int | None = None) -> dict:
     """Candidate pairs + LightGBM stacker on a run's OOF embeddings, scored with nested thresholds.
 
     Writes ``<run>/stack/``: pairs.parquet (features, label, OOF probability), model.txt (booster
     on all pairs), importance.csv/.png, stack.json (config, recall, scores, thresholds, data hash).
+    Thresholds are tuned for the test size (``config.test_rows``, default the run's test.csv):
+    each wrong pair counts as often as a pool of that size holds more distractors than the CV
+    pool (`post.tune.density_weight`); stack.json's ``predicted`` is the nested F1 expected
+    there and ``size_table`` the thresholds for other sizes (predict picks by its row count).
     """
+    from dataclasses import replace
+
     from .config import load_config, to_dict
     from .post.matcher import MatcherConfig, Stage, tune
-    from .post.tune import best_thresholds, curve, nested_sums, threshold_grid
-    from .stack.lgbm import StackerConfig, fit_final, fit_oof, pair_matches, plot_importance, save_booster
+    from .post.tune import SIZE_GRID, best_thresholds, density_weight, nested_sums, size_table, threshold_grid
+    from .stack.lgbm import StackerConfig, fit_final, fit_oof, plot_importance, save_booster
     from .pairs.candidates import candidate_recall
     from .stack.compare import compare
     from .store import load_runs
@@ -295,25 +396,49 @@ def stack_run(runs, *, data_dir=None, titles=None, config=None, overwrite: bool 
     if titles is None and data_dir is not None:
         titles = run_titles(rows, data_dir)
     names = [m.name for m in models]
-    parts = match_parts(rows, models, titles=titles, k=config.k)
+    auto_fold = config.cv_pool == "auto" and config.graph == "components"  # components are tuned per fold pool
+    cv_pool = "fold" if auto_fold else resolve_cv_pool(config.cv_pool, models)
+    if cv_pool == "all" and config.graph == "components":
+        raise DataError("stacker graph 'components' is tuned per fold pool: use cv_pool 'fold' with it")
+    test_rows = test_rows or config.test_rows or run_test_rows(models)
+    config = replace(config, cv_pool=cv_pool, test_rows=test_rows)
+    parts = match_parts(rows, models, titles=titles, k=config.k, cv_pool=cv_pool)
     pairs = stack_pairs(parts, names, config, MatcherConfig(k=config.k))
-    recall = [candidate_recall(pairs[pairs["fold"] == f], pool.groups) for f, (pool, _) in enumerate(parts)]
+    recall = [candidate_recall(pairs[pairs["fold"] == f], pool.groups[pool.mask(seg)] if seg is not None else pool.groups)
+              for f, (pool, seg) in enumerate(parts)]
     oof = fit_oof(pairs, config, progress=progress)
     pairs["prob"] = oof.prob.astype(np.float32)
 
     grid = threshold_grid()
-    cands = [pair_matches(p["i"], p["j"], p["prob"], pool.n) for (pool, _), (_, p) in zip(parts, pairs.groupby("fold", sort=True))]
-    groups = [pool.groups for pool, _ in parts]
-    curves = [curve(c, g, grid) for c, g in zip(cands, groups)]
-    sums, chosen = nested_sums(curves, min2=config.min2)
-    ti, t2i = best_thresholds(curves, min2=config.min2)
-    threshold, t_min2 = float(grid[ti]), None if t2i is None else float(grid[t2i])
-    chosen = [(float(grid[a]), None if b is None else float(grid[b])) for a, b in chosen]
+    scored = ScoredParts.build(parts, pairs)
+    n_rows = scored.n_rows
+
+    def nested(test_size):
+        curves = scored.curves(grid, test_size)
+        sums, chosen = nested_sums(curves, min2=config.min2)
+        chosen = [(float(grid[a]), None if b is None else float(grid[b])) for a, b in chosen]
+        ti, t2i = best_thresholds(curves, min2=config.min2)
+        return sums, chosen, (float(grid[ti]), None if t2i is None else float(grid[t2i]))
+
+    sums, chosen, (threshold, t_min2) = nested(None)  # the CV pools' own density: the OOF F1
+    predicted = nested(test_rows) if test_rows else None
     if config.graph == "components":  # the graph step changes sets after thresholding: tune it in the loop
+        cands = [c for c, _, _, _ in scored.parts]
+        groups = [g for _, g, _, _ in scored.parts]
         sums, chosen, (threshold, t_min2) = graph_nested(cands, groups, config, chosen)
-    n_rows = sum(pool.n for pool, _ in parts)
+        if test_rows:
+            weights = [density_weight(n, test_rows) for _, _, _, n in scored.parts]
+            predicted = graph_nested(cands, groups, config, predicted[1], weights)
     scores = Scores(sums["f1"] / n_rows, sums["precision"] / n_rows, sums["recall"] / n_rows)
-    nb_all = {m: tune(parts, Stage("threshold", (m,)), MatcherConfig(k=config.k)).t for m in names} if config.nb else {}
+    nb_all = {m: tune(parts, Stage("threshold", (m,)), MatcherConfig(k=config.k)).t for m in names} \
+        if config.nb and cv_pool == "fold" else {}
+    table = size_table(lambda size: scored.curves(grid, size), n_rows, min2=config.min2,
+                       sizes=SIZE_GRID + ((test_rows,) if test_rows else ())) if config.graph == "none" else []
+    if predicted:
+        p_sums, _, (threshold, t_min2) = predicted  # predict's default: tuned for the run's test size
+        predicted = {"test_rows": int(test_rows), "f1": p_sums["f1"] / n_rows,
+                     "precision": p_sums["precision"] / n_rows, "recall": p_sums["recall"] / n_rows,
+                     "threshold": threshold, "t_min2": t_min2}
 
     out.mkdir(parents=True, exist_ok=True)
     with atomic_path(out / "pairs.parquet") as tmp:
@@ -322,7 +447,8 @@ def stack_run(runs, *, data_dir=None, titles=None, config=None, overwrite: bool 
     booster = fit_final(pairs.drop(columns=["prob"]), config, int(np.mean(oof.best_iterations)))
     save_booster(booster, out / "model.txt")
     write_csv(out / "importance.csv", oof.importance)
-    comparison = compare(pairs, [f"{m}_sim" for m in names], [pool for pool, _ in parts])
+    pools = [parts[0][0]] if _one_pool(parts) else [pool for pool, _ in parts]
+    comparison = compare(pairs, [f"{m}_sim" for m in names], pools)
     write_csv(out / "compare.csv", comparison)
     plot_importance(oof.importance, out / "importance.png")
     info = {
@@ -333,9 +459,11 @@ def stack_run(runs, *, data_dir=None, titles=None, config=None, overwrite: bool 
         "positives": int(pairs["label"].sum()),
         "candidate_recall": [round(r, 4) for r in recall],
         "oof": asdict(scores),
+        "predicted": predicted,
         "nested_thresholds": [{"t": a, "t_min2": b} for a, b in chosen],
         "threshold": threshold,
         "t_min2": t_min2,
+        "size_table": table,
         "nb_thresholds": nb_all,
         "features": list(booster.feature_name()),
         "best_iterations": oof.best_iterations,
@@ -345,26 +473,28 @@ def stack_run(runs, *, data_dir=None, titles=None, config=None, overwrite: bool 
         "seconds": round(time.time() - started, 2),
     }
     write_json(out / "stack.json", info)
-    return {"scores": scores, "recall": recall, "importance": oof.importance, "compare": comparison, "out": out,
-            "info": info}
+    return {"scores": scores, "predicted": predicted, "recall": recall, "importance": oof.importance,
+            "compare": comparison, "out": out, "info": info}
 
 
-def graph_nested(cands, groups, config, start) -> tuple[dict, list, tuple]:
+def graph_nested(cands, groups, config, start, weights=None) -> tuple[dict, list, tuple]:
     """Nested tuning of the stacker threshold with the components step in the loop (coarse grid
-    around each fold's curve-tuned t); returns metric sums, per-fold (t, t_min2) and all-fold ones."""
+    around each fold's curve-tuned t); returns metric sums, per-fold (t, t_min2) and all-fold ones.
+    `weights`: per part, how often a wrong match counts (`post.tune.density_weight`)."""
     from .stack.lgbm import group_matches
 
     grid = np.round(np.arange(0.1, 0.99, 0.02), 2)
+    weights = weights or [1.0] * len(cands)
 
-    def f1_sum(c, g, t, t2):
-        return group_matches(c, t, t2, config).per_row_scores(g)
+    def f1_sum(i, t, t2):
+        return group_matches(cands[i], t, t2, config).per_row_scores(groups[i], weights[i])
 
     def best_on(idx):
         t2 = start[idx[0]][1] if idx else None
         best, best_f1 = None, -1.0
         for t in grid:
             t2t = None if t2 is None else min(t2, float(t))
-            f1 = sum(f1_sum(cands[i], groups[i], float(t), t2t)[0].sum() for i in idx)
+            f1 = sum(f1_sum(i, float(t), t2t)[0].sum() for i in idx)
             if f1 > best_f1 + 1e-12:
                 best, best_f1 = (float(t), t2t), f1
         return best
@@ -374,7 +504,7 @@ def graph_nested(cands, groups, config, start) -> tuple[dict, list, tuple]:
     for f in folds:
         t, t2 = best_on([g for g in folds if g != f])
         chosen.append((t, t2))
-        for m, v in zip(("f1", "precision", "recall"), f1_sum(cands[f], groups[f], t, t2)):
+        for m, v in zip(("f1", "precision", "recall"), f1_sum(f, t, t2)):
             totals[m] += float(v.sum())
     return totals, chosen, best_on(folds)
 
@@ -409,7 +539,10 @@ def size_distribution(parts, params) -> pd.DataFrame:
 
 
 def _global(parts, rows, pairs, column) -> np.ndarray:
-    """Run-row positions of a pool-local index column (pools are the folds in row order)."""
+    """Run-row positions of a pool-local index column (pools are the folds in row order, or one
+    pool of every row)."""
+    if _one_pool(parts):
+        return pairs[column].to_numpy(np.int64)
     folds = rows["fold"].to_numpy()
     positions = {f: np.flatnonzero(folds == fold) for f, fold in enumerate(np.unique(folds))}
     out = np.empty(len(pairs), np.int64)

@@ -18,7 +18,7 @@ import os
 import shutil
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -105,7 +105,7 @@ def make_bundle(runs, out, *, overwrite: bool = False, use: str = "auto") -> Pat
     info = json.loads(stack_json.read_text(encoding="utf-8")) if stack_json.is_file() else None
     if use == "stacker" and info is None:
         raise DataError(f"{runs[0]}: no stack/stack.json; run `prodmatch stack --run {runs[0]}` first")
-    info = _chosen_stacker(info, matcher.get("oof_f1"), use)
+    info = _chosen_stacker(info, matcher, use)
     used = set(matcher["params"]["stage"]["models"]) | set((info or {}).get("models", []))
     staging = out.with_name(f".{out.name}.partial")
     shutil.rmtree(staging, ignore_errors=True)
@@ -126,14 +126,25 @@ def make_bundle(runs, out, *, overwrite: bool = False, use: str = "auto") -> Pat
     return out
 
 
-def _chosen_stacker(info: dict | None, matcher_f1: float | None, use: str) -> dict | None:
-    """The stack.json that predict will use, or None for the matcher (`use` auto: by OOF F1)."""
+def _chosen_stacker(info: dict | None, matcher: dict, use: str) -> dict | None:
+    """The stack.json that predict will use, or None for the matcher. `use` auto decides by the F1
+    both predict at the same test size, else by their OOF F1."""
     if info is None or use == "matcher":
         return None
-    if use == "auto" and matcher_f1 is not None and info["oof"]["f1"] <= matcher_f1:
-        log.info("stacker OOF F1 %.4f <= matcher %.4f: predict will use the matcher", info["oof"]["f1"], matcher_f1)
-        return None
+    if use == "auto":
+        what, stacker_f1, matcher_f1 = _comparable_f1(info, matcher)
+        if matcher_f1 is not None and stacker_f1 <= matcher_f1:
+            log.info("stacker %s F1 %.4f <= matcher %.4f: predict will use the matcher", what, stacker_f1, matcher_f1)
+            return None
     return info
+
+
+def _comparable_f1(stack: dict, matcher: dict) -> tuple[str, float, float | None]:
+    """("predicted at N rows" | "OOF", stacker F1, matcher F1) on the same footing."""
+    sp, mp = stack.get("predicted"), matcher.get("predicted")
+    if sp and mp and sp["test_rows"] == mp["test_rows"]:
+        return f"predicted at {sp['test_rows']:,} rows", sp["f1"], mp["f1"]
+    return "OOF", stack["oof"]["f1"], matcher.get("oof_f1")
 
 
 def _stage_bundle(runs: list[Path], staging: Path, matcher: dict, info: dict | None, used: set) -> dict:
@@ -155,9 +166,12 @@ def _stage_bundle(runs: list[Path], staging: Path, matcher: dict, info: dict | N
         stacker = {"model": "stacker/model.txt", "threshold": info["threshold"], "t_min2": info["t_min2"],
                    "config": info["config"],
                    "k": info["config"]["k"], "models": info["models"], "nb_thresholds": info.get("nb_thresholds", {}),
-                   "features": info.get("features"), "oof": info["oof"]}
+                   "features": info.get("features"), "oof": info["oof"], "predicted": info.get("predicted"),
+                   "size_table": info.get("size_table", [])}
     bundle = {"version": __version__, "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "runs": [str(r) for r in runs],
-              "models": models, "matcher": matcher["params"], "matcher_k": matcher["config"]["k"], "stacker": stacker}
+              "models": models, "matcher": matcher["params"], "matcher_k": matcher["config"]["k"],
+              "matcher_predicted": matcher.get("predicted"), "matcher_size_table": matcher.get("size_table", []),
+              "stacker": stacker}
     write_json(staging / BUNDLE_FILE, bundle)
     return bundle
 
@@ -270,16 +284,33 @@ def predict(data_dir, models_dir, out, *, batch_size: int = 64, num_workers: int
     k = stacker["k"] if stacker else bundle["matcher_k"]
     pool = Pool(data, titles=frame["title"].to_numpy(object), k=k)
     if stacker:
-        matches = _stacked_matches(pool, stacker, models_dir, timer)
+        t, t_min2 = thresholds_at(stacker["threshold"], stacker["t_min2"], stacker.get("size_table"), pool.n)
+        matches = _stacked_matches(pool, {**stacker, "threshold": t, "t_min2": t_min2}, models_dir, timer)
     else:
+        params = params_from_dict(bundle["matcher"])
+        t, t_min2 = thresholds_at(params.t, params.t_min2, bundle.get("matcher_size_table"), pool.n)
         with timer.stage("match"):
-            matches = pool.matches(params_from_dict(bundle["matcher"]))
+            matches = pool.matches(replace(params, t=t, t_min2=t_min2))
     with timer.stage("write"):
         from .baseline import matches_frame
 
         submission = matches_frame(frame["posting_id"], matches.rows, matches.cols)
         write_csv(out, submission)
-    return {"submission": Path(out), "rows": len(frame), "timing": timer, "used": "stacker" if stacker else "matcher"}
+    return {"submission": Path(out), "rows": len(frame), "timing": timer, "used": "stacker" if stacker else "matcher",
+            "thresholds": {"t": t, "t_min2": t_min2}}
+
+
+def thresholds_at(t: float, t_min2: float | None, table, rows: int) -> tuple[float, float | None]:
+    """(t, t_min2) for a test set of `rows`: the bundle's size-table entry nearest in log size,
+    else the tuned pair (a bundle made before size tables)."""
+    from .post.tune import thresholds_for
+
+    if not table:
+        return t, t_min2
+    entry = thresholds_for(table, rows)
+    log.info("thresholds for %d test rows: %s / Min2 %s (tuned for %d rows)", rows, entry["t"], entry["t_min2"],
+             entry["rows"])
+    return entry["t"], entry["t_min2"]
 
 
 def _stacked_matches(pool, stacker: dict, models_dir: Path, timer: Timer):

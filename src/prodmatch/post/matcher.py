@@ -23,7 +23,7 @@ from ..metrics import Scores
 from .blend import blend
 from .chisel import chisel
 from .threshold import Matches, min2, select
-from .tune import Curve, best_thresholds, curve, threshold_grid
+from .tune import Curve, best_thresholds, curve, density_weight, threshold_grid
 from .union import DenseModel, PhashModel, SparseModel, similarity_union
 from .units import pair_conflicts
 
@@ -50,8 +50,10 @@ class MatcherConfig:
     backend: str = "auto"
     # CV search pool: "fold" searches each fold alone (required when each fold has its own
     # trained model); "all" searches every row together and scores each fold's rows (models that
-    # share one space across folds: TF-IDF, phash, zero-shot), closer to a big test set's density
-    cv_pool: Literal["fold", "all"] = "fold"
+    # share one space across folds: TF-IDF, phash, zero-shot), closer to a big test set's density;
+    # "auto": "all" unless a model was trained per fold
+    cv_pool: Literal["auto", "fold", "all"] = "auto"
+    test_rows: int | None = None  # test size the thresholds are tuned for (`post.tune.density_weight`)
     # union members: "greedy" adds models while the tuned F1 on the training folds rises (a weak
     # or badly scaled model can drag a+b-ab down); "all" unions every model
     union_select: Literal["greedy", "all"] = "greedy"
@@ -160,12 +162,15 @@ class Pool:
             self._candidates[key] = cands
         return self._candidates[key]
 
-    def curve(self, stage: Stage, nb_thresholds, grid, segment=None) -> Curve:
-        """Threshold curve of `stage` summed over the rows of `segment` (None: every row)."""
+    def curve(self, stage: Stage, nb_thresholds, grid, segment=None, test_rows: int | None = None) -> Curve:
+        """Threshold curve of `stage` summed over the rows of `segment` (None: every row), wrong
+        pairs weighted for a test pool of `test_rows` (None: this pool's own density)."""
         nb_t = _stage_nb(stage, nb_thresholds)
-        key = (stage.models, stage.units, nb_t, len(grid), float(grid[0]), float(grid[-1]), segment)
+        weight = density_weight(self.n, test_rows)
+        key = (stage.models, stage.units, nb_t, len(grid), float(grid[0]), float(grid[-1]), segment, weight)
         if key not in self._curves:
-            self._curves[key] = curve(self.candidates(stage, nb_thresholds), self._labels(), grid, self.mask(segment))
+            self._curves[key] = curve(self.candidates(stage, nb_thresholds), self._labels(), grid, self.mask(segment),
+                                      weight)
         return self._curves[key]
 
     def mask(self, segment=None) -> np.ndarray:
@@ -241,7 +246,7 @@ def tune(parts: Sequence[Part], stage: Stage, config: MatcherConfig, nb_threshol
     nb_thresholds = dict(nb_thresholds or {})
     if stage.select:
         stage = select_union(parts, stage, config, nb_thresholds)
-    curves = [pool.curve(stage, nb_thresholds, grid, seg) for pool, seg in parts]
+    curves = [pool.curve(stage, nb_thresholds, grid, seg, config.test_rows) for pool, seg in parts]
     ti, t2i = best_thresholds(curves, min2=stage.min2)
     params = MatcherParams(stage, nb_thresholds, float(grid[ti]), None if t2i is None else float(grid[t2i]),
                            tuple(sorted(int(s) for s in target_sizes)))
@@ -251,7 +256,7 @@ def tune(parts: Sequence[Part], stage: Stage, config: MatcherConfig, nb_threshol
     best, best_f1 = params, -np.inf
     for t in grid[(grid <= params.t + 1e-9) & (grid >= params.t - config.chisel_window - 1e-9)][::-1]:
         trial = replace(params, t=float(t), t_min2=None if t2i is None else min(params.t_min2, float(t)))
-        f1 = sum(score(part, trial, grid)["f1"] for part in parts)
+        f1 = sum(score(part, trial, grid, config.test_rows)["f1"] for part in parts)
         if f1 > best_f1 + 1e-12:
             best, best_f1 = trial, f1
     return best
@@ -265,7 +270,7 @@ def select_union(parts: Sequence[Part], stage: Stage, config: MatcherConfig, nb_
 
     def value(members) -> float:
         st = replace(probe, models=tuple(m for m in stage.models if m in members))
-        curves = [pool.curve(st, nb_thresholds, grid, seg) for pool, seg in parts]
+        curves = [pool.curve(st, nb_thresholds, grid, seg, config.test_rows) for pool, seg in parts]
         ti, t2i = best_thresholds(curves, min2=st.min2)
         return sum(c.sums(ti, t2i)["f1"] for c in curves)
 
@@ -281,17 +286,18 @@ def select_union(parts: Sequence[Part], stage: Stage, config: MatcherConfig, nb_
     return replace(stage, models=tuple(m for m in stage.models if m in chosen), select=False)
 
 
-def score(part: Part, params: MatcherParams, grid) -> dict[str, float]:
-    """Metric sums (f1, precision, recall) of `params` over a labelled part's rows."""
+def score(part: Part, params: MatcherParams, grid, test_rows: int | None = None) -> dict[str, float]:
+    """Metric sums (f1, precision, recall) of `params` over a labelled part's rows (expected at a
+    test pool of `test_rows`: `post.tune.density_weight`)."""
     pool, seg = part
     st = params.stage
     if not st.chisel:
-        c = pool.curve(st, params.nb_thresholds, grid, seg)
+        c = pool.curve(st, params.nb_thresholds, grid, seg, test_rows)
         ti = _grid_index(grid, params.t)
         t2i = None if params.t_min2 is None else _grid_index(grid, params.t_min2)
         return c.sums(ti, t2i)
     mask = pool.mask(seg)
-    per_row = pool.matches(params).per_row_scores(pool.groups)
+    per_row = pool.matches(params).per_row_scores(pool.groups, density_weight(pool.n, test_rows))
     return {m: float(v[mask].sum()) for m, v in zip(("f1", "precision", "recall"), per_row)}
 
 
@@ -301,6 +307,7 @@ class AblationResult:
     params: MatcherParams  # the chosen chain stage tuned on every fold (what `Pool.matches` applies)
     per_fold: dict = field(default_factory=dict)  # stage label -> per-fold thresholds
     oof_f1: float = float("nan")  # the chosen stage's nested OOF F1
+    stage: Stage | None = None  # the chosen chain stage (before its union members are selected)
 
 
 def ablation(parts: Sequence[Part], config: MatcherConfig, kinds: Mapping[str, str], names: Sequence[str],
@@ -314,20 +321,7 @@ def ablation(parts: Sequence[Part], config: MatcherConfig, kinds: Mapping[str, s
 
     if len(parts) < 2:
         raise DataError("the ablation needs at least two folds (thresholds are tuned on the others)")
-    grid = config.grid
-    n_total = sum(int(pool.mask(seg).sum()) for pool, seg in parts)
-    folds = range(len(parts))
-    sizes = [_group_sizes(pool.groups[pool.mask(seg)]) for pool, seg in parts]
-
-    def others(f):
-        return [p for g, p in enumerate(parts) if g != f]
-
-    def other_sizes(f):
-        return np.concatenate([s for g, s in enumerate(sizes) if g != f])
-
-    # each model's threshold-only t for every held-out fold, for the NB graphs
-    nb_t = {f: {name: tune(others(f), Stage("threshold", (name,)), config).t for name in names} for f in folds}
-
+    nb_t = nested_nb_thresholds(parts, config, names)
     rows, per_fold = [], {}
     previous: dict[str, float] = {}
     all_stages = stages(config, names, kinds)
@@ -335,16 +329,7 @@ def ablation(parts: Sequence[Part], config: MatcherConfig, kinds: Mapping[str, s
     for st in bar:
         bar.set_postfix_str(f"{st.name} {st.label}")
         started = time.perf_counter()
-        totals = {"f1": 0.0, "precision": 0.0, "recall": 0.0}
-        ts, t2s, chosen = [], [], []
-        for f in folds:
-            params = tune(others(f), st, config, nb_t[f] if st.nb else None, other_sizes(f) if st.chisel else ())
-            for m, v in score(parts[f], params, grid).items():
-                totals[m] += v
-            ts.append(params.t)
-            t2s.append(params.t_min2)
-            chosen.append("+".join(params.stage.models))
-        scores = Scores(*(totals[m] / n_total for m in ("f1", "precision", "recall")))
+        scores, ts, t2s, chosen = nested_score(parts, st, config, nb_t)
         single = st.name in ("threshold", "+min2", "+nb")
         key = st.models[0] if single else "chain"
         if key in previous:
@@ -370,7 +355,36 @@ def ablation(parts: Sequence[Part], config: MatcherConfig, kinds: Mapping[str, s
         f1, _, best = max(chain, key=lambda c: (c[0], c[1]))
     else:
         best, f1 = None, float("nan")
-    return AblationResult(pd.DataFrame(rows), fit(parts, config, kinds, names, stage=best), per_fold, f1)
+    return AblationResult(pd.DataFrame(rows), fit(parts, config, kinds, names, stage=best), per_fold, f1, best)
+
+
+def nested_nb_thresholds(parts: Sequence[Part], config: MatcherConfig, names: Sequence[str]) -> dict:
+    """For each held-out part f: each model's threshold-only t tuned on the other parts (NB graphs)."""
+    others = lambda f: [p for g, p in enumerate(parts) if g != f]
+    return {f: {name: tune(others(f), Stage("threshold", (name,)), config).t for name in names} for f in range(len(parts))}
+
+
+def nested_score(parts: Sequence[Part], st: Stage, config: MatcherConfig, nb_t: dict | None = None):
+    """Mean F1/P/R of `st` over every part, each at thresholds tuned on the others (NB graph
+    thresholds `nb_t` from `nested_nb_thresholds`, chisel targets the others' group sizes), at
+    the test size ``config.test_rows``. Returns (Scores, per-part t, t_min2, union members)."""
+    grid = config.grid
+    n_total = sum(int(pool.mask(seg).sum()) for pool, seg in parts)
+    sizes = [_group_sizes(pool.groups[pool.mask(seg)]) for pool, seg in parts]
+    if st.nb and nb_t is None:
+        nb_t = nested_nb_thresholds(parts, config, st.models)
+    totals = {"f1": 0.0, "precision": 0.0, "recall": 0.0}
+    ts, t2s, chosen = [], [], []
+    for f in range(len(parts)):
+        others = [p for g, p in enumerate(parts) if g != f]
+        other_sizes = np.concatenate([z for g, z in enumerate(sizes) if g != f]) if st.chisel else ()
+        params = tune(others, st, config, nb_t[f] if st.nb else None, other_sizes)
+        for m, v in score(parts[f], params, grid, config.test_rows).items():
+            totals[m] += v
+        ts.append(params.t)
+        t2s.append(params.t_min2)
+        chosen.append("+".join(params.stage.models))
+    return Scores(*(totals[m] / n_total for m in ("f1", "precision", "recall"))), ts, t2s, chosen
 
 
 CHAIN_STAGES = ("+union", "+units", "+chisel")

@@ -96,11 +96,11 @@ class Matches:
         keep = np.asarray(keep, dtype=bool) | (self.rows == self.cols)
         return Matches(self.rows[keep], self.cols[keep], self.scores[keep], self.n)
 
-    def per_row_scores(self, groups):
+    def per_row_scores(self, groups, negative_weight: float = 1.0):
         """(f1, precision, recall) per row against truth `groups` (`prodmatch.metrics.per_row_scores`)."""
         from ..metrics import per_row_scores
 
-        return per_row_scores(self.rows, self.cols, groups)
+        return per_row_scores(self.rows, self.cols, groups, negative_weight)
 
     def pair_set(self) -> set[tuple[int, int]]:
         """Python set of (row, col) pairs, for tests and small comparisons."""

@@ -50,10 +50,12 @@ class Curve:
         return out
 
 
-def curve(candidates: Matches, groups, grid=DEFAULT_GRID, rows_mask=None) -> Curve:
+def curve(candidates: Matches, groups, grid=DEFAULT_GRID, rows_mask=None, negative_weight: float = 1.0) -> Curve:
     """The `Curve` of candidate pairs (scores) against truth `groups` (one label per row).
 
     `rows_mask` restricts the sums to some rows (e.g. one fold's rows of a pool searched whole).
+    `negative_weight` w counts each wrong pair w times: the expected row-F1 in a pool with w times
+    the distractors of this one (`density_weight`), whose groups are the same size.
     """
     grid = np.asarray(grid, dtype=np.float64)
     groups = np.asarray(groups)
@@ -71,7 +73,7 @@ def curve(candidates: Matches, groups, grid=DEFAULT_GRID, rows_mask=None) -> Cur
         return np.cumsum(flat.reshape(n, g)[:, ::-1], axis=1)[:, ::-1]  # pairs with score >= grid[t]
 
     n_true = row_group_sizes(groups)
-    pred = 1.0 + per_row_counts(np.ones(len(rows)))
+    pred = 1.0 + per_row_counts(np.where(true, 1.0, float(negative_weight)))
     hits = 1.0 + per_row_counts(true.astype(np.float64))
     t_col = n_true[:, None].astype(np.float64)
     hits, pred, t_col = hits[mask], pred[mask], t_col[mask]
@@ -103,6 +105,46 @@ def _best_other(c: Matches, rows, scores, true, bucket):
         best_bucket[rows[first]] = bucket[first]
         best_true[rows[first]] = true[first]
     return best_bucket, best_true
+
+
+def density_weight(pool_rows: int, test_rows: int | None) -> float:
+    """How many times a test pool of `test_rows` outnumbers a CV pool of `pool_rows` in distractors
+    per row: (test_rows - 1) / (pool_rows - 1); 1 without a test size.
+
+    Why: a row's wrong candidates above a threshold grow with the pool it is searched in, its true
+    ones do not (a group is whole in either pool), so thresholds tuned on a fold of a 1,499-row
+    train set are too loose for a 3,058-row test set.
+    """
+    if not test_rows or pool_rows < 2:
+        return 1.0
+    return (int(test_rows) - 1) / (int(pool_rows) - 1)
+
+
+# test sizes a bundle carries thresholds for: 256 .. 262,144 rows, a factor 2 apart (predict
+# takes the nearest in log size: at most a factor sqrt(2) off)
+SIZE_GRID = tuple(2**e for e in range(8, 19))
+
+
+def size_table(curves_at, n_rows: int, *, min2: bool, sizes=SIZE_GRID) -> list[dict]:
+    """Thresholds tuned for each test size: ``[{"rows", "t", "t_min2", "f1"}]``, where
+    ``curves_at(rows)`` gives the parts' curves weighted for that size (`density_weight`) and f1
+    is their mean row-F1 at those thresholds (in-sample: thresholds and score on the same rows)."""
+    table = []
+    for rows in sorted({int(r) for r in sizes}):
+        curves = curves_at(rows)
+        ti, t2i = best_thresholds(curves, min2=min2)
+        grid = curves[0].grid
+        f1 = sum(c.sums(ti, t2i)["f1"] for c in curves) / max(1, n_rows)
+        table.append({"rows": rows, "t": float(grid[ti]), "t_min2": None if t2i is None else float(grid[t2i]),
+                      "f1": round(float(f1), 4)})
+    return table
+
+
+def thresholds_for(table, rows: int) -> dict:
+    """The `size_table` entry nearest to `rows` in log size (the test set predict meets)."""
+    if not table:
+        raise ValueError("empty size table")
+    return min(table, key=lambda e: (abs(np.log(max(rows, 1)) - np.log(e["rows"])), e["rows"]))
 
 
 def best_thresholds(curves, *, min2: bool) -> tuple[int, int | None]:

@@ -77,10 +77,13 @@ def platt(fit_scores: pd.DataFrame, y, other: pd.DataFrame) -> tuple[pd.DataFram
 
 
 def row_f1(pairs: pd.DataFrame, decision: np.ndarray, pools) -> tuple[float, float, float]:
-    """Mean row-F1/P/R over every pool (fold) of the match sets the positive pairs make."""
+    """Mean row-F1/P/R over every pool (fold) of the match sets the positive pairs make; a single
+    pool takes every pair."""
     f1 = p = r = 0.0
     n = 0
     folds = pairs["fold"].to_numpy()
+    if len(pools) == 1:  # one pool of every row (cv_pool all): its pairs carry their first row's fold
+        folds = np.zeros(len(pairs), folds.dtype)
     for f, pool in enumerate(pools):
         at = (folds == f) & decision
         i, j = pairs["i"].to_numpy()[at], pairs["j"].to_numpy()[at]

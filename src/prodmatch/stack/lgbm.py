@@ -58,6 +58,12 @@ class StackerConfig:
     min2: bool = True
     graph: Literal["none", "components"] = "none"
     component_cap: int = 50  # components larger than this keep their thresholded edges only
+    # CV pool the pairs come from: "all" searches every train row together (models sharing one
+    # space across folds: TF-IDF, phash, zero-shot), the densest pool and the closest to a test
+    # set bigger than the train set; "fold" one pool per fold (per-fold trained encoders);
+    # "auto": "all" unless a model was trained per fold
+    cv_pool: Literal["auto", "fold", "all"] = "auto"
+    test_rows: int | None = None  # test size the threshold is tuned for; None: the run's test.csv rows
 
 
 @dataclass
