@@ -13,6 +13,7 @@ from prodmatch.pairs.candidates import (
     candidate_recall,
     density,
     feature_columns,
+    graph_features,
     list_rank,
     pair_features,
     title_features,
@@ -54,6 +55,23 @@ def test_list_rank_and_density():
     np.testing.assert_allclose(density(sims, 10), [0.5, 0.5], rtol=1e-6)  # fewer than top: all others
 
 
+def test_graph_features_exact():
+    # rows' lists (self first): 0 -> 1 (0.9), 2 (0.5); 1 -> 0 (0.9), 2 (0.7); 2 -> 1 (0.7), 0 (0.5); 3 -> 2 (0.2), 0 (0.1)
+    idx = np.array([[0, 1, 2], [1, 0, 2], [2, 1, 0], [3, 2, 0]])
+    sims = np.array([[1.0, 0.9, 0.5], [1.0, 0.9, 0.7], [1.0, 0.7, 0.5], [1.0, 0.2, 0.1]], np.float32)
+    model = DenseModel(np.eye(4, dtype=np.float32), idx, sims)
+    i, j = np.array([0, 0, 1]), np.array([1, 3, 2])
+    f = graph_features(model, i, j, np.array([0.9, 0.1, 0.7], np.float32))
+    # shared neighbours (self left out): (0, 1) and (0, 3) share row 2, (1, 2) share row 0
+    np.testing.assert_array_equal(f["common"], [1, 1, 1])
+    np.testing.assert_allclose(f["two_hop"], [0.5 * 0.7, 0.5 * 0.2, 0.9 * 0.5], rtol=1e-6)
+    # margins to each side's best other (0.9, 0.9, 0.7, 0.2) and k-th (0.5, 0.7, 0.5, 0.1) similarity
+    np.testing.assert_allclose(f["margin_top_min"], [0.0, 0.1 - 0.9, 0.7 - 0.9], atol=1e-6)
+    np.testing.assert_allclose(f["margin_top_max"], [0.0, 0.1 - 0.2, 0.0], atol=1e-6)
+    np.testing.assert_allclose(f["margin_kth_min"], [0.2, 0.1 - 0.5, 0.0], atol=1e-6)
+    np.testing.assert_allclose(f["margin_kth_max"], [0.4, 0.0, 0.2], atol=1e-6)
+
+
 def test_title_features_exact():
     titles = np.array(["susu 250ml", "susu 250 ml", "susu 1l", "abc", ""], dtype=object)
     f = title_features(titles, np.array([0, 0, 3, 3]), np.array([1, 2, 4, 3]))
@@ -89,8 +107,9 @@ def test_pair_features_are_symmetric_under_row_permutation():
     pool, models, groups = small_pool()
     perm = np.random.default_rng(3).permutation(pool.n)
     other = Pool({m: ("dense", x[perm]) for m, x in models.items()}, titles=pool.titles[perm], groups=groups[perm], k=8)
-    a = pair_features(pool, ["a", "b"])
-    b = pair_features(other, ["a", "b"])
+    a = pair_features(pool, ["a", "b"], graph=True)
+    b = pair_features(other, ["a", "b"], graph=True)
+    assert {"a_common", "b_two_hop", "a_margin_kth_min"} <= set(a.columns)
     b_i, b_j = perm[b["i"]], perm[b["j"]]
     b = b.assign(i=np.minimum(b_i, b_j), j=np.maximum(b_i, b_j)).sort_values(["i", "j"], ignore_index=True)
     a = a.sort_values(["i", "j"], ignore_index=True)

@@ -325,7 +325,7 @@ def _stacked_matches(pool, stacker: dict, models_dir: Path, timer: Timer):
             if nb and name in nb:
                 pool.model(name, nb[name])
     with timer.stage("pair features"):
-        pairs = pair_features(pool, stacker["models"], nb)
+        pairs = pair_features(pool, stacker["models"], nb, graph=bool(stacker.get("config", {}).get("graph_features")))
     with timer.stage("stacker"):
         booster = load_booster(models_dir / stacker["model"])
         names = booster.feature_name()

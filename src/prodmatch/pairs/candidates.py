@@ -6,7 +6,8 @@ per model similarity (exact, also for pairs that model did not list), rank of ea
 other's list (k when absent), neighbourhood density (mean of the top-5 / top-10 similarities of
 each side), the same similarity after neighbourhood blending, the a+b-ab union of the raw and of
 the blended similarities, phash Hamming distance, title lengths, token Jaccard, normalised edit
-distance, unit-conflict flag, and any pair-model scores given. Label: same label_group.
+distance, unit-conflict flag, optionally graph features (shared neighbours, margins to each
+side's best other and k-th neighbour), and any pair-model scores given. Label: same label_group.
 """
 from __future__ import annotations
 
@@ -52,6 +53,44 @@ def density(sims: np.ndarray, top: int) -> np.ndarray:
     return part.mean(1) if part.shape[1] else np.zeros(len(sims), np.float32)
 
 
+GRAPH_CHUNK = 250_000  # pairs per sparse row product (memory: pairs x k non-zeros per side)
+
+
+def neighbour_graph(model) -> sp.csr_matrix:
+    """(n, n) similarities of each row to its listed neighbours, self left out (clipped at 0)."""
+    n, k = model.idx.shape
+    rows = np.repeat(np.arange(n), k)
+    cols = model.idx.ravel()
+    keep = cols != rows
+    data = np.clip(model.sims.ravel()[keep], 0.0, None).astype(np.float32)
+    return sp.csr_matrix((data, (rows[keep], cols[keep])), shape=(n, n))
+
+
+def graph_features(model, i, j, sim) -> dict[str, np.ndarray]:
+    """Features of pair (i, j) in one model's top-k graph, less tied to the pool's size than the
+    raw similarity: shared neighbours (count and sum of similarity products, 2nd place Shopee's
+    graph signal) and the margins of sim(i, j) to each side's best other and k-th similarity."""
+    graph = neighbour_graph(model)
+    binary = graph.copy()
+    binary.data[:] = 1.0
+    common = np.empty(len(i), np.float32)
+    two_hop = np.empty(len(i), np.float32)
+    for s in range(0, len(i), GRAPH_CHUNK):
+        a, b = i[s : s + GRAPH_CHUNK], j[s : s + GRAPH_CHUNK]
+        common[s : s + GRAPH_CHUNK] = np.asarray(binary[a].multiply(binary[b]).sum(1)).ravel()
+        two_hop[s : s + GRAPH_CHUNK] = np.asarray(graph[a].multiply(graph[b]).sum(1)).ravel()
+    self_first = model.idx[:, 0] == np.arange(len(model.idx))
+    best_other = np.where(self_first, model.sims[:, 1] if model.sims.shape[1] > 1 else 0.0, model.sims[:, 0])
+    kth = model.sims[:, -1]
+    top_i, top_j = sim - best_other[i], sim - best_other[j]
+    kth_i, kth_j = sim - kth[i], sim - kth[j]
+    return {
+        "common": common, "two_hop": two_hop,
+        "margin_top_min": np.minimum(top_i, top_j).astype(np.float32), "margin_top_max": np.maximum(top_i, top_j).astype(np.float32),
+        "margin_kth_min": np.minimum(kth_i, kth_j).astype(np.float32), "margin_kth_max": np.maximum(kth_i, kth_j).astype(np.float32),
+    }
+
+
 def title_features(titles, i, j) -> dict[str, np.ndarray]:
     """Lengths (min/max), token Jaccard, normalised Levenshtein distance, unit conflict."""
     titles = np.asarray(titles, dtype=object)
@@ -75,11 +114,12 @@ def title_features(titles, i, j) -> dict[str, np.ndarray]:
 
 
 def pair_features(pool, names: Sequence[str], nb_thresholds: Mapping[str, float] | None = None,
-                  extra: Mapping[str, np.ndarray] | None = None) -> pd.DataFrame:
+                  extra: Mapping[str, np.ndarray] | None = None, *, graph: bool = False) -> pd.DataFrame:
     """The candidate table of one pool (`prodmatch.post.matcher.Pool`): i, j, features (, label).
 
     `nb_thresholds` adds blended similarities for the models it names; `extra` holds per-pair
-    scores aligned with the returned (i, j) order (or add such columns to the frame afterwards).
+    scores aligned with the returned (i, j) order (or add such columns to the frame afterwards);
+    `graph` adds each model's `graph_features`.
     """
     if not names:
         raise DataError("pair features need at least one model")
@@ -99,6 +139,8 @@ def pair_features(pool, names: Sequence[str], nb_thresholds: Mapping[str, float]
             cols[f"{name}_dens{top}_max"] = np.maximum(d[i], d[j])
         if pool.data[name][0] == "phash":
             cols[f"{name}_hamming"] = np.rint(64 * (1 - sims[:, m])).astype(np.int16)
+        if graph:
+            cols.update({f"{name}_{key}": value for key, value in graph_features(model, i, j, sims[:, m]).items()})
     cols["union"] = union_scores(sims).astype(np.float32)
     if blended:
         nb_sims = pair_scores(list(blended.values()), i, j)

@@ -54,6 +54,7 @@ class StackerConfig:
     models: tuple[str, ...] = ()  # empty: every model of the run
     k: int = 20  # neighbours per model whose lists make the candidates
     nb: bool = True  # add neighbourhood-blended similarities as features
+    graph_features: bool = False  # add shared-neighbour counts and similarity margins (pairs.candidates.graph_features)
     lgbm: LgbmParams = field(default_factory=LgbmParams)
     min2: bool = True
     graph: Literal["none", "components"] = "none"
