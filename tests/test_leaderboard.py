@@ -13,7 +13,9 @@ from .test_matcher import run_folder  # noqa: F401  (fixture)
 
 def test_leaderboard_collects_matcher_and_baseline_runs(run_folder, tmp_path, capsys):  # noqa: F811
     run, data = run_folder
-    match_run(run, data_dir=data, config={"k": 10}, progress=False)
+    info = match_run(run, data_dir=data, config={"k": 10}, progress=False, test_rows=2_000)["info"]
+    assert info["predicted"]["test_rows"] == 2_000 and 0 < info["predicted"]["f1"] <= 1
+    assert {e["rows"] for e in info["size_table"]} >= {256, 2_000, 262_144}
     assert {"curves.csv", "sizes.csv"} <= {p.name for p in run.iterdir()}
     sizes = pd.read_csv(run / "sizes.csv")
     assert sizes["truth"].sum() == sizes["before_chisel"].sum() == sizes["after_chisel"].sum()  # one entry per row
@@ -27,6 +29,8 @@ def test_leaderboard_collects_matcher_and_baseline_runs(run_folder, tmp_path, ca
     assert table["f1"].is_monotonic_decreasing
     matcher = table[table["entry"] == "matcher"].iloc[0]
     assert "+chisel" in matcher["stages"] or "+chisel" in table[table["entry"] == "matcher"]["stages"].str.cat()
+    sized = table[table["test_rows"] == 2_000]
+    assert len(sized) == 1 and sized.iloc[0]["predicted_f1"] == round(info["predicted"]["f1"], 4)
 
     result = write_leaderboard(tmp_path)
     names = {p.name for p in result["plots"]}

@@ -17,7 +17,7 @@ import pandas as pd
 from .io import atomic_path, write_csv, write_text
 from .report import markdown_table
 
-COLUMNS = ["run", "entry", "what", "data", "f1", "precision", "recall", "stages", "seconds"]
+COLUMNS = ["run", "entry", "what", "data", "f1", "precision", "recall", "predicted_f1", "test_rows", "stages", "seconds"]
 
 
 def collect(root) -> pd.DataFrame:
@@ -28,6 +28,7 @@ def collect(root) -> pd.DataFrame:
         for reader in READERS:
             rows += reader(run)
     frame = pd.DataFrame(rows, columns=COLUMNS)
+    frame["test_rows"] = frame["test_rows"].astype("Int64")
     return frame.sort_values("f1", ascending=False, na_position="last", ignore_index=True)
 
 
@@ -81,6 +82,9 @@ def _matcher(run: Path) -> list[dict]:
     stages = "; ".join([", ".join(f"{r.models} {r.f1:.4f}" for r in singles.itertuples()), stages])
     score = {"f1": float(last["f1"]), "precision": float(last["precision"]), "recall": float(last["recall"])}
     rows = [_row(run, "matcher", f"full chain: {last['models']}", info, score, stages)]
+    if info.get("predicted"):  # what predict runs: the best chain stage, thresholds for the test size
+        rows.append(_row(run, "matcher", "predict's chain, tuned for the test size", info,
+                         {"f1": info.get("oof_f1")}, predicted=info["predicted"]))
     if best["f1"] > last["f1"]:
         rows.append(_row(run, "matcher", f"best stage: {best['stage']} {best['models']}", info,
                          {k: float(best[k]) for k in ("f1", "precision", "recall")}))
@@ -92,7 +96,7 @@ def _stacker(run: Path) -> list[dict]:
     if info.get("stage") != "stack":
         return []
     what = f"LightGBM on {info.get('pairs')} pairs of {'+'.join(info.get('models', []))}"
-    return [_row(run, "stacker", what, info, info.get("oof", {}))]
+    return [_row(run, "stacker", what, info, info.get("oof", {}), predicted=info.get("predicted"))]
 
 
 def _ccks(run: Path) -> list[dict]:
@@ -108,13 +112,15 @@ def _ccks(run: Path) -> list[dict]:
 READERS = (_baseline, _models, _matcher, _stacker, _ccks)
 
 
-def _row(run: Path, entry: str, what: str, info: dict, score: dict, stages: str = "") -> dict:
-    def num(key):
-        value = score.get(key)
+def _row(run: Path, entry: str, what: str, info: dict, score: dict, stages: str = "", predicted: dict | None = None) -> dict:
+    def num(key, source=score):
+        value = source.get(key)
         return None if value is None else round(float(value), 4)
 
+    predicted = predicted or {}
     return {"run": run.name, "entry": entry, "what": what, "data": _data_hash(info), "f1": num("f1"),
-            "precision": num("precision"), "recall": num("recall"), "stages": stages, "seconds": info.get("seconds")}
+            "precision": num("precision"), "recall": num("recall"), "predicted_f1": num("f1", predicted),
+            "test_rows": predicted.get("test_rows"), "stages": stages, "seconds": info.get("seconds")}
 
 
 def plot_run(run: Path, out_dir: Path) -> list[Path]:
@@ -172,7 +178,9 @@ def write_leaderboard(root="oof", *, plots: bool = True) -> dict:
     write_csv(root / "leaderboard.csv", table)
     lines = ["# Local CV leaderboard", "", f"{len(table)} entries from {table['run'].nunique()} runs under `{root}`, best F1 first.",
              "Matcher, stacker and encoder F1 are out-of-fold with thresholds tuned on other folds; a baseline's is its held-out test (synthetic) or train score.",
-             "", markdown_table(table.fillna("-")) if len(table) else "(no scored runs yet)"]
+             "predicted_f1: the F1 the matcher / stacker expects on a test set of test_rows rows (thresholds tuned for that size; "
+             "decide by this one when the test set is bigger than a CV pool).",
+             "", markdown_table(table.astype(object).where(table.notna(), "-")) if len(table) else "(no scored runs yet)"]
     if images:
         lines += ["", "## Plots", ""] + [f"![{p.stem}](leaderboard/{p.name})" for p in images]
     write_text(root / "leaderboard.md", "\n".join(lines) + "\n")
