@@ -260,3 +260,12 @@ def test_stack_run_with_the_components_step(stack_folder):
     info = result["info"]
     assert info["config"]["graph"] == "components" and 0 < info["oof"]["f1"] <= 1
     assert all(round(x["t"] * 50) == x["t"] * 50 for x in info["nested_thresholds"])  # the coarse 0.02 grid
+
+
+def test_stack_run_with_graph_features(stack_folder):
+    run, data = stack_folder
+    config = {"k": 8, "graph_features": True,
+              "lgbm": {"num_leaves": 7, "n_estimators": 40, "early_stopping_rounds": 10, "min_child_samples": 5,
+                       "num_threads": 1}}
+    info = stack_run(run, data_dir=data, config=config, progress=False, overwrite=True)["info"]
+    assert info["config"]["graph_features"] and {"a_common", "a_margin_top_min"} <= set(info["features"])

@@ -302,14 +302,14 @@ def stack_pairs(parts, names, config, matcher_config) -> pd.DataFrame:
 
     if _one_pool(parts):
         pool = parts[0][0]
-        frame = pair_features(pool, names, None)
+        frame = pair_features(pool, names, None, graph=config.graph_features)
         frame.insert(2, "fold", np.searchsorted(np.unique(pool.segments), pool.segments[frame["i"].to_numpy()]))
         return frame
     frames = []
     for f, (pool, _) in enumerate(parts):
         others = parts[:f] + parts[f + 1 :]
         nb = {m: tune(others, Stage("threshold", (m,)), matcher_config).t for m in names} if config.nb else None
-        frame = pair_features(pool, names, nb)
+        frame = pair_features(pool, names, nb, graph=config.graph_features)
         frame.insert(2, "fold", f)
         frames.append(frame)
     return pd.concat(frames, ignore_index=True)
