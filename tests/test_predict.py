@@ -244,3 +244,29 @@ def test_failed_overwrite_keeps_the_old_bundle(trained, tmp_path, monkeypatch):
     monkeypatch.undo()
     assert read_bundle(make_bundle(run, out, overwrite=True, use="matcher"))["stacker"] is None
     assert sorted(p.name for p in tmp_path.iterdir()) == ["models"]
+
+
+def test_frozen_backbone_folds_share_one_feature_pass(encoder_bundle, monkeypatch):
+    """tiny-text trains necks on a frozen backbone: predict runs the backbone once for all folds
+    and gets what embedding with every fold encoder gives; fine-tuned folds embed one by one."""
+    import numpy as np
+
+    import prodmatch.encoders.train as train_module
+    from prodmatch.data.shopee import read_shopee_csv
+    from prodmatch.encoders import load_encoder
+    from prodmatch.encoders.train import embed_frame
+    from prodmatch.predict import embed_test
+
+    data, models = encoder_bundle
+    info = read_bundle(models)
+    frame = read_shopee_csv(data / "test.csv", image_policy="placeholder")
+    calls = []
+    real = train_module._infer
+    monkeypatch.setattr(train_module, "_infer", lambda *a, **kw: calls.append(kw["desc"]) or real(*a, **kw))
+    for name, expect_calls in (("tiny-text", 1), ("tiny-image", 2)):
+        spec = info["models"][name]
+        calls.clear()
+        got = embed_test(models, spec, frame, progress=False)
+        assert len(calls) == expect_calls, (name, calls)
+        total = sum(embed_frame(load_encoder(models / f), frame) for f in spec["folders"])
+        np.testing.assert_allclose(got, total / np.linalg.norm(total, axis=1, keepdims=True), atol=1e-5)

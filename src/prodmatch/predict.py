@@ -249,12 +249,23 @@ def embed_test(models_dir: Path, spec: dict, frame: pd.DataFrame, *, batch_size:
     if source in ("tfidf", "tfidf-char"):
         return tfidf_embed(frame["title"], TfidfConfig.char() if source == "tfidf-char" else TfidfConfig())
     from .encoders import load_encoder
-    from .encoders.train import embed_frame
+    from .encoders.frozen import backbone_digest, neck_embed
+    from .encoders.train import backbone_features, embed_frame
 
+    folders = [models_dir / folder for folder in spec["folders"]]
+    shared = len(folders) > 1 and len({backbone_digest(load_encoder(f)) for f in folders}) == 1
+    features = None
+    if shared:  # fold necks over one frozen backbone: its pass runs once, not once per fold
+        features = backbone_features(load_encoder(folders[0]), frame, batch_size=batch_size, num_workers=num_workers,
+                                     progress=progress, desc=f"features {folders[0].parent.parent.name}")
     total = None
-    for folder in spec["folders"]:
-        emb = embed_frame(load_encoder(models_dir / folder), frame, batch_size=batch_size, num_workers=num_workers,
-                          progress=progress, desc=f"embed {Path(folder).parent.name}/{Path(folder).name}")
+    for folder in folders:
+        encoder = load_encoder(folder)
+        if shared:
+            emb = neck_embed(encoder, features)
+        else:
+            emb = embed_frame(encoder, frame, batch_size=batch_size, num_workers=num_workers, progress=progress,
+                              desc=f"embed {folder.parent.name}/{folder.name}")
         total = emb if total is None else total + emb
     norms = np.linalg.norm(total, axis=1, keepdims=True)
     return total / np.where(norms > 0, norms, 1.0)
