@@ -19,7 +19,7 @@ from prodmatch.encoders.train import embed_frame
 from prodmatch.errors import DataError
 from prodmatch.store import list_models, load_model, load_runs, read_rows
 
-FAST = {"epochs": 2, "max_steps_per_epoch": 2, "batch_size": 8}
+FAST = {"epochs": 2, "max_steps_per_epoch": 2, "batch_size": 8, "freeze_backbone": False}  # the fine-tuning path
 
 
 @pytest.fixture(scope="module")
@@ -252,7 +252,7 @@ def test_fold_workers_die_with_a_killed_parent(data, tmp_path):
     import psutil
 
     script = (f"from prodmatch.encoders.oof import load_experiment, train_oof\n"
-              f"cfg = load_experiment('tiny-image', n_folds=3, train={{'epochs': 50, 'batch_size': 8}})\n"
+              f"cfg = load_experiment('tiny-image', n_folds=3, train={{'epochs': 50, 'batch_size': 8, 'freeze_backbone': False}})\n"
               f"train_oof({str(data)!r}, cfg, out={str(tmp_path / 'run')!r}, progress=False, jobs=2)\n")
     parent = subprocess.Popen([sys.executable, "-c", script])
     workers = []
@@ -318,3 +318,42 @@ def test_frozen_backbone_run_caches_features_once_and_its_saved_folds_reproduce_
     assert json.loads((cache / "features.json").read_text())["backbone_sha256"] != meta["backbone_sha256"]
     assert np.abs(fresh["train"] - original).max() > 1e-3
     np.testing.assert_array_equal(np.load(cache / "train.npy"), fresh["train"])
+
+
+def test_fold_all_again_finishes_what_is_missing_and_unfinished_folds_are_refused(data, tmp_path, monkeypatch):
+    """Were: `--fold all` again exited 2 ('already trained'); `embed --models` took an unfinished
+    fold's best/ and stored it as a complete OOF model."""
+    import prodmatch.encoders as encoders
+
+    config = image_config(train={**FAST, "epochs": 2})
+    real_create, created = encoders.create_encoder, {"n": 0}
+
+    def second_fold_crashes(*args, **kwargs):
+        enc = real_create(*args, **kwargs)
+        created["n"] += 1
+        if created["n"] == 2:
+            forward, calls = enc.forward, {"n": 0}
+
+            def forward_then_crash(x):
+                calls["n"] += enc.training
+                if calls["n"] > 2:
+                    raise KeyboardInterrupt
+                return forward(x)
+
+            enc.forward = forward_then_crash
+        return enc
+
+    monkeypatch.setattr(encoders, "create_encoder", second_fold_crashes)
+    run = tmp_path / "run"
+    with pytest.raises(KeyboardInterrupt):
+        train_oof(data, config, out=run, progress=False)
+    monkeypatch.setattr(encoders, "create_encoder", real_create)
+    folds = run / "folds" / "tiny-image"
+    assert (folds / "0" / "fold.json").is_file() and not (folds / "1" / "fold.json").exists()
+    with pytest.raises(DataError, match=r"fold\(s\) \[1\] did not finish"):
+        embed_trained(data, "image", folds, run, progress=False)
+    summary = train_oof(data, config, out=run, progress=False)
+    assert summary["trained"] == [1, 2] and summary["complete"]
+    train_oof(data, config, folds=0, out=tmp_path / "other", progress=False)
+    with pytest.raises(FileExistsError, match="already trained"):  # naming a finished fold is still refused
+        train_oof(data, config, folds=0, out=tmp_path / "other", progress=False)

@@ -135,7 +135,7 @@ def encoder_bundle(tmp_path_factory):
     fast = {"epochs": 2, "max_steps_per_epoch": 2, "batch_size": 8}
     bert = tiny_text_model(root / "bert")
     text = load_experiment("tiny-text", n_folds=2, encoder={"model": str(bert), "max_length": 16}, train=fast)
-    image = load_experiment("tiny-image", n_folds=2, encoder={"image_size": 32}, train=fast)
+    image = load_experiment("tiny-image", n_folds=2, encoder={"image_size": 32}, train={**fast, "freeze_backbone": False})
     for config in (text, image):
         train_oof(data, config, out=run, progress=False)
     embed_unsupervised(data, "tfidf", run, n_folds=2)

@@ -35,7 +35,7 @@ def main() -> None:
     for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
         os.environ[var] = "1"
     run(sys.executable, "-m", "prodmatch", "predict", "--data", str(DATA), "--models", str(MODELS),
-        "--out", str(WORKING / "submission.csv"), "--workers", str(min(4, os.cpu_count() or 1)))
+        "--out", str(WORKING / "submission.csv"), "--workers", str(min(4, os.cpu_count() or 1)), "--overwrite")
 
 
 if __name__ == "__main__":

@@ -67,7 +67,8 @@ def check(args):
     if args.task == "shopee":
         from .data.shopee import read_shopee_csv
 
-        frame = read_shopee_csv(args.path, image_dir=args.image_dir, image_policy=args.image_policy)
+        # the thorough command: every image decoded (a truncated JPEG passes the header check)
+        frame = read_shopee_csv(args.path, image_dir=args.image_dir, image_policy=args.image_policy, decode=True)
         groups = frame["label_group"].nunique() if "label_group" in frame else "n/a"
         bad = int((~frame["image_ok"]).sum()) if "image_ok" in frame else "not checked"
         print(f"{args.path}: {len(frame)} postings, {groups} groups, bad images: {bad}")
@@ -401,7 +402,7 @@ def predict(args):
     from .predict import predict as run_predict
 
     result = run_predict(args.data, args.models, args.out, batch_size=args.batch_size, num_workers=args.workers,
-                         progress=not args.quiet)
+                         progress=not args.quiet, overwrite=args.overwrite)
     print(f"wrote {result['submission']} ({result['rows']} rows, {result['used']})")
     print(result["timing"].summary())
 
@@ -413,6 +414,7 @@ def _(p):
     p.add_argument("--out", default="submission.csv")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--workers", type=int, default=0, help="DataLoader workers for image decoding")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -440,6 +442,9 @@ def main(argv=None) -> int:
     except (DataError, FileExistsError, FileNotFoundError) as err:
         print(f"prodmatch {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # Ctrl-C: one line, the shell's exit status for SIGINT
+        print(f"prodmatch {args.command}: interrupted", file=sys.stderr)
+        return 130
     return 0
 
 

@@ -13,7 +13,7 @@ from . import __version__
 from .baseline import predict_matches, tune_baseline
 from .data.shopee import read_shopee_csv
 from .data.synth import generate
-from .errors import DataError
+from .errors import DataError, preview
 from .io import atomic_path, data_hashes, new_run_dir, write_csv, write_json
 from .metrics import Scores, row_group_sizes, score_submission
 
@@ -25,11 +25,21 @@ def read_truth(path) -> pd.DataFrame:
     path = Path(path)
     if not path.is_file() or path.stat().st_size == 0:
         raise DataError(f"{path}: truth file missing or empty")
-    frame = pd.read_csv(path, dtype={"posting_id": str})
+    try:
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_filter=False)
+    except (pd.errors.ParserError, UnicodeDecodeError) as err:
+        raise DataError(f"{path}: not a readable CSV ({err})") from None
     missing = {"posting_id", "label_group"} - set(frame.columns)
     if missing:
         raise DataError(f"{path}: truth needs posting_id and label_group; missing {sorted(missing)}")
-    return frame
+    from .data.shopee import check_single_line_rows, checked_labels
+
+    check_single_line_rows(frame, path)
+    ids = frame["posting_id"].str.strip()
+    dup = ids[ids.duplicated()].unique()
+    if len(dup):
+        raise DataError(f"{path}: {len(dup)} duplicate posting_id(s) in the truth: {preview(dup)}")
+    return pd.DataFrame({"posting_id": ids, "label_group": checked_labels(frame["label_group"], ids, path)})
 
 
 def run_baseline(data_dir, *, method: str = "tfidf", out_root="oof", image_policy: str = "text-only") -> dict:

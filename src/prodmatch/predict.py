@@ -207,8 +207,14 @@ def read_bundle(models_dir) -> dict:
     path = models_dir / BUNDLE_FILE
     if not path.is_file():
         raise DataError(f"{models_dir}: no {BUNDLE_FILE} (build the folder with `prodmatch bundle`)")
-    bundle = json.loads(path.read_text(encoding="utf-8"))
+    bundle = _read_json_file(path, "the bundle")
+    missing = [key for key in ("models", "matcher", "matcher_k") if key not in bundle]
+    if missing or not isinstance(bundle.get("models"), dict):
+        raise DataError(f"{path}: not a bundle.json written by `prodmatch bundle` (missing {missing or ['models']})")
     problems = []
+    used = set(bundle["matcher"].get("stage", {}).get("models", [])) | set((bundle.get("stacker") or {}).get("models", []))
+    if used - set(bundle["models"]):
+        problems.append(f"the matcher/stacker use model(s) {sorted(used - set(bundle['models']))} the bundle lacks")
     for name, spec in bundle["models"].items():
         if spec.get("source") not in SOURCES:
             problems.append(f"model {name}: unknown source {spec.get('source')!r}")
@@ -223,7 +229,29 @@ def read_bundle(models_dir) -> dict:
     if problems:
         raise DataError(f"{models_dir}: incomplete models folder: " + "; ".join(problems[:5]))
     _check_encoder_configs(models_dir, bundle)
+    if bundle.get("stacker"):
+        _check_booster(models_dir / bundle["stacker"]["model"])
     return bundle
+
+
+def _read_json_file(path: Path, what: str) -> dict:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise DataError(f"{path}: {what} is not valid JSON ({err})") from None
+    if not isinstance(data, dict):
+        raise DataError(f"{path}: {what} is not a JSON object")
+    return data
+
+
+def _check_booster(path: Path) -> None:
+    """The stacker's model.txt parses as a LightGBM model (before any embedding work)."""
+    from .stack.lgbm import load_booster
+
+    try:
+        load_booster(path)
+    except Exception as err:  # lightgbm raises LightGBMError (or ValueError) for unparsable text
+        raise DataError(f"{path}: not a LightGBM model ({str(err).splitlines()[0] if str(err) else type(err).__name__})") from None
 
 
 def _check_encoder_configs(models_dir: Path, bundle: dict) -> None:
@@ -231,7 +259,7 @@ def _check_encoder_configs(models_dir: Path, bundle: dict) -> None:
     for name, spec in bundle["models"].items():
         seen = set()
         for folder in spec.get("folders", []):
-            info = json.loads((models_dir / folder / "encoder.json").read_text(encoding="utf-8"))
+            info = _read_json_file(models_dir / folder / "encoder.json", "the encoder description")
             seen.add((info.get("kind"), json.dumps(info.get("config", {}).get("dim"))))
         if len(seen) > 1:
             raise DataError(f"model {name}: fold encoders disagree on kind/dim: {sorted(seen)}")
@@ -272,8 +300,11 @@ def embed_test(models_dir: Path, spec: dict, frame: pd.DataFrame, *, batch_size:
 
 
 def predict(data_dir, models_dir, out, *, batch_size: int = 64, num_workers: int = 0, progress: bool = True,
-            image_policy: str = "placeholder") -> dict:
-    """test.csv -> submission.csv (posting_id, matches), written atomically; returns timings."""
+            image_policy: str = "placeholder", overwrite: bool = False) -> dict:
+    """test.csv -> submission.csv (posting_id, matches), written atomically; returns timings.
+    An existing `out` is replaced only with `overwrite` (checked before any work)."""
+    if Path(out).exists() and not overwrite:
+        raise FileExistsError(f"{out} exists; pass --overwrite to replace it")
     offline()
     from .data.shopee import read_shopee_csv
     from .post.matcher import Pool, params_from_dict

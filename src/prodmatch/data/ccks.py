@@ -111,8 +111,13 @@ def check_ccks_images(items: pd.DataFrame, image_dir: str | os.PathLike, policy:
 def iter_jsonl(path: str | os.PathLike) -> Iterator[tuple[int, dict]]:
     """(1-based line number, object) for each non-blank line; a line that is not a JSON object
     is a DataError naming it."""
-    with Path(path).open(encoding="utf-8") as fh:
-        for number, line in enumerate(fh, start=1):
+    with Path(path).open("rb") as fh:
+        for number, raw in enumerate(fh, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise DataError(f"{path}: line {number} is not UTF-8 (byte {raw[exc.start]:#04x} at column "
+                                f"{exc.start + 1})") from None
             if not line.strip():
                 continue
             try:

@@ -21,6 +21,7 @@ def read_shopee_csv(
     *,
     image_dir=None,
     image_policy: str = "error",
+    decode: bool = False,
 ) -> pd.DataFrame:
     """Load a Shopee CSV into a validated frame with a stable 0..n-1 index.
 
@@ -28,6 +29,7 @@ def read_shopee_csv(
     (int64, when the file has it), image_path and image_ok (when images are checked).
     `image_dir` defaults to ``<csv folder>/<csv stem>_images`` (train.csv -> train_images/).
     `image_policy`: ``error`` | ``placeholder`` | ``text-only`` (see `prodmatch.data.images`).
+    `decode` loads every image's pixels (catches truncated JPEGs a header check passes; slower).
     """
     path = Path(path)
     frame = _read_raw(path)
@@ -39,10 +41,10 @@ def read_shopee_csv(
     frame["title"] = decode_titles(frame["title"])
     _warn_empty_titles(frame, path)
     if "label_group" in frame.columns:
-        frame["label_group"] = _checked_labels(frame["label_group"], frame["posting_id"], path)
+        frame["label_group"] = checked_labels(frame["label_group"], frame["posting_id"], path)
     if image_policy != "text-only":
         image_dir = Path(image_dir) if image_dir is not None else path.parent / f"{path.stem}_images"
-        bad = set(enforce_image_policy(frame["image"].tolist(), image_dir, image_policy, what=str(path)))
+        bad = set(enforce_image_policy(frame["image"].tolist(), image_dir, image_policy, what=str(path), decode=decode))
         frame["image_path"] = [str(image_dir / name) for name in frame["image"]]
         frame["image_ok"] = ~frame["image"].isin(bad)
     return frame
@@ -60,7 +62,26 @@ def _read_raw(path: Path) -> pd.DataFrame:
     frame = frame.drop(columns=[c for c in frame.columns if c.startswith("Unnamed:") or c == ""])
     if frame.empty:
         raise DataError(f"{path}: no rows")
+    check_single_line_rows(frame, path)
     return frame
+
+
+def check_single_line_rows(frame: pd.DataFrame, path: Path) -> None:
+    """Every posting is one line in both competitions' files: a field holding a line break is an
+    unclosed quote swallowing the rows after it (pandas would read on without a word)."""
+    broken = np.zeros(len(frame), bool)
+    for column in frame.columns:
+        broken |= frame[column].str.contains(r"[\r\n]", regex=True).to_numpy()
+    if broken.any():
+        first = int(np.flatnonzero(broken)[0])
+        line = _line_of_row(path, first)
+        raise DataError(f"{path}: row {first + 1} (line {line}) holds a line break inside a field - most likely "
+                        f"an unclosed quote that swallowed the rows after it; {int(broken.sum())} such row(s)")
+
+
+def _line_of_row(path: Path, row: int) -> int:
+    """1-based file line where data row `row` (0-based) starts, assuming rows before it are one line each."""
+    return row + 2  # the header is line 1
 
 
 def _check_columns(frame: pd.DataFrame, path: Path) -> None:
@@ -89,11 +110,12 @@ def _checked_phash(phash: pd.Series, ids: pd.Series, path: Path) -> pd.Series:
     return phash
 
 
-def _checked_labels(labels: pd.Series, ids: pd.Series, path: Path) -> pd.Series:
-    parsed = pd.to_numeric(labels.str.strip(), errors="coerce")
-    bad = parsed.isna() | (parsed != np.floor(parsed))
+def checked_labels(labels: pd.Series, ids: pd.Series, path: Path) -> pd.Series:
+    text = labels.str.strip()
+    parsed = pd.to_numeric(text, errors="coerce")
+    bad = parsed.isna() | (parsed != np.floor(parsed)) | (parsed.abs() >= 2**63)
     if bad.any():
-        raise DataError(f"{path}: label_group must be an integer; bad for {preview(ids[bad])}")
+        raise DataError(f"{path}: label_group must be an integer below 2**63; bad for {preview(ids[bad])}")
     return parsed.astype("int64")
 
 

@@ -347,7 +347,11 @@ def train_oof(data_dir, config, *, folds="all", out, image_policy: str | None = 
               "n_test": 0 if test is None else len(test)}
     _check_experiment(folder, record)
     done_before = [k for k in chosen if (folder / str(k) / "fold.json").is_file()]
-    if done_before:
+    if done_before and folds in (None, "all"):  # the same command again: finish what is missing
+        chosen = [k for k in chosen if k not in done_before]
+        if progress:
+            log.info("%s: fold(s) %s already trained; training %s", folder, done_before, chosen or "none")
+    elif done_before:
         raise FileExistsError(f"{folder}: fold(s) {done_before} already trained; "
                               "train the missing folds or use a fresh run folder")
 
@@ -461,14 +465,21 @@ def _encoder_folders(models_dir: Path) -> dict[int, Path] | Path:
     or the folder itself when it is one encoder (holds encoder.json)."""
     if (models_dir / "encoder.json").is_file():
         return models_dir
-    found = {}
+    found, unfinished = {}, []
+    written_by_train_oof = (models_dir / "experiment.json").is_file()
     for sub in sorted(models_dir.iterdir()) if models_dir.is_dir() else []:
         if not sub.name.isdigit():
+            continue
+        if (written_by_train_oof or (sub / "checkpoint.json").is_file()) and not (sub / "fold.json").is_file():
+            unfinished.append(int(sub.name))  # train_oof writes fold.json last: this fold stopped mid-way
             continue
         for candidate in (sub / "final", sub / "best", sub):
             if (candidate / "encoder.json").is_file():
                 found[int(sub.name)] = candidate
                 break
+    if unfinished:
+        raise DataError(f"{models_dir}: fold(s) {sorted(unfinished)} did not finish training (no fold.json); "
+                        "finish them with `prodmatch train ... --fold all` first")
     if not found:
         raise DataError(f"{models_dir}: neither an encoder folder (encoder.json) nor fold folders <k>/final")
     return found
