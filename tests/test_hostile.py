@@ -22,6 +22,7 @@ def test_an_unclosed_quote_is_an_error_naming_its_line(tmp_path):
     csv = write_shopee(tmp_path, shopee_rows(20), images=False)
     lines = csv.read_text().splitlines()
     lines.insert(6, 'train_y,a.jpg,e91886e799997a62,"unclosed title,123')
+    lines.insert(14, 'train_z,b.jpg,e91886e799997a62,"""Quoted"" title",42')  # its quote closes the first one
     csv.write_text("\n".join(lines) + "\n")
     with pytest.raises(DataError, match=r"row 6 \(line 7\).*unclosed quote"):
         read_shopee_csv(csv, image_policy="text-only")

@@ -19,7 +19,8 @@ from prodmatch.encoders.train import embed_frame
 from prodmatch.errors import DataError
 from prodmatch.store import list_models, load_model, load_runs, read_rows
 
-FAST = {"epochs": 2, "max_steps_per_epoch": 2, "batch_size": 8, "freeze_backbone": False}  # the fine-tuning path
+FAST = {"epochs": 2, "max_steps_per_epoch": 2, "batch_size": 8, "freeze_backbone": False,  # the fine-tuning path
+        "save_checkpoints": True}
 
 
 @pytest.fixture(scope="module")

@@ -55,7 +55,7 @@ def test_predict_on_three_rows(trained, tmp_path):
     small.mkdir()
     pd.read_csv(data / "test.csv").head(3).to_csv(small / "test.csv", index=False)
     for models in (matcher_only, stacked):
-        predict(small, models, tmp_path / "sub.csv", progress=False)
+        predict(small, models, tmp_path / "sub.csv", progress=False, overwrite=True)
         assert len(read_submission(tmp_path / "sub.csv")) == 3
 
 

@@ -106,8 +106,8 @@ def expected_demo_seconds(preset: str, out_root="oof") -> dict:
 
 # Seconds per demo stage, measured on an idle 2-core machine (`/usr/bin/time -v prodmatch demo`, README)
 DEMO_SECONDS = {
-    "demo": {"data": 55, "train tiny-image": 270, "train tiny-text": 100, "embed tfidf": 1, "embed tfidf-char": 2,
-             "embed phash": 1, "match": 60, "stack": 25, "bundle": 1, "predict": 25, "baseline": 1, "leaderboard": 2},
+    "demo": {"data": 60, "train tiny-image": 93, "train tiny-text": 120, "embed tfidf": 1, "embed tfidf-char": 2,
+             "embed phash": 1, "match": 74, "stack": 28, "bundle": 1, "predict": 15, "baseline": 1, "leaderboard": 2},
     "test": {"data": 1, "train tiny-image": 46, "train tiny-text": 40, "embed tfidf": 1, "embed tfidf-char": 1,
              "embed phash": 1, "match": 2, "stack": 3, "bundle": 1, "predict": 1, "baseline": 1, "leaderboard": 1},
 }
