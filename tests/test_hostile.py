@@ -135,6 +135,33 @@ def test_check_decodes_images_and_finds_a_truncated_jpeg(tmp_path, capsys):
     for i, row in enumerate(shopee_rows(4)):
         Image.new("RGB", (64, 64), (40 * i, 90, 160)).save(folder / row["image"], quality=95)
     whole = (folder / shopee_rows(4)[2]["image"]).read_bytes()
-    (folder / shopee_rows(4)[2]["image"]).write_bytes(whole[: len(whole) // 2])
+    (folder / shopee_rows(4)[2]["image"]).write_bytes(whole[:-10])  # the header check still passes it
     assert main(["check", "shopee", str(csv), "--image-policy", "placeholder"]) == 0
     assert "bad images: 1" in capsys.readouterr().out
+
+
+def test_training_skips_an_image_that_does_not_decode(tmp_path):
+    """Was: a truncated JPEG (passes the header check) trained as a grey placeholder under its label."""
+    import torch
+    from PIL import Image
+
+    from prodmatch.encoders import create_encoder
+    from prodmatch.encoders.train import _usable_rows
+
+    rows = shopee_rows(4)
+    folder = tmp_path / "train_images"
+    folder.mkdir()
+    for i, row in enumerate(rows):
+        Image.new("RGB", (64, 64), (40 * i, 90, 160)).save(folder / row["image"], quality=95)
+    whole = (folder / rows[1]["image"]).read_bytes()
+    (folder / rows[1]["image"]).write_bytes(whole[:-10])
+    frame = read_shopee_csv(write_shopee(tmp_path, rows, images=False), image_policy="placeholder")
+    assert frame["image_ok"].all()  # the loader's header check passes it
+    encoder = create_encoder("image", {"backbone": "test_efficientnet", "image_size": 32, "dim": 8})
+    dataset = encoder.dataset(frame, train=True, labels=frame["label_group"].to_numpy() - 500)
+    batch, labels = encoder.collate([dataset[i] for i in range(4)])
+    assert labels.tolist() == [0, -1, 1, 1]
+    kept, kept_labels = _usable_rows(batch, labels)
+    assert kept.shape[0] == 3 and kept_labels.tolist() == [0, 1, 1] and torch.equal(kept[1], batch[2])
+    # at inference the same row is a placeholder, kept in place
+    assert [label for _, label in (encoder.dataset(frame, train=False)[i] for i in range(4))] == [-1] * 4

@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 PLACEHOLDER_RGB = (128, 128, 128)
+UNREADABLE = -1  # training label of an image that fails to decode: the trainer drops the row
 
 
 @dataclass(frozen=True)
@@ -140,9 +141,9 @@ class ImageDataset(Dataset):
     """(image tensor, label) per kept row; unreadable rows become a grey placeholder."""
 
     def __init__(self, paths: np.ndarray, ok: np.ndarray, labels: np.ndarray, rows: np.ndarray,
-                 transform: Callable, image_size: int, skipped: int = 0) -> None:
+                 transform: Callable, image_size: int, skipped: int = 0, train: bool = False) -> None:
         self.paths, self.ok, self.labels = paths[rows], ok[rows], labels[rows]
-        self.rows, self.skipped = rows, skipped
+        self.rows, self.skipped, self.train = rows, skipped, train
         self.transform, self.image_size = transform, image_size
 
     def __len__(self) -> int:
@@ -150,11 +151,15 @@ class ImageDataset(Dataset):
 
     def __getitem__(self, i: int):
         img = read_rgb(self.paths[i], self.image_size) if self.ok[i] else None
+        label = int(self.labels[i])
         if img is None:
-            if self.ok[i]:
+            if self.ok[i] and self.train:  # passed the header check, fails to decode (a truncated JPEG)
+                log.warning("%s: image does not decode, skipped for training", self.paths[i])
+                label = UNREADABLE
+            elif self.ok[i]:
                 log.warning("%s: unreadable image, using a grey placeholder", self.paths[i])
             img = Image.new("RGB", (self.image_size, self.image_size), PLACEHOLDER_RGB)
-        return self.transform(img), int(self.labels[i])
+        return self.transform(img), label
 
 
 @register_encoder("image")
@@ -205,7 +210,7 @@ class ImageEncoder(Encoder):
                             len(bad), len(paths), preview(names.iloc[bad]))
         transform = image_transforms(self.config, self.mean, self.std, train=train)
         return ImageDataset(paths, ok, labels, rows, transform, self.config.image_size,
-                            skipped=len(bad) if train else 0)
+                            skipped=len(bad) if train else 0, train=train)
 
     def collate(self, items: list) -> tuple[Tensor, Tensor]:
         images = torch.stack([image for image, _ in items])

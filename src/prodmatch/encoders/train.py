@@ -519,6 +519,9 @@ def fit(encoder, train_frame: pd.DataFrame, valid_frame: pd.DataFrame | None, co
             for batch, labels in loader:
                 if micro >= n_batches:
                     break
+                batch, labels = _usable_rows(batch, labels)
+                if len(labels) < 2:  # BatchNorm needs two rows; nothing to learn from this batch
+                    continue
                 if micro % config.accumulate == 0:
                     factor = lr_factor(step, total_steps, warmup, config.schedule, config.min_lr_ratio)
                     for group, base in zip(optimizer.param_groups, peak):
@@ -584,6 +587,16 @@ def fit(encoder, train_frame: pd.DataFrame, valid_frame: pd.DataFrame | None, co
     return FitResult(encoder=encoder, out_dir=out_dir, history=history, best_epoch=best["epoch"],
                      best_f1=best["f1"] if best["epoch"] else float("nan"), best_threshold=best["threshold"], n_classes=len(classes), skipped=skipped,
                      steps=step, seconds=round(time.time() - started, 3))
+
+
+def _usable_rows(batch, labels):
+    """The batch without rows labelled < 0 (images that failed to decode: `image.UNREADABLE`)."""
+    keep = labels >= 0
+    if bool(keep.all()):
+        return batch, labels
+    if isinstance(batch, dict):
+        return {k: v[keep] for k, v in batch.items()}, labels[keep]
+    return batch[keep], labels[keep]
 
 
 def _frozen_features(encoder, train_frame, valid_frame, given, *, batch_size: int, config: TrainConfig, device,
