@@ -165,3 +165,20 @@ def test_training_skips_an_image_that_does_not_decode(tmp_path):
     assert kept.shape[0] == 3 and kept_labels.tolist() == [0, 1, 1] and torch.equal(kept[1], batch[2])
     # at inference the same row is a placeholder, kept in place
     assert [label for _, label in (encoder.dataset(frame, train=False)[i] for i in range(4))] == [-1] * 4
+
+
+def test_artifacts_get_the_umask_mode_not_0600(tmp_path):
+    """Was: every atomically written file 0600 and folder 0700 (mkstemp / mkdtemp) under umask 0022."""
+    import os
+
+    from prodmatch.io import atomic_dir, write_text
+
+    old = os.umask(0o022)
+    try:
+        write_text(tmp_path / "a.txt", "x")
+        with atomic_dir(tmp_path / "folder") as tmp:
+            (tmp / "f").write_text("y")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "a.txt").stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "folder").stat().st_mode & 0o777 == 0o755
