@@ -73,3 +73,20 @@ def test_predicted_f1_for_a_bigger_pool_is_closer_than_the_cv_pools_own():
     assert at_size.t > own.t
     assert abs(predicted - actual) < abs(cv_f1 - actual_own)
     assert actual >= actual_own  # and the thresholds tuned for the size score better there
+
+
+def test_curves_of_row_segments_add_up_to_the_whole_pool():
+    """`curve` with a rows mask sums only those rows (their pairs alone are bucketed)."""
+    rng = np.random.default_rng(0)
+    n = 60
+    groups = rng.integers(0, 15, n)
+    rows, cols = rng.integers(0, n, 900), rng.integers(0, n, 900)
+    cands = Matches.from_pairs(rows, cols, rng.random(900), n)
+    segments = rng.integers(0, 4, n)
+    grid = np.linspace(0.05, 0.95, 19)
+    whole = curve(cands, groups, grid, negative_weight=3.0)
+    parts = [curve(cands, groups, grid, rows_mask=segments == s, negative_weight=3.0) for s in range(4)]
+    for metric in ("f1", "precision", "recall"):
+        np.testing.assert_allclose(sum(p.base[metric] for p in parts), whole.base[metric])
+        np.testing.assert_allclose(sum(p.min2_gain[metric] for p in parts), whole.min2_gain[metric])
+    assert sum(p.n_rows for p in parts) == whole.n_rows == n

@@ -62,21 +62,24 @@ def curve(candidates: Matches, groups, grid=DEFAULT_GRID, rows_mask=None, negati
     mask = np.ones(candidates.n, bool) if rows_mask is None else np.asarray(rows_mask, bool)
     n, g = candidates.n, len(grid)
     c = candidates
-    other = c.rows != c.cols
+    other = (c.rows != c.cols) & mask[c.rows]  # only the summed rows' pairs matter
     rows, cols, scores = c.rows[other], c.cols[other], c.scores[other]
     true = groups[rows] == groups[cols]
     bucket = np.searchsorted(grid, scores, side="right") - 1  # largest g with grid[g] <= score
     listed = bucket >= 0
+    members = np.flatnonzero(mask)
+    local = np.full(n, -1, np.int64)
+    local[members] = np.arange(len(members))
+    at = local[rows]
 
     def per_row_counts(weights) -> np.ndarray:
-        flat = np.bincount(rows[listed] * g + bucket[listed], weights=weights[listed], minlength=n * g)
-        return np.cumsum(flat.reshape(n, g)[:, ::-1], axis=1)[:, ::-1]  # pairs with score >= grid[t]
+        flat = np.bincount(at[listed] * g + bucket[listed], weights=weights[listed], minlength=len(members) * g)
+        return np.cumsum(flat.reshape(len(members), g)[:, ::-1], axis=1)[:, ::-1]  # pairs with score >= grid[t]
 
     n_true = row_group_sizes(groups)
     pred = 1.0 + per_row_counts(np.where(true, 1.0, float(negative_weight)))
     hits = 1.0 + per_row_counts(true.astype(np.float64))
-    t_col = n_true[:, None].astype(np.float64)
-    hits, pred, t_col = hits[mask], pred[mask], t_col[mask]
+    t_col = n_true[members][:, None].astype(np.float64)
     base = {
         "f1": (2 * hits / (pred + t_col)).sum(0),
         "precision": (hits / pred).sum(0),
