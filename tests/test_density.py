@@ -90,3 +90,19 @@ def test_curves_of_row_segments_add_up_to_the_whole_pool():
         np.testing.assert_allclose(sum(p.base[metric] for p in parts), whole.base[metric])
         np.testing.assert_allclose(sum(p.min2_gain[metric] for p in parts), whole.min2_gain[metric])
     assert sum(p.n_rows for p in parts) == whole.n_rows == n
+
+
+def test_score_parts_with_chisel_equals_scoring_each_segment():
+    from prodmatch.post.matcher import MatcherParams, score_parts
+
+    models, groups, folds, titles = clustered(n_groups=80, seed=3)
+    pool = Pool({m: ("dense", x) for m, x in models.items()}, titles=titles, groups=groups, segments=folds, k=10)
+    parts = [(pool, f) for f in range(4)]
+    sizes = tuple(int(s) for s in np.unique(groups, return_counts=True)[1])
+    params = MatcherParams(Stage("+chisel", ("a", "b"), min2=True, chisel=True), {}, 0.5, 0.3, sizes)
+    grid = MatcherConfig().grid
+    for rows in (None, 5_000):
+        together = score_parts(parts, params, grid, rows)
+        apart = [score(part, params, grid, rows) for part in parts]
+        for m in ("f1", "precision", "recall"):
+            assert together[m] == pytest.approx(sum(a[m] for a in apart))

@@ -286,7 +286,7 @@ def matcher_at_size(parts, config, kinds, names, stage) -> tuple:
     size table of thresholds for other test sizes, members and NB graphs fixed)."""
     from dataclasses import replace
 
-    from .post.matcher import fit, nested_score, score, tune
+    from .post.matcher import fit, nested_score, score_parts, tune
     from .post.tune import SIZE_GRID
 
     scores, _, _, _ = nested_score(parts, stage, config)
@@ -298,7 +298,7 @@ def matcher_at_size(parts, config, kinds, names, stage) -> tuple:
     for size in sorted({*SIZE_GRID, int(config.test_rows)}):
         at = replace(config, test_rows=size)
         tuned = tune(parts, fixed, at, params.nb_thresholds, params.target_sizes)
-        f1 = sum(score(part, tuned, config.grid, size)["f1"] for part in parts) / n_rows
+        f1 = score_parts(parts, tuned, config.grid, size)["f1"] / n_rows
         table.append({"rows": size, "t": tuned.t, "t_min2": tuned.t_min2, "f1": round(f1, 4)})
     return params, predicted, table
 
