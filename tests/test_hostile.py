@@ -182,3 +182,25 @@ def test_artifacts_get_the_umask_mode_not_0600(tmp_path):
         os.umask(old)
     assert (tmp_path / "a.txt").stat().st_mode & 0o777 == 0o644
     assert (tmp_path / "folder").stat().st_mode & 0o777 == 0o755
+
+
+def test_frozen_training_skips_an_image_that_does_not_decode(tmp_path):
+    """The frozen-backbone path caches features from the inference transform, where such an image
+    is the grey placeholder: that row is left out of training too."""
+    from PIL import Image
+
+    from prodmatch.encoders import create_encoder
+    from prodmatch.encoders.train import TrainConfig, fit
+
+    rows = shopee_rows(6)
+    folder = tmp_path / "train_images"
+    folder.mkdir()
+    for i, row in enumerate(rows):
+        Image.new("RGB", (64, 64), (40 * i, 90, 25 * i)).save(folder / row["image"], quality=95)
+    whole = (folder / rows[1]["image"]).read_bytes()
+    (folder / rows[1]["image"]).write_bytes(whole[:-10])
+    frame = read_shopee_csv(write_shopee(tmp_path, rows, images=False), image_policy="placeholder")
+    encoder = create_encoder("image", {"backbone": "test_efficientnet", "image_size": 32, "dim": 8})
+    config = TrainConfig(epochs=1, batch_size=2, freeze_backbone=True, save_checkpoints=False)
+    result = fit(encoder, frame, None, config, tmp_path / "fit", progress=False)
+    assert result.skipped == 1

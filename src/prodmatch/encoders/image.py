@@ -212,6 +212,12 @@ class ImageEncoder(Encoder):
         return ImageDataset(paths, ok, labels, rows, transform, self.config.image_size,
                             skipped=len(bad) if train else 0, train=train)
 
+    def placeholder_input(self) -> Tensor:
+        """The (1, 3, size, size) batch an unreadable image becomes at inference."""
+        size = self.config.image_size
+        grey = Image.new("RGB", (size, size), PLACEHOLDER_RGB)
+        return image_transforms(self.config, self.mean, self.std, train=False)(grey).unsqueeze(0)
+
     def collate(self, items: list) -> tuple[Tensor, Tensor]:
         images = torch.stack([image for image, _ in items])
         return images, torch.as_tensor([label for _, label in items], dtype=torch.long)

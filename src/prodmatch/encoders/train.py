@@ -481,6 +481,11 @@ def fit(encoder, train_frame: pd.DataFrame, valid_frame: pd.DataFrame | None, co
             features = _frozen_features(encoder, train_frame, valid_frame if has_valid else None, features,
                                         batch_size=eval_bs, config=config, device=device, progress=progress)
             kept = np.asarray(getattr(dataset, "rows", np.arange(len(train_frame))), dtype=np.int64)
+            undecodable = _placeholder_rows(encoder, features.train[kept], device)
+            if undecodable.any():  # passed the header check, drawn as the placeholder: nothing to learn
+                log.warning("%d training image(s) do not decode, skipped", int(undecodable.sum()))
+                skipped += int(undecodable.sum())
+                kept = kept[~undecodable]
             dataset = FeatureDataset(features.train[kept], codes[kept])
         forward = encoder.neck if frozen else encoder
         collate = FeatureDataset.collate if frozen else None
@@ -587,6 +592,22 @@ def fit(encoder, train_frame: pd.DataFrame, valid_frame: pd.DataFrame | None, co
     return FitResult(encoder=encoder, out_dir=out_dir, history=history, best_epoch=best["epoch"],
                      best_f1=best["f1"] if best["epoch"] else float("nan"), best_threshold=best["threshold"], n_classes=len(classes), skipped=skipped,
                      steps=step, seconds=round(time.time() - started, 3))
+
+
+def _placeholder_rows(encoder, features: np.ndarray, device) -> np.ndarray:
+    """Rows whose cached features are the encoder's placeholder input's (an image that failed to
+    decode when the features were computed); none for encoders without a placeholder."""
+    import torch
+
+    placeholder = getattr(encoder, "placeholder_input", lambda: None)()
+    if placeholder is None or not len(features):
+        return np.zeros(len(features), bool)
+    was_training = encoder.training
+    encoder.eval()
+    with torch.inference_mode():
+        ref = encoder.features(_to_device(placeholder, device)).float().cpu().numpy()[0]
+    encoder.train(was_training)
+    return np.all(np.abs(np.asarray(features) - ref) <= 1e-4 * (1.0 + np.abs(ref)), axis=1)
 
 
 def _usable_rows(batch, labels):
