@@ -204,3 +204,17 @@ def test_frozen_training_skips_an_image_that_does_not_decode(tmp_path):
     config = TrainConfig(epochs=1, batch_size=2, freeze_backbone=True, save_checkpoints=False)
     result = fit(encoder, frame, None, config, tmp_path / "fit", progress=False)
     assert result.skipped == 1
+
+
+def test_min2_on_empty_lists_and_knn_on_sparse_input():
+    """Were: a raw 'argmax of an empty sequence' ValueError; 'must be a 2-D matrix, got shape ()'."""
+    import numpy as np
+    import scipy.sparse as sp
+
+    from prodmatch.neighbors import knn
+    from prodmatch.post.threshold import min2
+
+    out = min2(np.zeros((3, 0), np.float32), np.zeros((3, 0), np.int64), 0.5, 0.3)
+    assert out.pair_set() == {(0, 0), (1, 1), (2, 2)}  # each row matches itself only
+    with pytest.raises(DataError, match="scipy sparse matrix.*SparseModel.search"):
+        knn(sp.random(5, 4, density=0.5, format="csr", random_state=0), 2)

@@ -124,7 +124,7 @@ def min2(sims, idx, t: float, t_min2: float | None) -> Matches:
     n = len(idx)
     is_self = idx == np.arange(n)[:, None]
     keep = (sims >= np.float64(t)) | is_self  # compare in float64 like `select`
-    if t_min2 is not None:
+    if t_min2 is not None and idx.shape[1]:  # empty lists (k = 0): nobody has a neighbour to add
         other = ~is_self
         alone = ~(keep & other).any(1)
         best = np.where(other, sims, -np.inf).argmax(1)
