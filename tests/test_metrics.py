@@ -1,7 +1,7 @@
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from prodmatch.errors import DataError
@@ -111,18 +111,19 @@ def test_score_submission_rejects_bad_files(sub, message):
 
 
 def _loop_best_row_threshold(rows, cols, sims, groups, thresholds):
-    """The definition: score every threshold separately, keep the first best."""
+    """The definition: score every threshold separately, keep the first best (F1s equal to 1e-9
+    are ties: the same sum in another order differs in its last bits)."""
     n = len(groups)
-    best = (None, Scores(-1.0, 0.0, 0.0))
+    scored = []
     for t in thresholds:
         keep = sims >= t
-        s = row_scores(np.r_[np.arange(n), rows[keep]], np.r_[np.arange(n), cols[keep]], groups)
-        if s.f1 > best[1].f1:
-            best = (t, s)
-    return best
+        scored.append((t, row_scores(np.r_[np.arange(n), rows[keep]], np.r_[np.arange(n), cols[keep]], groups)))
+    top = max(s.f1 for _, s in scored)
+    return next((t, s) for t, s in scored if s.f1 >= top - 1e-9 * max(1.0, abs(top)))
 
 
 @given(st.integers(2, 30), st.integers(0, 200), st.integers(0, 2**31 - 1))
+@example(19, 118, 19)  # F1 at t=0.9 and t=0.95 equal but for the last bit: a tie, first given wins
 @settings(max_examples=60, deadline=None)
 def test_best_row_threshold_one_pass_equals_the_per_threshold_loop(n, n_pairs, seed):
     rng = np.random.default_rng(seed)

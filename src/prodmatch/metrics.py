@@ -77,7 +77,10 @@ def best_row_threshold(rows, cols, sims, groups, thresholds=None) -> tuple[float
     grid, position = np.unique(thresholds, return_inverse=True)
     candidates = Matches.from_pairs(rows, cols, sims, len(groups))
     sums = curve(candidates, groups, grid).base
-    best = int(np.argmax(sums["f1"][position]))  # first of the best in the given order
+    f1 = sums["f1"][position]
+    # first of the best in the given order; sums that differ in the last bits (the same F1 added
+    # up in another order) are ties
+    best = int(np.flatnonzero(f1 >= f1.max() - 1e-9 * max(1.0, abs(float(f1.max()))))[0])
     n = max(len(groups), 1)
     g = position[best]
     return float(thresholds[best]), Scores(float(sums["f1"][g] / n), float(sums["precision"][g] / n),
