@@ -106,3 +106,18 @@ def test_score_parts_with_chisel_equals_scoring_each_segment():
         apart = [score(part, params, grid, rows) for part in parts]
         for m in ("f1", "precision", "recall"):
             assert together[m] == pytest.approx(sum(a[m] for a in apart))
+
+
+def test_test_size_validation_and_the_tiny_run_warning(caplog):
+    from types import SimpleNamespace
+
+    from prodmatch.errors import DataError
+    from prodmatch.pipeline import tuned_test_rows
+
+    models = [SimpleNamespace(test=np.zeros((3, 4)))]
+    assert tuned_test_rows(70_000, None, models) == 70_000 and tuned_test_rows(None, 5_000, models) == 5_000
+    with caplog.at_level("WARNING", logger="prodmatch.pipeline"):
+        assert tuned_test_rows(None, None, models) == 3
+    assert "pass --test-rows" in caplog.text
+    with pytest.raises(DataError, match="positive row count"):
+        tuned_test_rows(-5, None, models)

@@ -249,7 +249,7 @@ def match_run(runs, *, data_dir=None, titles=None, config=None, overwrite: bool 
         raise DataError("the unit filter needs titles: give --data (the folder with train.csv) or set units: false")
     if titles is not None and len(titles) != len(rows):
         raise DataError(f"{len(titles)} titles for a run of {len(rows)} rows")
-    test_rows = test_rows or config.test_rows or run_test_rows(models)
+    test_rows = tuned_test_rows(test_rows, config.test_rows, models)
     config = replace(config, cv_pool=resolve_cv_pool(config.cv_pool, models), test_rows=test_rows)
     parts = match_parts(rows, models, titles=titles, k=config.k, backend=config.backend, cv_pool=config.cv_pool)
     names = [m.name for m in models]
@@ -344,6 +344,21 @@ def run_test_rows(models) -> int | None:
     return max(sizes) if sizes else None
 
 
+def tuned_test_rows(given: int | None, configured: int | None, models) -> int | None:
+    """The test size thresholds are tuned for: `given` (--test-rows), else the config's, else the
+    run's test.csv rows - with a warning when that is tiny (Kaggle's visible test.csv has 3 rows)."""
+    for value in (given, configured):
+        if value is not None and int(value) < 1:
+            raise DataError(f"test_rows must be a positive row count, got {value}")
+    if given or configured:
+        return int(given or configured)
+    rows = run_test_rows(models)
+    if rows is not None and rows < 256:
+        log.warning("the run's test.csv has %d rows: thresholds and the predicted F1 are for that size; pass "
+                    "--test-rows with the real test size (Kaggle: 70000); predict still adapts to its rows", rows)
+    return rows
+
+
 @dataclass
 class ScoredParts:
     """The stacker's OOF probabilities as candidates per part: (candidates, groups, rows mask, pool rows)."""
@@ -410,7 +425,7 @@ def stack_run(runs, *, data_dir=None, titles=None, config=None, overwrite: bool 
     cv_pool = "fold" if auto_fold else resolve_cv_pool(config.cv_pool, models)
     if cv_pool == "all" and config.graph == "components":
         raise DataError("stacker graph 'components' is tuned per fold pool: use cv_pool 'fold' with it")
-    test_rows = test_rows or config.test_rows or run_test_rows(models)
+    test_rows = tuned_test_rows(test_rows, config.test_rows, models)
     config = replace(config, cv_pool=cv_pool, test_rows=test_rows)
     parts = match_parts(rows, models, titles=titles, k=config.k, cv_pool=cv_pool)
     pairs = stack_pairs(parts, names, config, MatcherConfig(k=config.k))

@@ -281,6 +281,8 @@ def embed_test(models_dir: Path, spec: dict, frame: pd.DataFrame, *, batch_size:
     from .encoders.train import backbone_features, embed_frame
 
     folders = [models_dir / folder for folder in spec["folders"]]
+    # each fold encoder is loaded twice (digest pass, embedding pass) rather than all held at once:
+    # five xlm-r-base folds would need ~5.5 GB of a 13 GB kernel
     shared = len(folders) > 1 and len({backbone_digest(load_encoder(f)) for f in folders}) == 1
     features = None
     if shared:  # fold necks over one frozen backbone: its pass runs once, not once per fold
