@@ -361,3 +361,14 @@ def test_frozen_fit_with_given_features_equals_computing_them(tmp_path):
             features=FrozenFeatures(given.train[:-1], given.valid))
     with pytest.raises(DataError, match="validation features"):
         fit(stub(), train, valid, FROZEN, tmp_path / "d", progress=False, features=FrozenFeatures(given.train))
+
+
+def test_a_feature_cache_missing_a_file_is_recomputed(tmp_path):
+    from prodmatch.encoders.frozen import cached_features
+
+    encoder, frame = stub(), frame_of(4)
+    first = cached_features(tmp_path / "f", encoder, {"train": frame})["train"]
+    (tmp_path / "f" / "train.npy").unlink()
+    again = cached_features(tmp_path / "f", encoder, {"train": frame})["train"]
+    np.testing.assert_allclose(again, first)
+    assert (tmp_path / "f" / "train.npy").is_file()

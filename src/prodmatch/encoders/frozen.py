@@ -110,7 +110,8 @@ def cached_features(folder, encoder, frames: dict[str, pd.DataFrame | None], *, 
     meta_path = folder / FEATURES_JSON
     if meta_path.is_file():
         existing = json.loads(meta_path.read_text(encoding="utf-8"))
-        if existing == record:
+        complete = all((folder / f"{name}.npy").is_file() for name in wanted)
+        if existing == record and complete:
             return {name: np.load(folder / f"{name}.npy", mmap_mode="r", allow_pickle=False) for name in wanted}
         log.warning("%s: cached features are from another backbone or other rows; recomputing", folder)
         meta_path.unlink()
