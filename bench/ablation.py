@@ -62,7 +62,10 @@ def main() -> None:
                         help="also run the LightGBM stacker on candidate pairs (per-fold pools) and add its row")
     parser.add_argument("--cv-pool", choices=["fold", "all"], default="fold",
                         help="fold: each fold searched alone; all: every row searched, folds scored")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="matcher config override, e.g. nb_graph=union or chisel_as_threshold=true (repeatable)")
     args = parser.parse_args()
+    overrides = dict(_override(item, parser) for item in args.set)
     if args.stack and args.cv_pool != "fold":
         parser.error("--stack compares against per-fold pools: use --cv-pool fold")
 
@@ -75,7 +78,7 @@ def main() -> None:
         started = time.perf_counter()
         save_model(run, name, kind, embed(frame), rows=rows, meta={"source": "bench/ablation.py", "data": str(args.data)})
         timings.append(f"{name} {time.perf_counter() - started:.1f} s")
-    result = match_run(run, titles=frame["title"].to_numpy(object), config={"k": args.k, "cv_pool": args.cv_pool})
+    result = match_run(run, titles=frame["title"].to_numpy(object), config={"k": args.k, "cv_pool": args.cv_pool, **overrides})
     table = result["table"]
     extra = []
     if args.stack:
@@ -97,7 +100,8 @@ def main() -> None:
     lines = [
         f"# Matcher ablation: {args.data} ({len(frame)} rows, {frame['label_group'].nunique()} groups)",
         "",
-        f"`.venv/bin/python bench/ablation.py --data {args.data} --cv-pool {args.cv_pool}` — {args.folds} group folds",
+        f"`.venv/bin/python bench/ablation.py --data {args.data} --cv-pool {args.cv_pool}"
+        f"{''.join(' --set ' + item for item in args.set)}` — {args.folds} group folds",
         f"(seed {args.seed}), search pool per {args.cv_pool}, thresholds tuned on the other folds; gain = F1 change vs the row above",
         "(first chain row: vs the best single model's last row).",
         "",
@@ -108,7 +112,18 @@ def main() -> None:
     ]
     text = "\n".join(lines) + "\n"
     print(text)
-    write_text(RESULTS / f"ablation-{args.data.name}-{args.cv_pool}.md", text)
+    suffix = "".join("-" + item.replace("=", "-") for item in args.set)
+    write_text(RESULTS / f"ablation-{args.data.name}-{args.cv_pool}{suffix}.md", text)
+
+
+def _override(item: str, parser) -> tuple[str, object]:
+    """'key=value' with YAML scalars (true, 0.3, union)."""
+    import yaml
+
+    key, sep, value = item.partition("=")
+    if not sep:
+        parser.error(f"--set takes KEY=VALUE, got {item!r}")
+    return key, yaml.safe_load(value)
 
 
 if __name__ == "__main__":

@@ -261,3 +261,69 @@ def test_match_cli(run_folder, capsys):
     assert "+chisel" in out and "ablation.csv" in out
     assert main(["match", "--run", str(run), "--data", str(data)]) == 2
     assert "exists" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- issue 12's variants
+
+
+def test_union_graph_nb_of_one_model_is_its_own_nb():
+    """The union graph of a single model is that model's thresholded graph: both NB modes agree."""
+    from prodmatch.post.matcher import UNION_GRAPH
+
+    models, groups, _, titles = clustered()
+    pool = Pool({"a": ("dense", models["a"])}, titles=titles, groups=groups, k=10)
+    own = pool.candidates(Stage("+nb", ("a",), nb=True), {"a": 0.6})
+    union = pool.candidates(Stage("+nb", ("a",), nb=True, nb_graph="union"), {UNION_GRAPH: 0.6})
+    assert own.pair_set() == union.pair_set()
+    np.testing.assert_allclose(own.scores, union.scores, rtol=1e-6)
+
+
+def test_union_graph_nb_blends_every_model_on_the_members_union():
+    from prodmatch.post.blend import blend
+    from prodmatch.post.matcher import UNION_GRAPH, search
+    from prodmatch.post.union import similarity_union
+
+    models, groups, _, titles = clustered()
+    pool = Pool({m: ("dense", x) for m, x in models.items()}, titles=titles, groups=groups, k=10)
+    got = pool.candidates(Stage("+union", ("a", "b"), nb=True, nb_graph="union"), {UNION_GRAPH: 0.5})
+    graph = select(similarity_union([search("dense", models[m], 10) for m in ("a", "b")])[0], 0.5)
+    want, _ = similarity_union([search("dense", blend(models[m], graph), 10) for m in ("a", "b")])
+    assert got.pair_set() == want.pair_set()
+    np.testing.assert_allclose(got.scores, want.scores, rtol=1e-5)
+    with pytest.raises(DataError, match="union graph"):
+        pool.candidates(Stage("+union", ("a", "b"), nb=True, nb_graph="union"), {"a": 0.5, "b": 0.5})
+
+
+def test_union_graph_nb_fits_round_trips_and_applies_to_a_new_pool():
+    from prodmatch.post.matcher import UNION_GRAPH
+
+    models, groups, folds, titles = clustered()
+    parts = fold_parts(models, groups, folds, titles)
+    config = MatcherConfig(k=10, nb_graph="union", chisel=False, units=False)
+    names = [s.name for s in stages(config, ["a", "b"], {"a": "dense", "b": "dense"})]
+    assert names[-1] == "+union"
+    params = fit(parts, config, {"a": "dense", "b": "dense"}, ["a", "b"])
+    assert params.stage.nb_graph == "union" and UNION_GRAPH in params.nb_thresholds
+    assert params_from_dict(json.loads(json.dumps(params_to_dict(params)))) == params
+    test_models, test_groups, _, test_titles = clustered(n_groups=30, seed=5)
+    out = Pool({m: ("dense", x) for m, x in test_models.items()}, titles=test_titles, k=10).matches(params)
+    assert per_row_scores(out.rows, out.cols, test_groups)[0].mean() > 0.5
+
+
+def test_chisel_as_threshold_leaves_the_sizing_to_chisel():
+    from prodmatch.post.chisel import allowed_counts
+
+    models, groups, folds, titles = clustered()
+    parts = fold_parts(models, groups, folds, titles)
+    kinds = {"a": "dense", "b": "dense"}
+    config = MatcherConfig(k=10, chisel_as_threshold=True)
+    params = fit(parts, config, kinds, ["a", "b"])
+    assert params.stage.chisel and params.t == config.grid[0] and params.t_min2 is None
+    pool = parts[0][0]
+    out = pool.matches(params)
+    allow = allowed_counts(params.target_sizes, pool.n)
+    sizes = out.sizes()
+    assert all((sizes >= p).sum() <= allow[p] for p in range(2, len(allow)))
+    assert (sizes >= len(allow)).sum() == 0
+    result = ablation(parts, config, kinds, ["a", "b"], progress=False)
+    assert result.table["stage"].iloc[-1] == "+chisel" and 0 < result.table["f1"].iloc[-1] <= 1

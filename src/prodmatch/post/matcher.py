@@ -45,6 +45,12 @@ class MatcherConfig:
     min2: bool = True
     chisel: bool = True
     chisel_window: float = 0.2  # chisel may lower t by up to this much below the tuned t
+    # chisel as the threshold itself (18th place Shopee): t drops to the grid's floor and chisel
+    # alone sizes every row's top-K list; off: chisel trims below a tuned t (see `chisel_window`)
+    chisel_as_threshold: bool = False
+    # NB graph: "own" blends each model on its own thresholded graph; "union" blends every model
+    # on one graph, the a+b-ab union of all members at its tuned threshold (1st place Shopee's INB)
+    nb_graph: Literal["own", "union"] = "own"
     grid_step: float = 0.01
     grid_min: float = 0.05
     backend: str = "auto"
@@ -74,6 +80,7 @@ class Stage:
     min2: bool = False
     chisel: bool = False
     select: bool = False  # choose the union's members greedily on the labelled parts (see `select_union`)
+    nb_graph: str = "own"  # "union": every model blended on the members' union graph (`MatcherConfig.nb_graph`)
 
     @property
     def label(self) -> str:
@@ -148,12 +155,28 @@ class Pool:
             self._models[key] = search(kind, data, self.k, self.backend)
         return self._models[key]
 
+    def union_blended(self, name: str, members: tuple[str, ...], t: float):
+        """Model `name` blended on the union graph of `members` at threshold t, searched again."""
+        kind, _ = self.data[name]
+        if kind not in BLENDABLE:
+            return self.model(name)
+        key = (name, ("union", members, t))
+        if key not in self._models:
+            graph = select(similarity_union([self.model(m) for m in members])[0], t)
+            base = self.model(name)
+            self._models[key] = search(kind, blend(base.emb if kind == "dense" else base.x, graph), self.k,
+                                       self.backend)
+        return self._models[key]
+
     def candidates(self, stage: Stage, nb_thresholds: Mapping[str, float] | None = None) -> Matches:
         """Scored candidate pairs of `stage` (before threshold, Min2 and chisel)."""
         nb_t = _stage_nb(stage, nb_thresholds)
         key = (stage.models, stage.units, nb_t)
         if key not in self._candidates:
-            models = [self.model(m, dict(nb_t).get(m)) for m in stage.models]
+            if stage.nb and stage.nb_graph == "union":
+                models = [self.union_blended(m, stage.models, dict(nb_t)[UNION_GRAPH]) for m in stage.models]
+            else:
+                models = [self.model(m, dict(nb_t).get(m)) for m in stage.models]
             cands, _ = similarity_union(models)
             if stage.units:
                 if self.titles is None:
@@ -214,7 +237,8 @@ def stages(config: MatcherConfig, names: Sequence[str], kinds: Mapping[str, str]
         if config.nb and kinds[name] in BLENDABLE:
             out.append(Stage("+nb", (name,), nb=True, min2=config.min2))
     chain = Stage("chain", tuple(names) if config.union else (names[0],), nb=config.nb, min2=config.min2,
-                  select=config.union and config.union_select == "greedy" and len(names) > 1)
+                  select=config.union and config.union_select == "greedy" and len(names) > 1,
+                  nb_graph=config.nb_graph if config.nb else "own")
     if config.union and len(names) > 1:
         chain = replace(chain, name="+union")
         out.append(chain)
@@ -246,12 +270,17 @@ def tune(parts: Sequence[Part], stage: Stage, config: MatcherConfig, nb_threshol
     nb_thresholds = dict(nb_thresholds or {})
     if stage.select:
         stage = select_union(parts, stage, config, nb_thresholds)
+    if stage.nb and stage.nb_graph == "union":
+        graph = Stage("graph", stage.models)
+        nb_thresholds[UNION_GRAPH] = tune(parts, graph, config, target_sizes=()).t
     curves = [pool.curve(stage, nb_thresholds, grid, seg, config.test_rows) for pool, seg in parts]
     ti, t2i = best_thresholds(curves, min2=stage.min2)
     params = MatcherParams(stage, nb_thresholds, float(grid[ti]), None if t2i is None else float(grid[t2i]),
                            tuple(sorted(int(s) for s in target_sizes)))
     if not stage.chisel:
         return params
+    if config.chisel_as_threshold:
+        return replace(params, t=float(grid[0]), t_min2=None)
     # chisel only removes, so it pays off with a lower t: scan a window below the tuned t
     best, best_f1 = params, -np.inf
     for t in grid[(grid <= params.t + 1e-9) & (grid >= params.t - config.chisel_window - 1e-9)][::-1]:
@@ -266,7 +295,7 @@ def select_union(parts: Sequence[Part], stage: Stage, config: MatcherConfig, nb_
     """Forward selection of union members on the labelled parts (without chisel, for speed):
     start from the best model alone, add the model that raises the tuned F1 most, stop when none does."""
     grid = config.grid
-    probe = replace(stage, chisel=False, select=False)
+    probe = replace(stage, chisel=False, select=False, nb_graph="own")  # own graphs: no threshold per member set
 
     def value(members) -> float:
         st = replace(probe, models=tuple(m for m in stage.models if m in members))
@@ -428,9 +457,16 @@ def _most_common(choices: Sequence[str]) -> str:
     return f"{values[top]} ({counts[top]}/{len(choices)})"
 
 
+UNION_GRAPH = "(union graph)"  # nb_thresholds key of the union graph's threshold (no model has this name)
+
+
 def _stage_nb(stage: Stage, nb_thresholds) -> tuple:
     if not stage.nb:
         return ()
+    if stage.nb_graph == "union":
+        if UNION_GRAPH not in (nb_thresholds or {}):
+            raise DataError("NB over the union graph needs its threshold")
+        return ((UNION_GRAPH, float(nb_thresholds[UNION_GRAPH])),)
     missing = [m for m in stage.models if m not in (nb_thresholds or {})]
     if missing:
         raise DataError(f"NB needs a graph threshold for {missing}")
