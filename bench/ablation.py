@@ -23,7 +23,8 @@ from prodmatch.data.shopee import read_shopee_csv
 from prodmatch.encoders.phash import phash_codes
 from prodmatch.encoders.tfidf import TfidfConfig, tfidf_embed
 from prodmatch.io import new_run_dir, write_text
-from prodmatch.pipeline import match_run, stack_run
+from prodmatch.post.run import match_run
+from prodmatch.stack.run import stack_run
 from prodmatch.report import markdown_table
 from prodmatch.store import rows_table, save_model
 

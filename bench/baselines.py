@@ -18,7 +18,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from prodmatch.baseline import BASELINE_GRIDS, neighbour_pairs, tune_baseline
+from prodmatch.baseline import neighbour_pairs, tune_baseline
+from prodmatch.embedders import get_embedder
 from prodmatch.data.folds import group_folds
 from prodmatch.data.shopee import read_shopee_csv
 from prodmatch.io import write_text
@@ -38,7 +39,7 @@ def cv_f1(frame: pd.DataFrame, method: str, n_folds: int = 5, seed: int = 0) -> 
     """
     groups = frame["label_group"].to_numpy()
     folds = group_folds(groups, n_folds, seed)
-    grid = BASELINE_GRIDS[method]
+    grid = get_embedder(method).grid
     rows, cols, sims = neighbour_pairs(frame, method)
     f1 = np.zeros(len(frame))
     for k in range(n_folds):

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from prodmatch.data.ccks import read_ccks_items, read_ccks_pairs
+from prodmatch.ccks.data import read_ccks_items, read_ccks_pairs
 from prodmatch.encoders.tfidf import TfidfConfig, tfidf_embed
 from prodmatch.io import write_text
 from prodmatch.metrics import best_pair_threshold, pair_scores

@@ -18,14 +18,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from prodmatch.data.ccks import read_ccks_items, read_ccks_pairs
+from prodmatch.ccks.data import read_ccks_items, read_ccks_pairs
 from prodmatch.encoders.tfidf import TfidfConfig
 from prodmatch.io import write_text
 from prodmatch.metrics import pair_scores
 from prodmatch.pairs.pvs import pair_frame
 from prodmatch.pairs.unsupervised import pvs_jaccard, text_cosine
 from prodmatch.report import markdown_table
-from prodmatch.stack.ccks_output import score_result_file, write_decision_result
+from prodmatch.ccks.output import score_result_file, write_decision_result
 from prodmatch.stack.compare import platt
 from prodmatch.stack.ensemble import fit_thresholds, make_ensemble
 

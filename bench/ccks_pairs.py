@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from prodmatch.data.ccks import read_ccks_items, read_ccks_pairs
+from prodmatch.ccks.data import read_ccks_items, read_ccks_pairs
 from prodmatch.encoders.text import resolve_model_folder
 from prodmatch.encoders.tfidf import TfidfConfig, tfidf_embed
 from prodmatch.io import write_text
@@ -36,7 +36,7 @@ from prodmatch.metrics import best_pair_threshold, pair_scores
 from prodmatch.pairs.base import PairModelConfig, build_pair_model
 from prodmatch.pairs.pair_train import PairTrainConfig, fit_pair_model, predict_pairs
 from prodmatch.pairs.pvs import pair_frame
-from prodmatch.stack.ccks_run import item_disjoint_split
+from prodmatch.ccks.data import item_disjoint_split
 
 MODELS = {  # name -> PairModelConfig options (max_length filled from the flags)
     "cross": dict(kind="cross", loss="ce"),

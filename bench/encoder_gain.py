@@ -17,7 +17,7 @@ from prodmatch.data.shopee import read_shopee_csv
 from prodmatch.encoders import create_encoder
 from prodmatch.encoders.train import embed_frame, seed_everything
 from prodmatch.io import new_run_dir, write_text
-from prodmatch.pipeline import match_run
+from prodmatch.post.run import match_run
 from prodmatch.report import markdown_table
 from prodmatch.store import list_models, load_model, read_rows, save_model
 

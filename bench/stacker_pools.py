@@ -18,8 +18,9 @@ import numpy as np
 import pandas as pd
 
 from prodmatch.data.shopee import read_shopee_csv
-from prodmatch.pairs.candidates import pair_features
-from prodmatch.pipeline import ScoredParts, match_parts, run_titles, stack_pairs
+from prodmatch.stack.candidates import pair_features
+from prodmatch.post.run import match_parts, run_titles
+from prodmatch.stack.run import ScoredParts, stack_pairs
 from prodmatch.post.matcher import MatcherConfig, Pool, Stage, tune
 from prodmatch.post.tune import best_thresholds, curve, nested_sums, threshold_grid
 from prodmatch.stack.lgbm import StackerConfig, fit_final, fit_oof, pair_matches

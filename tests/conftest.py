@@ -68,7 +68,7 @@ def matched_run(root: Path, *, seed: int = 0, methods=("tfidf", "phash"), k: int
     """Synthetic `test` preset -> TF-IDF / phash embedding run -> matcher: (data folder, run folder)."""
     from prodmatch.data.synth import generate
     from prodmatch.encoders.oof import embed_unsupervised
-    from prodmatch.pipeline import match_run
+    from prodmatch.post.run import match_run
 
     data = root / "data"
     generate("shopee", data, seed=seed, preset="test")

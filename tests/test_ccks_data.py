@@ -9,10 +9,10 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from prodmatch.data.ccks import (INFO_FIELDS, check_ccks_images, parse_pvs, read_ccks_items,
-                                 read_ccks_pairs)
+from prodmatch.ccks.data import INFO_FIELDS, check_ccks_images, read_ccks_items, read_ccks_pairs
 from prodmatch.data.synth.ccks import INFO_KEYS, build_ccks_tables, generate_ccks
 from prodmatch.errors import DataError
+from prodmatch.pairs.pvs import parse_pvs
 
 JSONL_FILES = ("item_train_info.jsonl", "item_train_pair.jsonl", "item_valid_info.jsonl",
                "item_valid_pair.jsonl", "item_valid_pair_truth.jsonl")

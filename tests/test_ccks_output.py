@@ -12,7 +12,7 @@ from hypothesis.extra import numpy as hnp
 
 from prodmatch.errors import DataError
 from prodmatch.metrics import pair_scores
-from prodmatch.stack.ccks_output import (
+from prodmatch.ccks.output import (
     encode_decision_as_embeddings, format_embedding, lookup_embeddings, pair_score, parse_embedding,
     predict_result_file, read_result_file, result_scores, score_result_file, write_decision_result,
     write_result_file,

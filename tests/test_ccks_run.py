@@ -11,13 +11,15 @@ import pytest
 
 from prodmatch.cli import main
 from prodmatch.config import load_config
-from prodmatch.data.ccks import read_ccks_pairs
+from prodmatch.ccks.data import read_ccks_pairs
 from prodmatch.data.synth import generate
 from prodmatch.errors import DataError
 from prodmatch.pairs.unsupervised import pvs_jaccard
-from prodmatch.stack.ccks_output import score_result_file
-from prodmatch.stack.ccks_run import (CcksRunConfig, Fitted, Rule, build_members, ccks_run, choose, entry_rules,
-                                      fit_entries, holdout_split, member_rule, pair_components, selection_folds)
+from prodmatch.ccks.output import score_result_file
+from prodmatch.ccks import CcksRunConfig, build_members, ccks_run
+from prodmatch.ccks.data import holdout_split
+from prodmatch.ccks.select import (Fitted, Rule, choose, entry_rules, fit_entries, member_rule, pair_components,
+                                   selection_folds)
 from prodmatch.stack.ensemble import ensemble_from_dict
 
 UNSUPERVISED = {"holdout_items": 0.4, "members": [{"name": "tfidf", "kind": "tfidf_cosine"},
@@ -85,7 +87,7 @@ def test_run_writes_every_artifact(run, data):
 
 def test_saved_member_reloads_with_its_scores(run, data, tmp_path):
     from prodmatch.pairs.pair_train import load_pair_model, predict_pairs
-    from prodmatch.stack.ccks_run import load_data
+    from prodmatch.ccks.data import load_data
 
     config = load_config("ccks-test", CcksRunConfig)
     frames = load_data(data, config, tmp_path)
@@ -289,3 +291,25 @@ def test_leaderboard_lists_the_ccks_run(run):
     assert len(row) == 1
     assert row["f1"].iloc[0] == round(run["chosen_valid"]["f1"], 4)
     assert run["chosen"] in row["what"].iloc[0]
+
+
+def test_a_new_member_kind_is_one_class(data, tmp_path):
+    """ccks/README.md's example: one registered class, named in a config, scores and is compared."""
+    from prodmatch.ccks import MEMBERS, Member, register_member
+    from prodmatch.ccks.members import _split_scores
+
+    @register_member("title_len_ratio")
+    class TitleLengthRatio(Member):
+        def score(self, data, folder, progress):
+            pairs = pd.concat([data.holdout, data.valid], ignore_index=True)
+            a, b = pairs["title_a"].str.len(), pairs["title_b"].str.len()
+            return _split_scores((np.minimum(a, b) / np.maximum(a, b).clip(1)).to_numpy(), len(data.holdout))
+
+    try:
+        config = {**UNSUPERVISED, "members": [*UNSUPERVISED["members"], {"name": "ratio", "kind": "title_len_ratio"}]}
+        summary = ccks_run(data, config, tmp_path / "run", progress=False)
+    finally:
+        del MEMBERS["title_len_ratio"]
+    assert "member ratio" in summary["cv_f1"] and 0 <= summary["valid_f1"]["member ratio"] <= 1
+    scores = pd.read_parquet(summary["scores"])
+    assert scores["ratio"].between(0, 1).all()

@@ -112,7 +112,7 @@ def test_test_size_validation_and_the_tiny_run_warning(caplog):
     from types import SimpleNamespace
 
     from prodmatch.errors import DataError
-    from prodmatch.pipeline import tuned_test_rows
+    from prodmatch.post.run import tuned_test_rows
 
     models = [SimpleNamespace(test=np.zeros((3, 4)))]
     assert tuned_test_rows(70_000, None, models) == 70_000 and tuned_test_rows(None, 5_000, models) == 5_000

@@ -9,10 +9,10 @@ import pandas as pd
 import pytest
 
 from prodmatch.cli import main
-from prodmatch.data.ccks import iter_jsonl
+from prodmatch.ccks.data import iter_jsonl
 from prodmatch.data.shopee import read_shopee_csv
 from prodmatch.errors import DataError
-from prodmatch.pipeline import read_truth
+from prodmatch.metrics import read_truth
 
 from .conftest import matched_run, shopee_rows, write_shopee
 
@@ -74,7 +74,7 @@ def test_predict_refuses_to_replace_a_submission(tmp_path, capsys):
 
 @pytest.fixture(scope="module")
 def stacked_models(tmp_path_factory):
-    from prodmatch.pipeline import stack_run
+    from prodmatch.stack.run import stack_run
     from prodmatch.predict import make_bundle
 
     root = tmp_path_factory.mktemp("hostile")
@@ -115,12 +115,12 @@ def test_a_one_character_encoder_json_is_refused(tmp_path):
 
 
 def test_ctrl_c_is_one_line_and_exit_130(monkeypatch, capsys):
-    import prodmatch.pipeline as pipeline
+    import prodmatch.metrics as metrics
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(pipeline, "read_truth", interrupted)
+    monkeypatch.setattr(metrics, "read_truth", interrupted)
     assert main(["score", "--truth", "t.csv", "--pred", "p.csv"]) == 130
     assert capsys.readouterr().err.strip() == "prodmatch score: interrupted"
 

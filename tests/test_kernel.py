@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 from prodmatch.metrics import read_submission, score_submission
-from prodmatch.pipeline import read_truth
+from prodmatch.metrics import read_truth
 from prodmatch.predict import make_bundle
 
 from .conftest import matched_run

@@ -5,7 +5,8 @@ import pandas as pd
 
 from prodmatch.cli import main
 from prodmatch.leaderboard import collect, write_leaderboard
-from prodmatch.pipeline import match_run, run_baseline
+from prodmatch.baseline import run_baseline
+from prodmatch.post.run import match_run
 
 from .conftest import shopee_rows, write_shopee
 from .test_matcher import run_folder  # noqa: F401  (fixture)

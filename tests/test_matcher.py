@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from prodmatch.cli import main
 from prodmatch.errors import DataError
 from prodmatch.metrics import per_row_scores
-from prodmatch.pipeline import match_parts, match_run
+from prodmatch.post.run import match_parts, match_run
 from prodmatch.post import Matches, select
 from prodmatch.post.matcher import (
     MatcherConfig,

@@ -13,7 +13,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from prodmatch.data.ccks import read_ccks_items, read_ccks_pairs
+from prodmatch.ccks.data import read_ccks_items, read_ccks_pairs
 from prodmatch.data.synth import generate
 from prodmatch.encoders.text import tiny_text_model
 from prodmatch.errors import DataError

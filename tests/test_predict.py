@@ -11,7 +11,9 @@ from prodmatch.cli import main
 from prodmatch.encoders.oof import embed_unsupervised
 from prodmatch.errors import DataError
 from prodmatch.metrics import read_submission, score_submission
-from prodmatch.pipeline import match_run, read_truth, stack_run
+from prodmatch.metrics import read_truth
+from prodmatch.post.run import match_run
+from prodmatch.stack.run import stack_run
 from prodmatch.predict import make_bundle, predict, read_bundle
 
 from .conftest import matched_run

@@ -25,7 +25,8 @@ STAGES = textwrap.dedent("""
     from prodmatch.neighbors import knn
     knn(numpy.eye(4, dtype="float32"), 2)
     from prodmatch.encoders.oof import embed_unsupervised
-    from prodmatch.pipeline import match_run, stack_run
+    from prodmatch.post.run import match_run
+    from prodmatch.stack.run import stack_run
     from prodmatch.predict import make_bundle, predict
 
     def vm_data_bytes():

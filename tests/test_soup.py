@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from prodmatch.errors import DataError
-from prodmatch.stack.soup import check_compatible, greedy_soup, soup_encoders, uniform_soup
+from prodmatch.encoders.soup import check_compatible, greedy_soup, soup_encoders, uniform_soup
 
 
 def tiny(value: float, batches: int = 0) -> dict[str, torch.Tensor]:
@@ -164,3 +164,18 @@ def test_soup_encoders_refuses_other_architectures(two_encoders, tmp_path):
     with pytest.raises(DataError, match="needs an evaluate"):
         soup_encoders(two_encoders, tmp_path / "out", method="greedy")
     assert not (tmp_path / "out").exists()
+
+
+def test_soup_cli_writes_the_uniform_soup_and_refuses_to_overwrite(two_encoders, tmp_path, capsys):
+    from prodmatch.cli import main
+    from prodmatch.encoders.weights import read_state_dict
+
+    out = tmp_path / "soup"
+    assert main(["soup", *map(str, two_encoders), "--out", str(out)]) == 0
+    assert "uniform soup of 2 encoders" in capsys.readouterr().out
+    want, _ = soup_encoders(two_encoders, tmp_path / "api")
+    for key, tensor in read_state_dict(out).items():
+        assert torch.equal(tensor, read_state_dict(want)[key])
+    assert main(["soup", *map(str, two_encoders), "--out", str(out)]) == 2
+    assert "exists; pass --overwrite" in capsys.readouterr().err
+    assert main(["soup", str(two_encoders[0]), "--out", str(out), "--overwrite"]) == 0

@@ -9,7 +9,7 @@ import pytest
 
 from prodmatch.cli import main
 from prodmatch.errors import DataError
-from prodmatch.pairs.candidates import (
+from prodmatch.stack.candidates import (
     candidate_recall,
     density,
     feature_columns,
@@ -19,7 +19,7 @@ from prodmatch.pairs.candidates import (
     title_features,
     unordered_pairs,
 )
-from prodmatch.pipeline import stack_run
+from prodmatch.stack.run import stack_run
 from prodmatch.post import DenseModel, Matches
 from prodmatch.post.matcher import Pool
 from prodmatch.stack.lgbm import (

@@ -1,37 +1,35 @@
-"""Threshold baselines (TF-IDF titles, phash images): the floor every later model must beat.
+"""The threshold baseline stage: one embedding method, its threshold tuned on train.csv, test.csv
+predicted: the floor every later model must beat.
 
 Candidates are each row's exact top-K neighbours (K = 50, Shopee's largest group), never every
 pair above a low similarity: at 34,250 rows that list holds hundreds of millions of pairs.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from .encoders.phash import phash_codes
-from .encoders.tfidf import TfidfConfig, tfidf_embed
-from .metrics import Scores, best_row_threshold
+from . import __version__
+from .embedders import get_embedder
+from .io import data_hashes, new_run_dir, write_csv, write_json
+from .metrics import Scores, best_row_threshold, matches_frame, read_truth, score_submission
 
 NEIGHBOURS = 50  # a Shopee group has at most 50 postings, so top-50 (self included) loses none
 
 
-def baseline_embedding(frame: pd.DataFrame, method: str):
-    """The frame's representation for a baseline method: phash codes or a TF-IDF matrix."""
-    if method == "phash":
-        return phash_codes(frame["image_phash"])
-    return tfidf_embed(frame["title"], TfidfConfig.char() if method == "tfidf-char" else TfidfConfig())
-
-
 def neighbour_pairs(frame: pd.DataFrame, method: str, k: int = NEIGHBOURS, embedding=None):
-    """(rows, cols, sims) of every row's exact top-`k` list (self included) for a baseline
-    method: ``tfidf``, ``tfidf-char`` or ``phash``; `embedding`: its `baseline_embedding`, if
-    the caller has it already."""
-    from .post.union import PhashModel, SparseModel
+    """(rows, cols, sims) of every row's exact top-`k` list (self included) for an unsupervised
+    embedding method (`prodmatch.embedders`); `embedding`: its ``transform(frame)``, if the caller
+    has it already."""
+    from .post.matcher import search
 
-    data = baseline_embedding(frame, method) if embedding is None else embedding
-    model = PhashModel.search(data, k) if method == "phash" else SparseModel.search(data, k)
+    embedder = get_embedder(method)
+    data = embedder.transform(frame) if embedding is None else embedding
+    model = search(embedder.kind, data, k)
     rows = np.repeat(np.arange(model.n), model.idx.shape[1])
     return rows, model.idx.ravel(), model.sims.ravel()
 
@@ -43,17 +41,11 @@ class BaselineResult:
     scores: Scores
 
 
-BASELINE_GRIDS = {
-    "tfidf": np.round(np.arange(0.05, 1.0, 0.01), 2),
-    "tfidf-char": np.round(np.arange(0.05, 1.0, 0.01), 2),
-    "phash": np.round(1 - np.arange(0, 25) / 64, 4),
-}
-
-
 def tune_baseline(frame: pd.DataFrame, method: str, embedding=None) -> BaselineResult:
     """Best threshold for `method` on a labelled frame (optimistic: tuned on the rows it scores)."""
     rows, cols, sims = neighbour_pairs(frame, method, embedding=embedding)
-    t, scores = best_row_threshold(rows, cols, sims, frame["label_group"].to_numpy(), BASELINE_GRIDS[method])
+    grid = get_embedder(method).grid
+    t, scores = best_row_threshold(rows, cols, sims, frame["label_group"].to_numpy(), grid)
     return BaselineResult(method, t, scores)
 
 
@@ -64,13 +56,35 @@ def predict_matches(frame: pd.DataFrame, method: str, threshold: float) -> pd.Da
     return matches_frame(frame["posting_id"], rows[keep], cols[keep])
 
 
-def matches_frame(posting_ids: pd.Series, rows, cols) -> pd.DataFrame:
-    """posting_id + space-joined matched ids (self first, then the rest in id order)."""
-    ids = np.asarray(posting_ids, dtype=object)
-    n = len(ids)
-    rows = np.concatenate([np.arange(n), rows])
-    cols = np.concatenate([np.arange(n), cols])
-    pairs = pd.DataFrame({"row": rows, "col": cols, "self": rows == cols}).drop_duplicates(["row", "col"])
-    pairs = pairs.sort_values(["row", "self", "col"], ascending=[True, False, True])
-    joined = pd.Series(ids[pairs["col"].to_numpy()]).groupby(pairs["row"].to_numpy()).agg(" ".join)
-    return pd.DataFrame({"posting_id": ids, "matches": joined.reindex(range(n)).to_numpy()})
+def run_baseline(data_dir, *, method: str = "tfidf", out_root="oof", image_policy: str = "text-only") -> dict:
+    """Tune `method`'s threshold on train.csv, predict test.csv, write a run folder.
+
+    The run folder holds submission.csv and result.json (config, data hashes, scores); the
+    test score is filled in when ``test_truth.csv`` (synthetic data) is present.
+    """
+    data_dir = Path(data_dir)
+    started = time.time()
+    from .data.shopee import read_shopee_csv
+
+    train = read_shopee_csv(data_dir / "train.csv", image_policy=image_policy)
+    test = read_shopee_csv(data_dir / "test.csv", image_policy=image_policy)
+    tuned = tune_baseline(train, method)
+    submission = predict_matches(test, method, tuned.threshold)
+    run = new_run_dir(out_root, f"baseline-{method}")
+    write_csv(run / "submission.csv", submission)
+    result = {
+        "stage": "baseline",
+        "method": method,
+        "threshold": tuned.threshold,
+        "train": asdict(tuned.scores),
+        "version": __version__,
+        "data": data_hashes(data_dir),
+        "data_dir": str(data_dir),
+        "run": str(run),
+    }
+    truth_path = data_dir / "test_truth.csv"
+    if truth_path.is_file():
+        result["test"] = asdict(score_submission(read_truth(truth_path), submission))
+    result["seconds"] = round(time.time() - started, 2)
+    write_json(run / "result.json", result)
+    return result

@@ -29,6 +29,13 @@ def command(name: str, help: str):
     return deco
 
 
+def unsupervised_methods() -> list[str]:
+    """Embedding methods fitted on the data itself (`prodmatch.embedders`), for choices and errors."""
+    from .embedders import embedder_names
+
+    return embedder_names(trained=False)
+
+
 @command("synth", "write a synthetic data set in the competition's exact file format")
 def synth(args):
     from .data.synth import generate
@@ -73,7 +80,7 @@ def check(args):
         bad = int((~frame["image_ok"]).sum()) if "image_ok" in frame else "not checked"
         print(f"{args.path}: {len(frame)} postings, {groups} groups, bad images: {bad}")
     else:
-        from .data.ccks import check_ccks_images, read_ccks_items, read_ccks_pairs
+        from .ccks.data import check_ccks_images, read_ccks_items, read_ccks_pairs
 
         items = read_ccks_items(args.path)
         line = f"{args.path}: {len(items)} items"
@@ -107,7 +114,7 @@ def folds(args):
 
         table = F.shopee_folds(read_shopee_csv(args.path, image_policy="text-only"), args.n_folds, args.seed)
     else:
-        from .data.ccks import read_ccks_pairs
+        from .ccks.data import read_ccks_pairs
 
         table = F.ccks_folds(read_ccks_pairs(args.path), args.n_folds, args.seed)
     out = F.write_folds(table, args.out, overwrite=args.overwrite)
@@ -127,7 +134,8 @@ def _(p):
 
 @command("baseline", "threshold baseline: tune on train.csv, predict test.csv, write a run folder")
 def baseline(args):
-    from .pipeline import format_scores, run_baseline
+    from .baseline import run_baseline
+    from .pipeline import format_scores
 
     result = run_baseline(args.data, method=args.method, out_root=args.out_root, image_policy="text-only")
     print(format_scores(f"train (threshold {result['threshold']} tuned here)", result["train"]))
@@ -139,14 +147,13 @@ def baseline(args):
 @baseline.arguments
 def _(p):
     p.add_argument("--data", required=True, help="folder with train.csv and test.csv")
-    p.add_argument("--method", choices=["tfidf", "tfidf-char", "phash"], default="tfidf")
+    p.add_argument("--method", choices=unsupervised_methods(), default="tfidf")
     p.add_argument("--out-root", default="oof", help="run folders go here")
 
 
 @command("score", "score a Shopee submission.csv against a CSV with posting_id,label_group")
 def score(args):
-    from .metrics import read_submission, score_submission
-    from .pipeline import read_truth
+    from .metrics import read_submission, read_truth, score_submission
 
     print(score_submission(read_truth(args.truth), read_submission(args.pred)))
 
@@ -188,7 +195,7 @@ def _(p):
 
 @command("match", "matcher ablation on OOF embeddings: F1/P/R after each stage, thresholds tuned on other folds")
 def match(args):
-    from .pipeline import match_run
+    from .post.run import match_run
 
     result = match_run(args.run, data_dir=args.data, config=args.config, overwrite=args.overwrite,
                        test_rows=args.test_rows)
@@ -277,17 +284,22 @@ def embed(args):
     from .encoders.oof import embed_trained, embed_unsupervised
     from .io import new_run_dir
 
+    unsupervised = args.method in unsupervised_methods()
+    if not unsupervised and not args.models:
+        from .encoders.base import encoder_classes
+
+        kinds = ", ".join(sorted(encoder_classes()))
+        raise DataError(f"embed {args.method}: not an unsupervised method ({', '.join(unsupervised_methods())}); "
+                        f"a trained encoder kind ({kinds}) needs --models (a run's folds/<name> folder or one encoder folder)")
     out = Path(args.out) if args.out else new_run_dir("oof", f"embed-{args.method}")
-    if args.method in ("image", "text"):
-        if not args.models:
-            raise DataError(f"embed {args.method} needs --models (a run's folds/<name> folder or one encoder folder)")
+    if not unsupervised:
         result = embed_trained(args.data, args.method, args.models, out, n_folds=args.n_folds, fold_seed=args.fold_seed,
                                name=args.name, batch_size=args.batch_size, num_workers=args.num_workers,
                                image_policy=args.image_policy, progress=not args.quiet)
         note = "" if result["oof"] else " (one model for all rows: NOT out-of-fold)"
     else:
         if args.models:
-            raise DataError(f"--models is for image/text; {args.method} is fitted on the data itself")
+            raise DataError(f"--models is for trained encoder kinds; {args.method} is fitted on the data itself")
         result = embed_unsupervised(args.data, args.method, out, n_folds=args.n_folds or 5,
                                     fold_seed=args.fold_seed or 0, name=args.name)
         note = " (threshold tuned on all train rows)"
@@ -296,7 +308,8 @@ def embed(args):
 
 @embed.arguments
 def _(p):
-    p.add_argument("method", choices=["tfidf", "tfidf-char", "phash", "image", "text"])
+    p.add_argument("method", help=f"an unsupervised method ({', '.join(unsupervised_methods())}) or, with --models, "
+                                  "a trained encoder kind (image, text, ...)")
     p.add_argument("--data", required=True, help="folder with train.csv and test.csv")
     p.add_argument("--out", help="run folder (default: a fresh oof/embed-<method>-<time>/)")
     p.add_argument("--models", help="image/text: a run's folds/<name> folder (true OOF) or one encoder folder")
@@ -311,7 +324,7 @@ def _(p):
 
 @command("stack", "candidate pairs + LightGBM stacker on OOF embeddings; OOF F1 with thresholds tuned on other folds")
 def stack(args):
-    from .pipeline import stack_run
+    from .stack.run import stack_run
 
     result = stack_run(args.run, data_dir=args.data, config=args.config, overwrite=args.overwrite,
                        test_rows=args.test_rows)
@@ -335,7 +348,7 @@ def ccks(args):
     from pathlib import Path
 
     from .io import new_run_dir
-    from .stack.ccks_run import ccks_run
+    from .ccks import ccks_run
 
     out = Path(args.out) if args.out else new_run_dir("oof", f"ccks-{Path(str(args.config)).stem}")
     try:
@@ -393,7 +406,28 @@ def _(p):
     p.add_argument("--run", required=True, action="append", help="training run folder(s) (matched with `prodmatch match`)")
     p.add_argument("--out", required=True, help="models folder to write (e.g. a Kaggle dataset folder)")
     p.add_argument("--use", choices=["auto", "stacker", "matcher"], default="auto",
-                   help="auto: the stacker when its OOF F1 beats the matcher's")
+                   help="auto: the stacker when its predicted test F1 beats the matcher's")
+    p.add_argument("--overwrite", action="store_true")
+
+
+@command("soup", "average the weights of saved encoders of one architecture into one encoder (model soup)")
+def soup(args):
+    from pathlib import Path
+
+    from .encoders.soup import soup_encoders
+
+    out = Path(args.out)
+    if out.exists() and not args.overwrite:
+        raise FileExistsError(f"{out} exists; pass --overwrite to replace it")
+    folder, chosen = soup_encoders(args.folders, out)
+    print(f"wrote {folder}: uniform soup of {len(chosen)} encoders")
+
+
+@soup.arguments
+def _(p):
+    p.add_argument("folders", nargs="+", help="encoder folders (encoder.json + model.safetensors), e.g. "
+                                              "folds/<name>/<k>/final of one run, or runs with other seeds")
+    p.add_argument("--out", required=True, help="encoder folder to write")
     p.add_argument("--overwrite", action="store_true")
 
 

@@ -127,6 +127,23 @@ def file_sha256(path: str | os.PathLike) -> str:
     return digest.hexdigest()
 
 
+def code_version() -> str:
+    """Package version plus the git commit of the source tree when there is one (``.dirty`` if edited)."""
+    import subprocess
+
+    from . import __version__
+
+    root = Path(__file__).resolve().parents[2]
+    try:
+        commit = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"], capture_output=True,
+                                text=True, timeout=5, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=5).stdout.strip()
+        return f"{__version__}+g{commit}{'.dirty' if dirty else ''}"
+    except (OSError, subprocess.SubprocessError):
+        return __version__
+
+
 def data_hashes(data_dir: str | os.PathLike, names=("train.csv", "test.csv")) -> dict:
     """``{name: SHA-256}`` of each of `names` present in `data_dir`: what an artifact was made from."""
     data_dir = Path(data_dir)

@@ -166,3 +166,37 @@ def score_submission(truth: pd.DataFrame, submission: pd.DataFrame) -> Scores:
     if (cols < 0).any():
         raise DataError(f"submission matches name unknown posting_id(s): {preview(pairs['match'][cols < 0].unique())}")
     return row_scores(pairs["row"].to_numpy(np.int64), cols, truth["label_group"].to_numpy())
+
+
+def read_truth(path) -> pd.DataFrame:
+    """posting_id + label_group from train.csv or a synthetic test_truth.csv."""
+    path = Path(path)
+    if not path.is_file() or path.stat().st_size == 0:
+        raise DataError(f"{path}: truth file missing or empty")
+    try:
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_filter=False)
+    except (pd.errors.ParserError, UnicodeDecodeError) as err:
+        raise DataError(f"{path}: not a readable CSV ({err})") from None
+    missing = {"posting_id", "label_group"} - set(frame.columns)
+    if missing:
+        raise DataError(f"{path}: truth needs posting_id and label_group; missing {sorted(missing)}")
+    from .data.shopee import check_single_line_rows, checked_labels
+
+    check_single_line_rows(frame, path)
+    ids = frame["posting_id"].str.strip()
+    dup = ids[ids.duplicated()].unique()
+    if len(dup):
+        raise DataError(f"{path}: {len(dup)} duplicate posting_id(s) in the truth: {preview(dup)}")
+    return pd.DataFrame({"posting_id": ids, "label_group": checked_labels(frame["label_group"], ids, path)})
+
+
+def matches_frame(posting_ids: pd.Series, rows, cols) -> pd.DataFrame:
+    """posting_id + space-joined matched ids (self first, then the rest in id order)."""
+    ids = np.asarray(posting_ids, dtype=object)
+    n = len(ids)
+    rows = np.concatenate([np.arange(n), rows])
+    cols = np.concatenate([np.arange(n), cols])
+    pairs = pd.DataFrame({"row": rows, "col": cols, "self": rows == cols}).drop_duplicates(["row", "col"])
+    pairs = pairs.sort_values(["row", "self", "col"], ascending=[True, False, True])
+    joined = pd.Series(ids[pairs["col"].to_numpy()]).groupby(pairs["row"].to_numpy()).agg(" ".join)
+    return pd.DataFrame({"posting_id": ids, "matches": joined.reindex(range(n)).to_numpy()})

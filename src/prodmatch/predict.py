@@ -31,7 +31,6 @@ from .io import write_csv, write_json
 log = logging.getLogger(__name__)
 
 BUNDLE_FILE = "bundle.json"
-SOURCES = ("encoder", "tfidf", "tfidf-char", "phash")
 
 
 def offline() -> None:
@@ -180,10 +179,12 @@ def _bundle_model(run: Path, name: str, meta: dict, staging: Path) -> dict:
     cfg = meta.get("config", {})
     kind = meta["kind"]
     if meta.get("unsupervised") or kind in ("sparse", "phash"):
+        from .embedders import embedder_names, get_embedder
+
         source = cfg.get("method", "phash" if kind == "phash" else "tfidf")
-        if source not in SOURCES[1:]:
+        if source not in embedder_names(trained=False):
             raise DataError(f"model {name!r}: cannot rebuild unsupervised method {source!r} at test time")
-        return {"kind": kind, "source": source, "folders": []}
+        return get_embedder(source).bundle_spec()
     fold_root = run / "folds" / name
     folders = sorted(p for p in fold_root.iterdir() if p.name.isdigit()) if fold_root.is_dir() else []
     if not folders:
@@ -196,8 +197,9 @@ def _bundle_model(run: Path, name: str, meta: dict, staging: Path) -> dict:
         dst = staging / "encoders" / name / fold.name
         shutil.copytree(src, dst, ignore=shutil.ignore_patterns("*.tmp", "checkpoint*"))
         copied.append(str(dst.relative_to(staging)))
-    return {"kind": "dense", "source": "encoder", "encoder_kind": cfg.get("kind", meta.get("encoder_kind")),
-            "folders": copied}
+    from .embedders.encoder import FoldEncoders
+
+    return FoldEncoders(copied, cfg.get("kind", meta.get("encoder_kind"))).bundle_spec()
 
 
 # ---------------------------------------------------------------- predict (kernel side)
@@ -215,8 +217,10 @@ def read_bundle(models_dir) -> dict:
     used = set(bundle["matcher"].get("stage", {}).get("models", [])) | set((bundle.get("stacker") or {}).get("models", []))
     if used - set(bundle["models"]):
         problems.append(f"the matcher/stacker use model(s) {sorted(used - set(bundle['models']))} the bundle lacks")
+    from .embedders import embedder_names
+
     for name, spec in bundle["models"].items():
-        if spec.get("source") not in SOURCES:
+        if spec.get("source") not in embedder_names():
             problems.append(f"model {name}: unknown source {spec.get('source')!r}")
         for folder in spec.get("folders", []):
             for needed in ("encoder.json", "model.safetensors"):
@@ -267,38 +271,11 @@ def _check_encoder_configs(models_dir: Path, bundle: dict) -> None:
 
 def embed_test(models_dir: Path, spec: dict, frame: pd.DataFrame, *, batch_size: int = 64, num_workers: int = 0,
                progress: bool = True):
-    """One model's test representation: dense mean of fold encoders, TF-IDF on test titles, or phash."""
-    from .encoders.phash import phash_codes
-    from .encoders.tfidf import TfidfConfig, tfidf_embed
+    """One model's test representation, rebuilt from its bundle entry (`prodmatch.embedders`)."""
+    from .embedders import embedder_from_bundle
 
-    source = spec["source"]
-    if source == "phash":
-        return phash_codes(frame["image_phash"])
-    if source in ("tfidf", "tfidf-char"):
-        return tfidf_embed(frame["title"], TfidfConfig.char() if source == "tfidf-char" else TfidfConfig())
-    from .encoders import load_encoder
-    from .encoders.frozen import backbone_digest, neck_embed
-    from .encoders.train import backbone_features, embed_frame
-
-    folders = [models_dir / folder for folder in spec["folders"]]
-    # each fold encoder is loaded twice (digest pass, embedding pass) rather than all held at once:
-    # five xlm-r-base folds would need ~5.5 GB of a 13 GB kernel
-    shared = len(folders) > 1 and len({backbone_digest(load_encoder(f)) for f in folders}) == 1
-    features = None
-    if shared:  # fold necks over one frozen backbone: its pass runs once, not once per fold
-        features = backbone_features(load_encoder(folders[0]), frame, batch_size=batch_size, num_workers=num_workers,
-                                     progress=progress, desc=f"features {folders[0].parent.parent.name}")
-    total = None
-    for folder in folders:
-        encoder = load_encoder(folder)
-        if shared:
-            emb = neck_embed(encoder, features)
-        else:
-            emb = embed_frame(encoder, frame, batch_size=batch_size, num_workers=num_workers, progress=progress,
-                              desc=f"embed {folder.parent.name}/{folder.name}")
-        total = emb if total is None else total + emb
-    norms = np.linalg.norm(total, axis=1, keepdims=True)
-    return total / np.where(norms > 0, norms, 1.0)
+    return embedder_from_bundle(models_dir, spec, batch_size=batch_size, num_workers=num_workers,
+                                progress=progress).transform(frame)
 
 
 def predict(data_dir, models_dir, out, *, batch_size: int = 64, num_workers: int = 0, progress: bool = True,
@@ -309,6 +286,7 @@ def predict(data_dir, models_dir, out, *, batch_size: int = 64, num_workers: int
         raise FileExistsError(f"{out} exists; pass --overwrite to replace it")
     offline()
     from .data.shopee import read_shopee_csv
+    from .embedders import embedder_from_bundle
     from .post.matcher import Pool, params_from_dict
 
     timer = Timer()
@@ -317,7 +295,8 @@ def predict(data_dir, models_dir, out, *, batch_size: int = 64, num_workers: int
         bundle = read_bundle(models_dir)
     with timer.stage("read test"):
         test_csv = data_dir / "test.csv"
-        needs_images = any(s["source"] == "encoder" and s.get("encoder_kind") == "image" for s in bundle["models"].values())
+        needs_images = any(embedder_from_bundle(models_dir, s).needs_images
+                           for s in bundle["models"].values())
         frame = read_shopee_csv(test_csv, image_policy=image_policy if needs_images else "text-only")
     data = {}
     for name, spec in bundle["models"].items():
@@ -336,7 +315,7 @@ def predict(data_dir, models_dir, out, *, batch_size: int = 64, num_workers: int
         with timer.stage("match"):
             matches = pool.matches(replace(params, t=t, t_min2=t_min2))
     with timer.stage("write"):
-        from .baseline import matches_frame
+        from .metrics import matches_frame
 
         submission = matches_frame(frame["posting_id"], matches.rows, matches.cols)
         write_csv(out, submission)
@@ -359,7 +338,7 @@ def thresholds_at(t: float, t_min2: float | None, table, rows: int) -> tuple[flo
 
 def _stacked_matches(pool, stacker: dict, models_dir: Path, timer: Timer):
     from .config import load_config
-    from .pairs.candidates import pair_features
+    from .stack.candidates import pair_features
     from .stack.lgbm import StackerConfig, group_matches, load_booster, pair_matches
 
     nb = stacker.get("nb_thresholds") or None

@@ -1,6 +1,7 @@
 """What this process may use of the machine (a leaf module: imports nothing of the package)."""
 from __future__ import annotations
 
+import contextlib
 import os
 
 
@@ -10,3 +11,31 @@ def available_cores() -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # pragma: no cover - not Linux
         return max(1, os.cpu_count() or 1)
+
+
+@contextlib.contextmanager
+def torch_threads(n: int):
+    """Run a block with `n` torch CPU threads (0: leave them), restoring the count after."""
+    if not n:
+        yield
+        return
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+def torch_device(name: str) -> str:
+    """``auto``: cuda when torch sees a GPU, else cpu."""
+    import torch
+
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and not torch.cuda.is_available():
+        from .errors import DataError
+
+        raise DataError("device 'cuda' asked for, but torch sees no GPU; use device: auto or cpu")
+    return name

@@ -44,6 +44,7 @@ class Encoder(nn.Module):
 
     kind: ClassVar[str] = ""
     config_class: ClassVar[type] = object
+    reads_images: ClassVar[bool] = False  # batches are NCHW pixels: images must load; channels-last pays on GPU
 
     def __init__(self, config) -> None:
         super().__init__()

@@ -167,6 +167,7 @@ class ImageEncoder(Encoder):
     """Images -> timm backbone feature map -> GeM/avg pooling -> Neck -> (B, dim)."""
 
     config_class = ImageEncoderConfig
+    reads_images = True
 
     def __init__(self, config: ImageEncoderConfig = ImageEncoderConfig(), *, pretrained: bool = True) -> None:
         super().__init__(config)

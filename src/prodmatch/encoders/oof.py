@@ -34,7 +34,6 @@ import dataclasses
 import hashlib
 import json
 import logging
-import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,24 +42,21 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from .. import __version__
 from ..config import from_dict, load_config, read_yaml, to_dict
 from ..errors import DataError
-from ..io import data_hashes, write_json, write_npy
+from ..io import code_version, data_hashes, write_json, write_npy
 from ..resources import available_cores
 from .train import TrainConfig, embed_frame, fit, seed_everything, validation_f1
 
 log = logging.getLogger(__name__)
 
-TRAINABLE = ("image", "text")
-UNSUPERVISED = ("tfidf", "tfidf-char", "phash")
 
 
 @dataclass(frozen=True)
 class ExperimentConfig:
     """One trainable model's OOF experiment: encoder settings, training settings, folds."""
 
-    kind: Literal["image", "text"]
+    kind: str  # a registered encoder kind (`encoders.base.encoder_classes`): image, text, ...
     encoder: dict = field(default_factory=dict)  # validated by ENCODER_CONFIGS[kind]
     train: TrainConfig = field(default_factory=TrainConfig)
     n_folds: int = 5
@@ -76,9 +72,9 @@ class ExperimentConfig:
 
     def encoder_config(self):
         """The typed encoder config (ENCODER_CONFIGS[kind]) of this experiment."""
-        from . import ENCODER_CONFIGS
+        from .base import encoder_class
 
-        return load_config(dict(self.encoder), ENCODER_CONFIGS[self.kind])
+        return load_config(dict(self.encoder), encoder_class(self.kind).config_class)
 
 
 def load_experiment(source, **overrides) -> ExperimentConfig:
@@ -98,7 +94,7 @@ def load_experiment(source, **overrides) -> ExperimentConfig:
         else:
             data[key] = value
     if "kind" not in data:
-        raise DataError("experiment config: missing 'kind' (image or text)")
+        raise DataError("experiment config: missing 'kind' (a registered encoder kind: image, text, ...)")
     config = from_dict(ExperimentConfig, data)
     enc = config.encoder_config()
     config = dataclasses.replace(config, encoder=to_dict(enc))
@@ -107,19 +103,6 @@ def load_experiment(source, **overrides) -> ExperimentConfig:
     if not 0 <= config.test_fold < config.n_folds:
         raise DataError(f"experiment config: test_fold {config.test_fold} is not a fold of {config.n_folds}")
     return config
-
-
-def code_version() -> str:
-    """Package version plus the git commit of the source tree when there is one (``+dirty`` if edited)."""
-    root = Path(__file__).resolve().parents[3]
-    try:
-        commit = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"], capture_output=True,
-                                text=True, timeout=5, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=5).stdout.strip()
-        return f"{__version__}+g{commit}{'.dirty' if dirty else ''}"
-    except (OSError, subprocess.SubprocessError):
-        return __version__
 
 
 def load_data(data_dir, image_policy: str) -> tuple[pd.DataFrame, pd.DataFrame | None]:
@@ -163,7 +146,9 @@ def _parse_folds(folds, n_folds: int) -> list[int]:
 
 
 def _default_image_policy(kind: str) -> str:
-    return "placeholder" if kind == "image" else "text-only"
+    from .base import encoder_class
+
+    return "placeholder" if encoder_class(kind).reads_images else "text-only"
 
 
 def within_fold_f1(emb: np.ndarray, groups, folds, k: int = 50) -> dict:
@@ -430,25 +415,19 @@ def embed_unsupervised(data_dir, method: str, out, *, n_folds: int = 5, fold_see
     baseline's (threshold tuned on all train rows).
     """
     from ..baseline import tune_baseline
+    from ..embedders import embedder_names, get_embedder
     from ..store import rows_table, save_model
-    from .phash import phash_codes
-    from .tfidf import TfidfConfig, tfidf_embed
 
-    if method not in UNSUPERVISED:
-        raise DataError(f"unknown method {method!r}; choose from {', '.join(UNSUPERVISED)}")
+    if method not in embedder_names(trained=False):
+        raise DataError(f"unknown method {method!r}; choose from {', '.join(embedder_names(trained=False))}")
     started = time.time()
     data_dir = Path(data_dir)
     train, test = load_data(data_dir, "text-only")
     fold_of = fold_assignment(train, n_folds, fold_seed)
-    if method == "phash":
-        kind, oof = "phash", phash_codes(train["image_phash"])
-        test_emb = None if test is None else phash_codes(test["image_phash"])
-        settings = {}
-    else:
-        cfg = TfidfConfig.char() if method == "tfidf-char" else TfidfConfig()
-        kind, oof = "sparse", tfidf_embed(train["title"], cfg)
-        test_emb = None if test is None else tfidf_embed(test["title"], cfg)
-        settings = to_dict(cfg)
+    embedder = get_embedder(method)
+    kind, oof = embedder.kind, embedder.transform(train)
+    test_emb = None if test is None else embedder.transform(test)
+    settings = embedder.settings()
     tuned = tune_baseline(train, method, embedding=oof)  # the matrix just built: no second TF-IDF fit
     meta = {"config": {"method": method, **settings, "n_folds": n_folds, "fold_seed": fold_seed},
             "code_version": code_version(), "data": data_hashes(data_dir), "data_dir": str(data_dir),
@@ -499,8 +478,9 @@ def embed_trained(data_dir, kind: str, models_dir, out, *, n_folds: int | None =
     from ..store import rows_table, save_model
     from . import load_encoder
 
-    if kind not in TRAINABLE:
-        raise DataError(f"embed with --models needs kind image or text, got {kind!r}")
+    from .base import encoder_class
+
+    encoder_class(kind)  # DataError naming the known kinds
     started = time.time()
     data_dir, models_dir = Path(data_dir), Path(models_dir)
     folders = _encoder_folders(models_dir)
@@ -551,4 +531,4 @@ def embed_trained(data_dir, kind: str, models_dir, out, *, n_folds: int | None =
 
 
 __all__ = ["ExperimentConfig", "load_experiment", "train_oof", "embed_unsupervised", "embed_trained",
-           "within_fold_f1", "code_version", "TRAINABLE", "UNSUPERVISED"]
+           "within_fold_f1"]

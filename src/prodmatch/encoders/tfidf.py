@@ -5,7 +5,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn.feature_extraction.text import TfidfVectorizer
 
 
 @dataclass(frozen=True)
@@ -26,6 +25,8 @@ class TfidfConfig:
 
 def tfidf_embed(titles, config: TfidfConfig = TfidfConfig()) -> sp.csr_matrix:
     """Fit on `titles` and return their (n, vocab) float32 CSR matrix with unit rows."""
+    from sklearn.feature_extraction.text import TfidfVectorizer  # here: keeps `prodmatch.embedders` light
+
     vectorizer = TfidfVectorizer(
         analyzer=config.analyzer,
         ngram_range=config.ngram_range,

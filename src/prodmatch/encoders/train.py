@@ -255,7 +255,7 @@ def _infer(encoder, frame: pd.DataFrame, outputs, *, batch_size: int, num_worker
     encoder.eval()
     dataset = encoder.dataset(frame, train=False, labels=None)
     loader = _loader(encoder, dataset, batch_size, shuffle=False, num_workers=num_workers)
-    channels_last = device.type == "cuda" and getattr(encoder, "kind", "") == "image"
+    channels_last = device.type == "cuda" and encoder.reads_images
     context, _ = _autocast(device, amp)
     parts = []
     try:
@@ -447,8 +447,7 @@ def fit(encoder, train_frame: pd.DataFrame, valid_frame: pd.DataFrame | None, co
     try:
         seed_everything(config.seed)
         encoder.to(device)
-        is_image = getattr(encoder, "kind", "") == "image"
-        channels_last = config.channels_last and is_image and device.type == "cuda"
+        channels_last = config.channels_last and encoder.reads_images and device.type == "cuda"
         if channels_last:
             encoder.to(memory_format=torch.channels_last)
 

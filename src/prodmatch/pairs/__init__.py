@@ -1,4 +1,4 @@
-"""Pair-level models and features: pvs alignment, cross-encoder / two-tower pair models, candidates.
+"""Pair models: pvs alignment, cross-encoder / two-tower pair models, their training loop, unsupervised scorers.
 
 Names are served lazily (PEP 562) so ``import prodmatch.pairs`` does not import torch.
 """

@@ -23,12 +23,11 @@ Missing/empty pvs give ``""``.
 """
 from __future__ import annotations
 
+import math
 from collections import Counter
 from typing import Iterable, Mapping, Sequence
 
 import pandas as pd
-
-from ..data.ccks import parse_pvs
 
 ENTRY_SEP = ";"
 KV_SEP = ":"
@@ -36,6 +35,33 @@ PVS_FIELDS = ("item_pvs", "sku_pvs")
 
 KeyOrder = Mapping[str, int] | Sequence[str] | None
 Pvs = str | Mapping[str, Sequence[str]] | None
+
+
+PVS_ENTRY_SEP = "#;#"
+PVS_KV_SEP = "#:#"  # the raw files' separators
+
+
+def parse_pvs(s: str | None) -> dict[str, list[str]]:
+    """Parse a pvs string ``k#:#v#;#k#:#v`` into ``{key: [values in order]}``.
+
+    Keys keep first-appearance order and may repeat (values are appended). Keys and values are
+    whitespace-stripped; empty entries and entries with an empty value are skipped. A malformed
+    entry without ``#:#`` is kept as a value under the key ``""`` (it is still text a model can
+    use). None, NaN and "" give ``{}``.
+    """
+    if s is None or (isinstance(s, float) and math.isnan(s)) or s is pd.NA:
+        return {}
+    if not isinstance(s, str):
+        raise TypeError(f"pvs must be a string, got {type(s).__name__}")
+    out: dict[str, list[str]] = {}
+    for entry in s.split(PVS_ENTRY_SEP):
+        key, sep, value = entry.partition(PVS_KV_SEP)
+        if not sep:
+            key, value = "", key
+        key, value = key.strip(), value.strip()
+        if value:
+            out.setdefault(key, []).append(value)
+    return out
 
 
 def pvs_dict(pvs: Pvs) -> dict[str, list[str]]:

@@ -18,7 +18,7 @@ import scipy.sparse as sp
 
 from ..errors import DataError
 from ..io import atomic_path, write_text
-from ..pairs.candidates import feature_columns
+from .candidates import feature_columns
 from ..post.threshold import Matches
 
 log = logging.getLogger(__name__)
@@ -54,7 +54,7 @@ class StackerConfig:
     models: tuple[str, ...] = ()  # empty: every model of the run
     k: int = 20  # neighbours per model whose lists make the candidates
     nb: bool = True  # add neighbourhood-blended similarities as features
-    graph_features: bool = False  # add shared-neighbour counts and similarity margins (pairs.candidates.graph_features)
+    graph_features: bool = False  # add shared-neighbour counts and similarity margins (stack.candidates.graph_features)
     lgbm: LgbmParams = field(default_factory=LgbmParams)
     min2: bool = True
     graph: Literal["none", "components"] = "none"

@@ -37,9 +37,9 @@ from typing import Callable, Sequence
 import numpy as np
 import pandas as pd
 
-from ..data.ccks import iter_jsonl
+from .data import iter_jsonl
 from ..errors import DataError, preview
-from .ensemble import decide
+from ..stack.ensemble import decide
 from ..io import write_text
 from ..metrics import Scores, pair_scores
 
@@ -250,7 +250,7 @@ def score_result_file(result_path: str | os.PathLike, truth, similarity: str = "
     """P/R/F1 of label 1 of a result file against labelled pairs (a ``item_*_pair.jsonl`` path or
     a frame with ``src_item_id, tgt_item_id, item_label``). The result must hold every truth pair
     once and nothing else; a pair in the result but not in the truth is a DataError naming its line."""
-    from ..data.ccks import read_ccks_pairs
+    from .data import read_ccks_pairs
 
     truth = read_ccks_pairs(truth) if not isinstance(truth, pd.DataFrame) else truth
     if "item_label" not in truth.columns:

@@ -1,0 +1,69 @@
+"""The CCKS stage's typed config: split, selection and device settings, and its members."""
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from ..errors import DataError, preview
+from ._registry import MEMBERS
+
+TINY_MODEL = "tiny-random"  # a member's `model`: build the tiny random test BERT into the run (backbones/)
+
+RESERVED = ("split", "src_item_id", "tgt_item_id", "cate_a", "cate_b", "item_label", "unseen", "chosen", "cv_fold")
+
+@dataclass(frozen=True)
+class MemberConfig:
+    """One member: `name` (score column, members/<name>/), a registered `kind`, kind `options`
+    (PairModelConfig fields for trainable kinds) and a PairTrainConfig section `train`."""
+
+    name: str
+    kind: str
+    options: dict[str, Any] = field(default_factory=dict)
+    train: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.name or self.name.startswith(".") or "/" in self.name or self.name in RESERVED:
+            raise DataError(f"member name {self.name!r}: must be non-empty, without '/', not starting with '.', "
+                            f"and none of {', '.join(RESERVED)}")
+        if self.kind not in MEMBERS:
+            close = difflib.get_close_matches(self.kind, list(MEMBERS), n=3, cutoff=0.5)
+            hint = f"did you mean {', '.join(close)}? " if close else ""
+            raise DataError(f"member {self.name!r}: unknown kind {self.kind!r}; {hint}known: {', '.join(sorted(MEMBERS))}")
+
+@dataclass(frozen=True)
+class CcksRunConfig:
+    """The CCKS stage (`prodmatch.ccks.run`). `select_folds` (>= 2) is the number of CV folds
+    of the held-out pairs that choose the submission entry. `threads` > 0 sets torch's CPU threads
+    for the run; `device` trains the pair models on ``cuda`` when it is available (``auto``) or as named."""
+
+    name: str = "ccks"
+    seed: int = 0
+    holdout_items: float = 0.3
+    train_pairs: int = 0
+    holdout_pairs: int = 0
+    unseen_share: float = 0.25
+    select_folds: int = 5
+    threads: int = 0
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    members: tuple[MemberConfig, ...] = ()
+
+    def __post_init__(self) -> None:
+        problems = []
+        if not 0.0 < self.holdout_items < 1.0:
+            problems.append(f"holdout_items={self.holdout_items} not in (0, 1)")
+        if min(self.train_pairs, self.holdout_pairs, self.threads) < 0:
+            problems.append("train_pairs, holdout_pairs and threads must be >= 0")
+        if not 0.0 <= self.unseen_share < 1.0:
+            problems.append(f"unseen_share={self.unseen_share} not in [0, 1)")
+        if self.select_folds < 2:
+            problems.append(f"select_folds={self.select_folds}: cross-validated selection needs at least 2 folds")
+        names = [m.name for m in self.members]
+        if not names:
+            problems.append("no members")
+        if len(set(names)) < len(names):
+            problems.append(f"repeated member name(s) {preview(sorted({n for n in names if names.count(n) > 1}))}")
+        if problems:
+            raise DataError("CcksRunConfig: " + "; ".join(problems))
+        for spec in self.members:  # every member's options checked when the config is loaded
+            MEMBERS[spec.kind](spec, self)

@@ -1,0 +1,172 @@
+"""CCKS members: each scores the held-out and valid pairs (pair models trained here, or unsupervised).
+
+A new member kind is one ``@register_member(kind)`` class in this module or any imported one.
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import ClassVar, Literal
+
+import numpy as np
+import pandas as pd
+
+from ..config import from_dict
+from ..errors import DataError
+from ..resources import torch_device
+from ._registry import MEMBERS, register_member
+from .config import TINY_MODEL, CcksRunConfig, MemberConfig
+from .data import CcksData
+
+log = logging.getLogger(__name__)
+
+@dataclass
+class MemberScores:
+    """A member's held-out and valid scores, and facts for run.json."""
+
+    holdout: np.ndarray
+    valid: np.ndarray
+    info: dict = field(default_factory=dict)
+
+@dataclass(frozen=True)
+class NoOptions:
+    """A member kind without options."""
+
+class Member:
+    """A member kind: options are checked at construction (before any work), `score` does the work."""
+
+    kind: ClassVar[str] = ""
+    trainable: ClassVar[bool] = False
+    options_class: ClassVar[type] = NoOptions
+
+    def __init__(self, spec: MemberConfig, config: CcksRunConfig) -> None:
+        self.spec, self.config = spec, config
+        if spec.train and not self.trainable:
+            raise DataError(f"member {spec.name!r}: kind {self.kind!r} is not trained; drop its train section")
+        self.options = self.parse_options(spec, config)
+
+    def parse_options(self, spec: MemberConfig, config: CcksRunConfig):
+        return from_dict(self.options_class, dict(spec.options), f"member {spec.name!r} options")
+
+    def score(self, data: CcksData, folder: Path, progress: bool) -> MemberScores:
+        raise NotImplementedError
+
+def _split_scores(scores: np.ndarray, n_holdout: int) -> MemberScores:
+    return MemberScores(scores[:n_holdout], scores[n_holdout:])
+
+def _scored_pairs(data: CcksData) -> pd.DataFrame:
+    return pd.concat([data.holdout, data.valid], ignore_index=True)
+
+@dataclass(frozen=True)
+class TfidfCosineOptions:
+    """``char`` (2-4-grams within words) or ``word`` TF-IDF of the titles."""
+
+    analyzer: Literal["char", "word"] = "char"
+
+@register_member("tfidf_cosine")
+class TfidfCosine(Member):
+    """TF-IDF title cosine, fitted on the titles of the held-out and valid pairs (texts only)."""
+
+    options_class = TfidfCosineOptions
+
+    def score(self, data: CcksData, folder: Path, progress: bool) -> MemberScores:
+        from ..encoders.tfidf import TfidfConfig
+        from ..pairs.unsupervised import text_cosine
+
+        config = {"char": TfidfConfig.char(), "word": TfidfConfig(stop_words=None)}[self.options.analyzer]
+        pairs = _scored_pairs(data)
+        return _split_scores(text_cosine(pairs["title_a"], pairs["title_b"], config), len(data.holdout))
+
+@register_member("pvs_jaccard")
+class PvsJaccard(Member):
+    """Jaccard of the aligned pvs ``key:value`` entry sets."""
+
+    def score(self, data: CcksData, folder: Path, progress: bool) -> MemberScores:
+        from ..pairs.unsupervised import pvs_jaccard
+
+        pairs = _scored_pairs(data)
+        return _split_scores(pvs_jaccard(pairs["pvs_a"], pairs["pvs_b"]), len(data.holdout))
+
+class PairMember(Member):
+    """A pair model (``PairModelConfig`` options, kind fixed by the member) trained with
+    ``fit_pair_model`` on the training part; the held-out part picks checkpoint and threshold."""
+
+    trainable = True
+
+    def parse_options(self, spec: MemberConfig, config: CcksRunConfig):
+        from ..pairs.base import PairModelConfig
+        from ..pairs.pair_train import PairTrainConfig
+
+        options = {"seed": config.seed, **spec.options}
+        if options.setdefault("kind", self.kind) != self.kind:
+            raise DataError(f"member {spec.name!r}: options.kind {options['kind']!r} contradicts kind {self.kind!r}")
+        self.train_config = from_dict(PairTrainConfig, {"seed": config.seed, **spec.train}, f"member {spec.name!r} train")
+        return from_dict(PairModelConfig, options, f"member {spec.name!r} options")
+
+    def score(self, data: CcksData, folder: Path, progress: bool) -> MemberScores:
+        from ..pairs.base import build_pair_model
+        from ..pairs.pair_train import fit_pair_model, predict_pairs
+
+        assets = tiny_backbone(data) if self.options.model == TINY_MODEL else None
+        model = build_pair_model(self.options, assets=assets).to(torch_device(self.config.device))
+        train = dataclasses.replace(self.train_config, progress=progress)
+        fit = fit_pair_model(model, data.train, data.holdout, train, folder)
+        scores = [predict_pairs(model, f, train.eval_batch_size, progress=progress) for f in (data.holdout, data.valid)]
+        info = {"fit_f1": fit.best_f1, "fit_threshold": fit.best_threshold, "best_step": fit.best_step,
+                "steps": fit.steps, "fit_seconds": round(fit.seconds, 2)}
+        return MemberScores(scores[0], scores[1], info)
+
+@register_member("cross")
+class CrossMember(PairMember):
+    """One-tower cross-encoder over the aligned pair text."""
+
+@register_member("two_tower")
+class TwoTowerMember(PairMember):
+    """Two-tower pair model (projection, similarity or adaptive head)."""
+
+def build_members(config: CcksRunConfig) -> list[Member]:
+    """Every member of the config, its options checked."""
+    return [MEMBERS[spec.kind](spec, config) for spec in config.members]
+
+def score_members(members: list[Member], data: CcksData, progress: bool) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    """(held-out scores, valid scores) with one column per member, and each member's facts."""
+    from tqdm.auto import tqdm
+
+    hold, valid, info = {}, {}, {}
+    for member in tqdm(members, desc="ccks members", disable=not progress):
+        name, started = member.spec.name, time.time()
+        result = member.score(data, data.folder / "members" / name, progress)
+        hold[name], valid[name] = np.asarray(result.holdout, np.float64), np.asarray(result.valid, np.float64)
+        info[name] = {"kind": member.kind, **result.info, "seconds": round(time.time() - started, 2)}
+        log.info("ccks member %s (%s): %.1f s", name, member.kind, info[name]["seconds"])
+    return pd.DataFrame(hold), pd.DataFrame(valid), info
+
+def tiny_backbone(data: CcksData) -> Path:
+    """The tiny random BERT (``encoders.text.tiny_text_model``) with the data's ASCII words, built
+    once per run under ``backbones/tiny-random``."""
+    from ..encoders.text import tiny_text_model
+
+    folder = data.folder / "backbones" / TINY_MODEL
+    if not (folder / "config.json").is_file():
+        texts = pd.concat([data.items[c] for c in ("title", "item_pvs", "sku_pvs") if c in data.items.columns])
+        words = texts.fillna("").astype(str).str.split(r"[\s#:;]+", regex=True).explode().dropna().unique()
+        with quiet_transformers():
+            tiny_text_model(folder, sorted(words), seed=data.seed)
+    return folder
+
+@contextlib.contextmanager
+def quiet_transformers():
+    """No transformers progress bars (its one-shard "Writing model shards" bar) inside the block."""
+    from transformers.utils import logging as hf_logging
+
+    enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if enabled:
+            hf_logging.enable_progress_bar()

@@ -1,0 +1,199 @@
+"""Choosing the submission entry: decision rules (members, ensembles) fitted on the held-out pairs,
+cross-validated on folds that keep connected pair components whole (`selection_folds`)."""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from ..errors import DataError
+from ..metrics import pair_scores
+
+log = logging.getLogger(__name__)
+
+SELECTION = ("best cross-validated held-out F1 (each rule refitted on k-1 folds of the held-out pairs, "
+             "F1 of the pooled out-of-fold decisions); ties: the earlier entry")
+
+@dataclass
+class Fitted:
+    """A rule fitted on some held-out rows. ``margin(scores, unseen)`` is the decision margin of any
+    rows (member score columns + unseen mask); positive when ``margin > threshold``, ``>=`` when
+    `inclusive`. `params` describe the fit (ensembles.json)."""
+
+    margin: Callable[[pd.DataFrame, np.ndarray], np.ndarray]
+    threshold: float = 0.0
+    inclusive: bool = False
+    params: dict = field(default_factory=dict)
+
+    def predict(self, scores: pd.DataFrame, unseen: np.ndarray) -> np.ndarray:
+        from ..stack.ensemble import decide
+
+        return decide(self.margin(scores, unseen), self.threshold, self.inclusive)
+
+@dataclass(frozen=True)
+class Rule:
+    """A named decision rule: ``fit(y, scores, unseen) -> Fitted`` on labelled rows (member score
+    columns, pseudo-unseen mask). The one call fits every CV fold and the final rule."""
+
+    name: str
+    kind: str
+    fit: Callable[[np.ndarray, pd.DataFrame, np.ndarray], Fitted]
+
+def member_rule(column: str) -> Rule:
+    """A member at its best threshold on the fitting rows (strict rule ``p > t``)."""
+    def fit(y, scores, unseen):
+        from ..stack.ensemble import fit_thresholds
+
+        threshold = float(fit_thresholds(y, scores[[column]])[0])
+        return Fitted(lambda s, u: s[column].to_numpy(np.float64), threshold, False, {"threshold": threshold})
+
+    return Rule(f"member {column}", "member", fit)
+
+def ensemble_rule(kind: str, calibrated: bool, unseen: bool) -> Rule:
+    """An ensemble of every member column (``ensemble.make_ensemble(kind)``), on raw scores or on
+    scores Platt-calibrated on the fitting rows, with or without unseen-category thresholds."""
+    scale = "calibrated" if calibrated else "raw"
+
+    def fit(y, scores, mask):
+        from ..stack.compare import platt_apply, platt_fit, platt_params
+        from ..stack.ensemble import make_ensemble
+
+        models = platt_fit(scores, y) if calibrated else None
+
+        def scaled(s):
+            return platt_apply(models, s) if calibrated else s
+
+        model = make_ensemble(kind).fit(y, scaled(scores), unseen=mask if unseen else None)
+        params = {"scores": scale, "unseen": unseen, "ensemble": model.to_dict(),
+                  **({"calibration": platt_params(models)} if calibrated else {})}
+        return Fitted(lambda s, u: model.decision_function(scaled(s), unseen=u if unseen else None),
+                      0.0, model.inclusive, params)
+
+    return Rule(f"{kind} ensemble, {scale}" + (" + unseen thresholds" if unseen else ""), "ensemble", fit)
+
+def entry_rules(columns, unseen: bool) -> list[Rule]:
+    """Members in column order, then each ensemble kind raw, calibrated, and (when `unseen`, i.e.
+    pseudo-unseen held-out pairs exist) raw and calibrated with unseen-category thresholds."""
+    from ..stack.ensemble import ENSEMBLES
+
+    rules = [member_rule(str(c)) for c in columns]
+    for kind in ENSEMBLES:
+        for with_unseen in (False, True) if unseen else (False,):
+            rules += [ensemble_rule(kind, calibrated, with_unseen) for calibrated in (False, True)]
+    return rules
+
+@dataclass(frozen=True)
+class Folds:
+    """CV folds of the held-out pairs: `fold` per pair, the `scheme` (``group``: connected
+    components kept whole; ``stratified``: by label only), `components` of the pair graph, and
+    the fold count asked for (`requested`, before clamping to the label counts)."""
+
+    fold: np.ndarray
+    scheme: str
+    components: int
+    requested: int
+    seed: int
+
+    @property
+    def k(self) -> int:
+        return int(len(np.unique(self.fold)))
+
+    def to_dict(self) -> dict:
+        return {"folds": self.k, "requested": self.requested, "scheme": self.scheme,
+                "components": self.components, "seed": self.seed}
+
+def pair_components(src, tgt) -> np.ndarray:
+    """Connected-component id of each pair in the graph whose nodes are items and edges the pairs."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    codes, _ = pd.factorize(pd.concat([pd.Series(src, dtype=object), pd.Series(tgt, dtype=object)], ignore_index=True))
+    a, b = codes[:len(codes) // 2], codes[len(codes) // 2:]
+    n = int(codes.max()) + 1 if len(codes) else 0
+    graph = coo_matrix((np.ones(len(a)), (a, b)), shape=(n, n))
+    return connected_components(graph, directed=False)[1][a]
+
+def selection_folds(y, groups, k: int, seed: int) -> Folds:
+    """Seeded CV folds of labelled pairs (module docstring, step 5): `k` clamped to the smaller
+    label count; group-aware (``StratifiedGroupKFold`` on `groups`) when at least k groups hold a
+    positive and k a negative pair and every fold's complement holds both labels, else
+    ``StratifiedKFold`` by label. Deterministic for a given (y, groups, k, seed)."""
+    from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
+
+    y, groups = np.asarray(y).astype(bool), np.asarray(groups)
+    n_pos, n_neg = int(y.sum()), int((~y).sum())
+    used = min(k, n_pos, n_neg)
+    if used < 2:
+        raise DataError(f"the held-out part has {len(y)} pairs ({n_pos} positive, {n_neg} negative); the "
+                        "cross-validated selection needs at least 2 pairs of each label: raise holdout_items or "
+                        "holdout_pairs")
+    if used < k:
+        log.warning("ccks: select_folds=%d clamped to %d (held-out pairs: %d positive, %d negative)",
+                    k, used, n_pos, n_neg)
+    n_groups = int(len(np.unique(groups)))
+    fold = np.full(len(y), -1)
+    if min(len(np.unique(groups[y])), len(np.unique(groups[~y]))) >= used:
+        cv = StratifiedGroupKFold(n_splits=used, shuffle=True, random_state=seed)
+        for i, (_, at) in enumerate(cv.split(np.zeros(len(y)), y, groups)):
+            fold[at] = i
+        rest = [y[fold != i] for i in range(used)]
+        if (fold >= 0).all() and all((fold == i).any() and r.any() and not r.all() for i, r in enumerate(rest)):
+            return Folds(fold, "group", n_groups, k, seed)
+    cv = StratifiedKFold(n_splits=used, shuffle=True, random_state=seed)
+    for i, (_, at) in enumerate(cv.split(np.zeros(len(y)), y)):
+        fold[at] = i
+    return Folds(fold, "stratified", n_groups, k, seed)
+
+def cross_predict(rule: Rule, y: np.ndarray, scores: pd.DataFrame, unseen: np.ndarray, fold: np.ndarray) -> np.ndarray:
+    """Out-of-fold decisions of `rule`: for each fold, ``rule.fit`` on the other folds predicts it."""
+    pred = np.zeros(len(y), dtype=bool)
+    for f in np.unique(fold):
+        at = fold == f
+        try:
+            fitted = rule.fit(y[~at], scores[~at], unseen[~at])
+        except DataError as err:
+            raise DataError(f"{rule.name}: refitting on the CV folds other than fold {f} failed: {err}") from None
+        pred[at] = fitted.predict(scores[at], unseen[at])
+    return pred
+
+@dataclass
+class Entry:
+    """A rule fitted on all held-out pairs: its in-sample held-out F1, its cross-validated held-out
+    F1, its parameters and its valid margin (``margin > threshold`` is positive, ``>=`` when `inclusive`)."""
+
+    name: str
+    kind: str
+    held_out_f1: float
+    cv_f1: float
+    valid_margin: np.ndarray
+    threshold: float = 0.0
+    inclusive: bool = False
+    params: dict = field(default_factory=dict)
+
+    @property
+    def valid_pred(self) -> np.ndarray:
+        from ..stack.ensemble import decide
+
+        return decide(self.valid_margin, self.threshold, self.inclusive)
+
+def fit_entries(rules: list[Rule], y, hold: pd.DataFrame, unseen_hold, valid: pd.DataFrame, unseen_valid,
+                fold) -> list[Entry]:
+    """Each rule fitted on all held-out rows (held-out F1 in-sample, valid margin) and cross-validated
+    on `fold` (cv_f1). Takes no valid labels."""
+    y = np.asarray(y).astype(np.int64)
+    unseen_hold, unseen_valid = np.asarray(unseen_hold, bool), np.asarray(unseen_valid, bool)
+    entries = []
+    for rule in rules:
+        fitted = rule.fit(y, hold, unseen_hold)
+        held = pair_scores(y, fitted.predict(hold, unseen_hold)).f1
+        cv = pair_scores(y, cross_predict(rule, y, hold, unseen_hold, np.asarray(fold))).f1
+        entries.append(Entry(rule.name, rule.kind, held, cv, fitted.margin(valid, unseen_valid), fitted.threshold,
+                             fitted.inclusive, fitted.params))
+    return entries
+
+def choose(entries: list[Entry]) -> Entry:
+    """The entry with the best cross-validated held-out F1; the earliest on ties."""
+    return entries[int(np.argmax([e.cv_f1 for e in entries]))]
