@@ -23,7 +23,8 @@ from prodmatch.embedders import get_embedder
 from prodmatch.data.folds import group_folds
 from prodmatch.data.shopee import read_shopee_csv
 from prodmatch.io import write_text
-from prodmatch.metrics import best_row_threshold, per_row_scores, row_scores
+from prodmatch.metrics import per_row_scores, row_scores
+from prodmatch.post.tune import best_row_threshold
 
 
 def load(folder: Path) -> pd.DataFrame:

@@ -24,7 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from prodmatch.metrics import best_row_threshold, row_scores
+from prodmatch.metrics import row_scores
+from prodmatch.post.tune import best_row_threshold
 from prodmatch.neighbors import knn
 from prodmatch.post import (
     DenseModel,

@@ -146,9 +146,10 @@ def cmd_train_step(args) -> int:
     import torch
 
     from prodmatch.encoders import create_encoder, load_encoder
-    from prodmatch.encoders.base import encoder_class
+    from prodmatch.encoders import encoder_class
     from prodmatch.encoders.oof import load_experiment
-    from prodmatch.encoders.train import _autocast, device_for, embed_frame, fit
+    from prodmatch.encoders.inference import autocast_for, device_for, embed_frame
+    from prodmatch.encoders.train import fit
 
     cuda = torch.cuda.is_available()
     if not cuda and not args.allow_cpu:
@@ -249,7 +250,7 @@ def cmd_train_step(args) -> int:
     wait = total - compute
     first = fwd[1] - fwd[0]
     bs = tcfg.batch_size
-    _, amp_dtype = _autocast(device, tcfg.amp)
+    _, amp_dtype = autocast_for(device, tcfg.amp)
     problems = []
     conv = next((p for p in encoder.backbone.parameters() if p.ndim == 4 and p.shape[-1] > 1), None)  # not 1x1
     channels_last = bool(conv is not None and conv.is_contiguous(memory_format=torch.channels_last)

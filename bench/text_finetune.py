@@ -42,7 +42,8 @@ from prodmatch.data.folds import group_folds
 from prodmatch.data.shopee import read_shopee_csv
 from prodmatch.encoders.tfidf import TfidfConfig, tfidf_embed
 from prodmatch.io import write_text
-from prodmatch.metrics import best_row_threshold, per_row_scores
+from prodmatch.metrics import per_row_scores
+from prodmatch.post.tune import best_row_threshold
 from prodmatch.neighbors import knn
 
 RESULTS = Path(__file__).resolve().parent / "results" / "text_finetune.md"
@@ -136,7 +137,8 @@ def main() -> None:
         torch.set_num_threads(args.threads)
 
     from prodmatch.encoders import create_encoder
-    from prodmatch.encoders.train import TrainConfig, embed_frame, fit, seed_everything
+    from prodmatch.encoders.inference import embed_frame
+    from prodmatch.encoders.train import TrainConfig, fit, seed_everything
 
     started = time.time()
     frame = load(args.data)

@@ -8,11 +8,11 @@ from prodmatch.errors import DataError
 from prodmatch.metrics import (
     Scores,
     best_pair_threshold,
-    best_row_threshold,
     pair_scores,
     row_scores,
     score_submission,
 )
+from prodmatch.post.tune import best_row_threshold
 
 
 def test_row_scores_hand_computed():

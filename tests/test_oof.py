@@ -15,7 +15,7 @@ from prodmatch.data.folds import shopee_folds
 from prodmatch.data.shopee import read_shopee_csv
 from prodmatch.encoders import load_encoder
 from prodmatch.encoders.oof import embed_trained, embed_unsupervised, load_data, load_experiment, train_oof
-from prodmatch.encoders.train import embed_frame
+from prodmatch.encoders.inference import embed_frame
 from prodmatch.errors import DataError
 from prodmatch.store import list_models, load_model, load_runs, read_rows
 

@@ -253,18 +253,18 @@ def test_frozen_backbone_folds_share_one_feature_pass(encoder_bundle, monkeypatc
     and gets what embedding with every fold encoder gives; fine-tuned folds embed one by one."""
     import numpy as np
 
-    import prodmatch.encoders.train as train_module
+    import prodmatch.encoders.inference as inference
     from prodmatch.data.shopee import read_shopee_csv
     from prodmatch.encoders import load_encoder
-    from prodmatch.encoders.train import embed_frame
+    from prodmatch.encoders.inference import embed_frame
     from prodmatch.predict import embed_test
 
     data, models = encoder_bundle
     info = read_bundle(models)
     frame = read_shopee_csv(data / "test.csv", image_policy="placeholder")
     calls = []
-    real = train_module._infer
-    monkeypatch.setattr(train_module, "_infer", lambda *a, **kw: calls.append(kw["desc"]) or real(*a, **kw))
+    real = inference._infer
+    monkeypatch.setattr(inference, "_infer", lambda *a, **kw: calls.append(kw["desc"]) or real(*a, **kw))
     for name, expect_calls in (("tiny-text", 1), ("tiny-image", 2)):
         spec = info["models"][name]
         calls.clear()

@@ -16,10 +16,9 @@ from prodmatch.config import shipped_configs
 from prodmatch.encoders import create_encoder, load_encoder
 from prodmatch.encoders.base import Encoder, Neck, check_labels, register_encoder
 from prodmatch.encoders.oof import load_experiment
+from prodmatch.encoders.inference import backbone_features, embed_frame
 from prodmatch.encoders.train import (
     TrainConfig,
-    backbone_features,
-    embed_frame,
     encode_labels,
     fit,
     lr_factor,
@@ -34,11 +33,11 @@ FEATURES = 16
 @pytest.fixture(autouse=True, scope="module")
 def stub_encoder_kind():
     """The stub encoder kind exists only while this module runs (other tests list the registry)."""
-    from prodmatch.encoders import base
+    from prodmatch.encoders import _registry
 
     register_encoder("test-stub")(StubEncoder)
     yield
-    base._ENCODERS.pop("test-stub", None)
+    _registry._ENCODERS.pop("test-stub", None)
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,8 @@ import pandas as pd
 from . import __version__
 from .embedders import get_embedder
 from .io import data_hashes, new_run_dir, write_csv, write_json
-from .metrics import Scores, best_row_threshold, matches_frame, read_truth, score_submission
+from .metrics import Scores, matches_frame, read_truth, score_submission
+from .post.tune import best_row_threshold
 
 NEIGHBOURS = 50  # a Shopee group has at most 50 postings, so top-50 (self included) loses none
 

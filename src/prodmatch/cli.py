@@ -286,7 +286,7 @@ def embed(args):
 
     unsupervised = args.method in unsupervised_methods()
     if not unsupervised and not args.models:
-        from .encoders.base import encoder_classes
+        from .encoders import encoder_classes
 
         kinds = ", ".join(sorted(encoder_classes()))
         raise DataError(f"embed {args.method}: not an unsupervised method ({', '.join(unsupervised_methods())}); "

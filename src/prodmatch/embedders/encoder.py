@@ -30,7 +30,7 @@ class FoldEncoders(Embedder):
 
     @property
     def needs_images(self) -> bool:  # type: ignore[override]
-        from ..encoders.base import encoder_class
+        from ..encoders import encoder_class
 
         return encoder_class(self.encoder_kind).reads_images
 
@@ -45,7 +45,7 @@ class FoldEncoders(Embedder):
     def transform(self, frame: pd.DataFrame) -> np.ndarray:
         from ..encoders import load_encoder
         from ..encoders.frozen import backbone_digest, neck_embed
-        from ..encoders.train import backbone_features, embed_frame
+        from ..encoders.inference import backbone_features, embed_frame
 
         options = {"batch_size": self.batch_size, "num_workers": self.num_workers, "progress": self.progress}
         folders = self.folders

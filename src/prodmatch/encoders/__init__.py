@@ -32,14 +32,28 @@ _LAZY = {
 
 def __getattr__(name: str):
     if name == "ENCODER_CONFIGS":
-        from .base import encoder_classes
-
         return {kind: cls.config_class for kind, cls in encoder_classes().items()}
     if name in _LAZY:
         import importlib
 
         return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def encoder_classes() -> dict:
+    """Every registered encoder class by kind (importing the built-in ones registers them)."""
+    from . import image, text  # noqa: F401
+    from ._registry import _ENCODERS
+
+    return dict(_ENCODERS)
+
+
+def encoder_class(kind: str):
+    """The encoder class registered as `kind`; DataError naming the known kinds otherwise."""
+    classes = encoder_classes()
+    if kind not in classes:
+        raise DataError(f"unknown encoder kind {kind!r}; known: {', '.join(sorted(classes))}")
+    return classes[kind]
 
 
 def _config_for(cls, config):
@@ -55,7 +69,6 @@ def _config_for(cls, config):
 def create_encoder(kind: str, config=None, *, weights: str | Path | None = None) -> "Encoder":
     """A new encoder of `kind` ("image" | "text") from a config (dataclass, dict, YAML path or
     None for defaults); `weights` is a local file/folder with a whole encoder's state dict."""
-    from .base import encoder_class
     from .weights import load_state, read_state_dict
 
     cls = encoder_class(kind)
@@ -86,7 +99,6 @@ def load_encoder(folder: str | Path) -> "Encoder":
     """The encoder `save_encoder` wrote into `folder`, in eval mode; no pretrained weights or
     model hub are touched, only the folder's own files."""
     from ..config import from_dict
-    from .base import encoder_class
     from .weights import load_state, read_state_dict
 
     folder = Path(folder)

@@ -14,11 +14,8 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import DataError
-from ..registry import registrar
+from ._registry import register_encoder  # noqa: F401  (re-exported: encoder modules import it from here)
 from .weights import export_state
-
-_ENCODERS: dict[str, type["Encoder"]] = {}
-
 
 class Neck(nn.Module):
     """Pooled feature -> Dropout -> Linear(in, dim) -> BatchNorm1d(dim): the embedding layer."""
@@ -84,28 +81,6 @@ class Encoder(nn.Module):
     def from_saved(cls, config, folder: Path) -> "Encoder":
         """The architecture of a saved encoder, without loading any pretrained weights."""
         return cls(config, pretrained=False)
-
-
-register_encoder = registrar(_ENCODERS, "kind")
-"""Class decorator ``@register_encoder(kind)``: an `Encoder` subclass buildable as ``create_encoder(kind)``."""
-
-
-def _load_builtin() -> None:
-    from . import image, text  # noqa: F401  (importing registers them)
-
-
-def encoder_classes() -> dict[str, type[Encoder]]:
-    """Every registered encoder class by kind."""
-    _load_builtin()
-    return dict(_ENCODERS)
-
-
-def encoder_class(kind: str) -> type[Encoder]:
-    """The encoder class registered as `kind`; DataError naming the known kinds otherwise."""
-    classes = encoder_classes()
-    if kind not in classes:
-        raise DataError(f"unknown encoder kind {kind!r}; known: {', '.join(sorted(classes))}")
-    return classes[kind]
 
 
 def check_labels(labels, n_rows: int) -> np.ndarray:

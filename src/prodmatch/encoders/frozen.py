@@ -101,7 +101,7 @@ def cached_features(folder, encoder, frames: dict[str, pd.DataFrame | None], *, 
     `folder` when its features.json matches this backbone and these row counts, else computed and
     written there (each .npy atomically, features.json last)."""
     from ..io import write_json, write_npy
-    from .train import backbone_features
+    from .inference import backbone_features
 
     folder = Path(folder)
     wanted = {name: frame for name, frame in frames.items() if frame is not None}

@@ -46,7 +46,8 @@ from ..config import from_dict, load_config, read_yaml, to_dict
 from ..errors import DataError
 from ..io import code_version, data_hashes, write_json, write_npy
 from ..resources import available_cores
-from .train import TrainConfig, embed_frame, fit, seed_everything, validation_f1
+from .inference import embed_frame
+from .train import TrainConfig, fit, seed_everything, validation_f1
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +57,7 @@ log = logging.getLogger(__name__)
 class ExperimentConfig:
     """One trainable model's OOF experiment: encoder settings, training settings, folds."""
 
-    kind: str  # a registered encoder kind (`encoders.base.encoder_classes`): image, text, ...
+    kind: str  # a registered encoder kind (`prodmatch.encoders.encoder_classes`): image, text, ...
     encoder: dict = field(default_factory=dict)  # validated by ENCODER_CONFIGS[kind]
     train: TrainConfig = field(default_factory=TrainConfig)
     n_folds: int = 5
@@ -72,7 +73,7 @@ class ExperimentConfig:
 
     def encoder_config(self):
         """The typed encoder config (ENCODER_CONFIGS[kind]) of this experiment."""
-        from .base import encoder_class
+        from . import encoder_class
 
         return load_config(dict(self.encoder), encoder_class(self.kind).config_class)
 
@@ -146,7 +147,7 @@ def _parse_folds(folds, n_folds: int) -> list[int]:
 
 
 def _default_image_policy(kind: str) -> str:
-    from .base import encoder_class
+    from . import encoder_class
 
     return "placeholder" if encoder_class(kind).reads_images else "text-only"
 
@@ -157,7 +158,7 @@ def within_fold_f1(emb: np.ndarray, groups, folds, k: int = 50) -> dict:
     Groups never cross folds, so this loses no true match; it avoids comparing vectors of two
     different fold models.
     """
-    from ..metrics import best_row_threshold
+    from ..post.tune import best_row_threshold
     from ..neighbors import knn
 
     groups, folds = np.asarray(groups), np.asarray(folds)
@@ -478,7 +479,7 @@ def embed_trained(data_dir, kind: str, models_dir, out, *, n_folds: int | None =
     from ..store import rows_table, save_model
     from . import load_encoder
 
-    from .base import encoder_class
+    from . import encoder_class
 
     encoder_class(kind)  # DataError naming the known kinds
     started = time.time()

@@ -34,7 +34,6 @@ import os
 import random
 import shutil
 import time
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -46,6 +45,7 @@ from ..config import load_config, to_dict
 from ..errors import DataError
 from ..io import atomic_path, write_json
 from .frozen import FeatureDataset, FrozenFeatures, neck_embed
+from .inference import autocast_for, backbone_features, device_for, embed_frame, make_loader, to_device
 
 log = logging.getLogger(__name__)
 
@@ -115,13 +115,6 @@ class FitResult:
 
 
 # --------------------------------------------------------------------------------------- helpers
-
-
-def device_for(encoder=None):
-    """CUDA when torch sees a GPU, else CPU."""
-    import torch
-
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
 def encode_labels(groups) -> tuple[np.ndarray, np.ndarray]:
@@ -196,105 +189,9 @@ def _epoch_generator(seed: int, epoch: int):
     return torch.Generator().manual_seed(int(seed) * 1_000_003 + epoch)
 
 
-def _loader(encoder, dataset, batch_size: int, *, shuffle: bool, generator=None, num_workers: int = 0,
-            drop_last: bool = False, collate=None):
-    import torch
-    from torch.utils.data import DataLoader
-
-    return DataLoader(
-        dataset,
-        batch_size=batch_size,
-        shuffle=shuffle,
-        generator=generator,
-        collate_fn=collate or encoder.collate,
-        num_workers=num_workers,
-        drop_last=drop_last,
-        pin_memory=torch.cuda.is_available(),
-        persistent_workers=False,
-    )
-
-
-def _to_device(batch, device, channels_last: bool = False):
-    import torch
-
-    if isinstance(batch, torch.Tensor):
-        batch = batch.to(device, non_blocking=True)
-        if channels_last and batch.ndim == 4:
-            batch = batch.contiguous(memory_format=torch.channels_last)
-        return batch
-    if isinstance(batch, dict):
-        return {k: _to_device(v, device, channels_last) for k, v in batch.items()}
-    if isinstance(batch, (list, tuple)):
-        return type(batch)(_to_device(v, device, channels_last) for v in batch)
-    if hasattr(batch, "to"):  # e.g. a transformers BatchEncoding
-        return batch.to(device)
-    return batch
-
-
-def _autocast(device, enabled: bool):
-    import torch
-
-    if not enabled or device.type != "cuda":
-        return nullcontext(), None
-    # emulated bf16 (T4 / P100: Kaggle's GPUs) is slow; those get fp16 with loss scaling
-    dtype = torch.bfloat16 if torch.cuda.is_bf16_supported(including_emulation=False) else torch.float16
-    return torch.autocast("cuda", dtype=dtype), dtype
-
-
-def _infer(encoder, frame: pd.DataFrame, outputs, *, batch_size: int, num_workers: int, device, amp: bool,
-           progress: bool, desc: str) -> np.ndarray:
-    """float32 ``outputs(batch)`` of every row of `frame`, batched, no gradients (inference_mode;
-    autocast when `amp` and on CUDA). Rows the evaluation dataset does not keep (it should keep
-    all: unreadable images get a placeholder) come back as zero vectors, with a warning."""
-    import torch
-    from tqdm.auto import tqdm
-
-    device = device or device_for()
-    encoder.to(device)
-    was_training = encoder.training
-    encoder.eval()
-    dataset = encoder.dataset(frame, train=False, labels=None)
-    loader = _loader(encoder, dataset, batch_size, shuffle=False, num_workers=num_workers)
-    channels_last = device.type == "cuda" and encoder.reads_images
-    context, _ = _autocast(device, amp)
-    parts = []
-    try:
-        with torch.inference_mode(), context:
-            for batch, _labels in tqdm(loader, desc=desc, disable=not progress, leave=False):
-                parts.append(outputs(_to_device(batch, device, channels_last)).float().cpu())
-    finally:
-        encoder.train(was_training)
-    out = torch.cat(parts).numpy().astype(np.float32) if parts else np.zeros((0, 0), np.float32)
-    rows = np.asarray(getattr(dataset, "rows", np.arange(len(frame))), dtype=np.int64)
-    if len(rows) == len(frame) and np.array_equal(rows, np.arange(len(frame))):
-        return out
-    log.warning("%d of %d rows were not embedded (zero vectors)", len(frame) - len(rows), len(frame))
-    full = np.zeros((len(frame), out.shape[1]), np.float32)
-    full[rows] = out
-    return full
-
-
-def embed_frame(encoder, frame: pd.DataFrame, *, batch_size: int = 64, num_workers: int = 0,
-                device=None, amp: bool = True, progress: bool = False, desc: str = "embed") -> np.ndarray:
-    """L2-normalised float32 embeddings ``(len(frame), dim)`` of every row (see `_infer`)."""
-    import torch
-
-    emb = _infer(encoder, frame, lambda batch: torch.nn.functional.normalize(encoder(batch).float(), dim=1),
-                 batch_size=batch_size, num_workers=num_workers, device=device, amp=amp, progress=progress, desc=desc)
-    return emb if emb.size else np.zeros((len(frame), int(getattr(encoder, "dim", 0))), np.float32)
-
-
-def backbone_features(encoder, frame: pd.DataFrame, *, batch_size: int = 64, num_workers: int = 0,
-                      device=None, amp: bool = True, progress: bool = False, desc: str = "features") -> np.ndarray:
-    """The pooled backbone outputs ``(len(frame), C)`` the neck sees, unnormalised, without
-    augmentation: what ``freeze_backbone`` training caches once instead of recomputing per epoch."""
-    return _infer(encoder, frame, encoder.features, batch_size=batch_size, num_workers=num_workers, device=device,
-                  amp=amp, progress=progress, desc=desc)
-
-
 def validation_f1(emb: np.ndarray, groups, k: int = 50) -> dict:
     """Mean row-F1 of the held-out rows searched among themselves, at their best threshold."""
-    from ..metrics import best_row_threshold
+    from ..post.tune import best_row_threshold
     from ..neighbors import knn
 
     groups = np.asarray(groups)
@@ -469,7 +366,7 @@ def fit(encoder, train_frame: pd.DataFrame, valid_frame: pd.DataFrame | None, co
              {"params": neck + list(head.parameters()), "lr": config.lr_head, "name": "head"}],
             lr=config.lr_head, weight_decay=config.weight_decay)
         peak = [config.lr_backbone, config.lr_head]
-        _, amp_dtype = _autocast(device, config.amp)
+        _, amp_dtype = autocast_for(device, config.amp)
         scaler = torch.amp.GradScaler("cuda") if amp_dtype == torch.float16 else None
 
         dataset = encoder.dataset(train_frame, train=True, labels=codes)
@@ -515,7 +412,7 @@ def fit(encoder, train_frame: pd.DataFrame, valid_frame: pd.DataFrame | None, co
             epoch_started = time.time()
             encoder.train()
             head.train()
-            loader = _loader(encoder, dataset, batch_size, shuffle=True, generator=_epoch_generator(config.seed, epoch),
+            loader = make_loader(encoder, dataset, batch_size, shuffle=True, generator=_epoch_generator(config.seed, epoch),
                              num_workers=config.num_workers, drop_last=drop_last, collate=collate)
             bar = tqdm(total=n_batches, desc=f"epoch {epoch + 1}/{config.epochs}", disable=not progress, leave=False)
             losses, micro = [], 0
@@ -532,9 +429,9 @@ def fit(encoder, train_frame: pd.DataFrame, valid_frame: pd.DataFrame | None, co
                         group["lr"] = base * factor
                     head.set_margin(margin_for(config.arcface, step / max(1, total_steps)))
                 in_step = min(config.accumulate, n_batches - (micro // config.accumulate) * config.accumulate)
-                context, _ = _autocast(device, config.amp)
+                context, _ = autocast_for(device, config.amp)
                 with context:
-                    emb = forward(_to_device(batch, device, channels_last))
+                    emb = forward(to_device(batch, device, channels_last))
                     logits = head(emb.float(), labels.to(device))
                     loss = torch.nn.functional.cross_entropy(logits.float(), labels.to(device))
                 if not torch.isfinite(loss):
@@ -604,7 +501,7 @@ def _placeholder_rows(encoder, features: np.ndarray, device) -> np.ndarray:
     was_training = encoder.training
     encoder.eval()
     with torch.inference_mode():
-        ref = encoder.features(_to_device(placeholder, device)).float().cpu().numpy()[0]
+        ref = encoder.features(to_device(placeholder, device)).float().cpu().numpy()[0]
     encoder.train(was_training)
     return np.all(np.abs(np.asarray(features) - ref) <= 1e-4 * (1.0 + np.abs(ref)), axis=1)
 
@@ -648,5 +545,5 @@ def _check_config(config: TrainConfig) -> None:
             raise DataError(f"train config: {message}")
 
 
-__all__ = ["ArcFaceConfig", "TrainConfig", "FitResult", "fit", "embed_frame", "validation_f1", "encode_labels",
-           "lr_factor", "margin_for", "save_checkpoint", "load_checkpoint", "seed_everything", "device_for"]
+__all__ = ["ArcFaceConfig", "TrainConfig", "FitResult", "fit", "validation_f1", "encode_labels",
+           "lr_factor", "margin_for", "save_checkpoint", "load_checkpoint", "seed_everything"]

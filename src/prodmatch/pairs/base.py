@@ -371,7 +371,7 @@ class PairModel(nn.Module):
 
     def score(self, pairs: pd.DataFrame, batch_size: int = 64) -> np.ndarray:
         """p(same item) per row of a pair frame (see `predict_pairs`)."""
-        from .pair_train import predict_pairs
+        from .inference import predict_pairs
 
         return predict_pairs(self, pairs, batch_size)
 

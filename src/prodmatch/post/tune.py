@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..metrics import row_group_sizes, threshold_grid  # noqa: F401  (threshold_grid: re-exported)
+from ..metrics import Scores, row_group_sizes, threshold_grid  # noqa: F401  (threshold_grid: re-exported)
 from .threshold import Matches
 
 DEFAULT_GRID = threshold_grid()
@@ -179,3 +179,28 @@ def nested_sums(curves, *, min2: bool) -> tuple[dict[str, float], list[tuple[int
         for m, v in c.sums(ti, t2i).items():
             totals[m] += v
     return totals, chosen
+
+
+def best_row_threshold(rows, cols, sims, groups, thresholds=None) -> tuple[float, Scores]:
+    """Threshold t maximising mean row-F1 when a row matches itself and every j with sim >= t.
+
+    Candidate pairs (e.g. a KNN list) may or may not contain self pairs: self is always matched;
+    a pair listed twice counts once. One pass over the pairs scores every threshold at once
+    (`prodmatch.post.tune.curve`), so a whole grid costs about as much as one threshold. Ties go
+    to the threshold that comes first in `thresholds`.
+    """
+    groups = np.asarray(groups)
+    thresholds = threshold_grid() if thresholds is None else np.asarray(thresholds, dtype=np.float64).ravel()
+    if len(thresholds) == 0:
+        raise ValueError("need at least one threshold")
+    grid, position = np.unique(thresholds, return_inverse=True)
+    candidates = Matches.from_pairs(rows, cols, sims, len(groups))
+    sums = curve(candidates, groups, grid).base
+    f1 = sums["f1"][position]
+    # first of the best in the given order; sums that differ in the last bits (the same F1 added
+    # up in another order) are ties
+    best = int(np.flatnonzero(f1 >= f1.max() - 1e-9 * max(1.0, abs(float(f1.max()))))[0])
+    n = max(len(groups), 1)
+    g = position[best]
+    return float(thresholds[best]), Scores(float(sums["f1"][g] / n), float(sums["precision"][g] / n),
+                                           float(sums["recall"][g] / n))

@@ -23,7 +23,7 @@ from PIL import Image, ImageDraw, ImageEnhance, ImageFilter, ImageFont
 
 from prodmatch.io import write_bytes, write_text
 
-from . import SynthReport, register
+from ._registry import SynthReport, register
 
 INFO_KEYS = ("item_id", "industry_name", "cate_id", "cate_name", "cate_id_path", "cate_name_path",
              "item_image_name", "title", "item_pvs", "sku_pvs")

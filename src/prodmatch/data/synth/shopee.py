@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from . import SynthReport, register
+from ._registry import SynthReport, register
 from . import draw
 from .vocab_id import (ABBREVIATIONS, BRACKETS, BRAND_ENDINGS, BRAND_ONSETS, CATEGORIES, EMOJIS,
                        GENERIC_WORDS, INCH, LENGTH, MEMORY, PROMO_WORDS, VOLUME, WEIGHT)
