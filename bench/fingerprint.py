@@ -41,7 +41,7 @@ def _numbers(data, prefix: str, skip=("timing", "seconds", "version")) -> dict[s
     out = {}
     if isinstance(data, dict):
         for k, v in data.items():
-            if k not in skip:
+            if k not in skip and "seconds" not in k:
                 out.update(_numbers(v, f"{prefix}/{k}", skip))
     elif isinstance(data, (int, float)) and not isinstance(data, bool):
         out[prefix] = round(float(data), 6)

@@ -22,7 +22,6 @@ from prodmatch.encoders.train import (
     encode_labels,
     fit,
     lr_factor,
-    margin_for,
     validation_f1,
 )
 from prodmatch.errors import DataError
@@ -121,11 +120,15 @@ def test_lr_factor_warmup_then_cosine_to_floor():
 def test_margin_warmup_and_labels():
     from prodmatch.encoders.train import ArcFaceConfig
 
-    arc = ArcFaceConfig(m=0.8, m_start=0.2, m_warmup=0.5)
-    assert margin_for(arc, 0.0) == pytest.approx(0.2)
-    assert margin_for(arc, 0.25) == pytest.approx(0.5)
-    assert margin_for(arc, 0.9) == pytest.approx(0.8)
-    assert margin_for(ArcFaceConfig(m=0.5), 0.0) == 0.5
+    from prodmatch.encoders.heads import make_head
+
+    head = make_head("arcface", 4, 3, TrainConfig(arcface=ArcFaceConfig(m=0.8, m_start=0.2, m_warmup=0.5)))
+    for progress, margin in ((0.0, 0.2), (0.25, 0.5), (0.9, 0.8)):
+        head.set_progress(progress)
+        assert head.margin == pytest.approx(margin)
+    plain = make_head("arcface", 4, 3, TrainConfig(arcface=ArcFaceConfig(m=0.5)))
+    plain.set_progress(0.0)
+    assert plain.margin == 0.5
     classes, codes = encode_labels([30, 10, 30, 20])
     assert classes.tolist() == [10, 20, 30] and codes.tolist() == [2, 0, 2, 1]
 

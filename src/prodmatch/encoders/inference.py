@@ -22,10 +22,15 @@ def device_for(encoder=None):
 
 
 def make_loader(encoder, dataset, batch_size: int, *, shuffle: bool, generator=None, num_workers: int = 0,
-            drop_last: bool = False, collate=None):
+                drop_last: bool = False, collate=None, batches=None):
+    """A DataLoader over `dataset` with the encoder's collate; `batches` (lists of row indices)
+    replaces batch_size / shuffle / drop_last (class-balanced batches for the triplet head)."""
     import torch
     from torch.utils.data import DataLoader
 
+    if batches is not None:
+        return DataLoader(dataset, batch_sampler=[np.asarray(b).tolist() for b in batches], collate_fn=collate or encoder.collate, num_workers=num_workers,
+                          pin_memory=torch.cuda.is_available(), persistent_workers=False)
     return DataLoader(
         dataset,
         batch_size=batch_size,

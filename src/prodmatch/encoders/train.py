@@ -45,6 +45,7 @@ from ..config import load_config, to_dict
 from ..errors import DataError
 from ..io import atomic_path, write_json
 from .frozen import FeatureDataset, FrozenFeatures, neck_embed
+from .heads import TripletConfig
 from .inference import autocast_for, backbone_features, device_for, embed_frame, make_loader, to_device
 
 log = logging.getLogger(__name__)
@@ -80,7 +81,10 @@ class TrainConfig:
     warmup_steps: int | None = None  # overrides warmup_epochs when set
     schedule: Literal["cosine", "constant"] = "cosine"
     min_lr_ratio: float = 0.01  # cosine floor as a fraction of the peak learning rate
-    grad_clip: float | None = 1.0  # max global gradient norm; None: no clipping
+    grad_clip: float | None = 1.0  # clipping value (norm: max global norm; agc: clip factor); None: no clipping
+    # "norm": global gradient-norm clipping; "agc": adaptive gradient clipping (NFNet, Brock et al.
+    # 2021: each unit's gradient clipped relative to its weight norm; timm's adaptive_clip_grad)
+    clip_mode: Literal["norm", "agc"] = "norm"
     accumulate: int = 1  # micro-batches per optimizer step
     amp: bool = True  # autocast (bf16 where supported, else fp16 + loss scaling); CUDA only
     channels_last: bool = True  # image models on CUDA only
@@ -91,7 +95,9 @@ class TrainConfig:
     max_steps_per_epoch: int | None = None  # cap on micro-batches per epoch (tests, smoke runs)
     save_checkpoints: bool = True  # per-epoch resume checkpoint (weights + optimizer); off saves disk
     freeze_backbone: bool = False  # train neck + head on backbone features computed once (encoders/frozen.py)
+    head: str = "arcface"  # the training loss (`encoders.heads`): arcface, softmax, triplet
     arcface: ArcFaceConfig = field(default_factory=ArcFaceConfig)
+    triplet: TripletConfig = field(default_factory=TripletConfig)
 
 
 @dataclass
@@ -136,17 +142,17 @@ def lr_factor(step: int, total: int, warmup: int, schedule: str, floor: float = 
     return floor + (1.0 - floor) * decay
 
 
-def margin_for(arc: ArcFaceConfig, progress: float) -> float:
-    """The ArcFace margin at training progress in [0, 1]."""
-    if arc.m_start is None or arc.m_warmup <= 0:
-        return arc.m
-    try:
-        from .arcface import margin_at
-    except ImportError:  # pragma: no cover - the arcface module ships with the package
-        margin_at = None
-    if margin_at is not None:
-        return float(margin_at(progress, arc.m_start, arc.m, arc.m_warmup))
-    return arc.m_start + (arc.m - arc.m_start) * min(1.0, progress / arc.m_warmup)
+def clip_gradients(params, config: TrainConfig) -> None:
+    """Clip in place: the global norm to ``grad_clip`` (``clip_mode: norm``), or each unit's
+    gradient to ``grad_clip`` times its weight norm (``agc``, timm's `adaptive_clip_grad`)."""
+    import torch
+
+    if config.clip_mode == "agc":
+        from timm.utils import adaptive_clip_grad
+
+        adaptive_clip_grad(params, clip_factor=config.grad_clip)
+    else:
+        torch.nn.utils.clip_grad_norm_(params, config.grad_clip)
 
 
 def _rng_state() -> dict:
@@ -316,7 +322,7 @@ def fit(encoder, train_frame: pd.DataFrame, valid_frame: pd.DataFrame | None, co
     import torch
     from tqdm.auto import tqdm
 
-    from .arcface import ArcFace
+    from .heads import make_head, pk_batches
 
     config = load_config(config, TrainConfig)
     _check_config(config)
@@ -353,9 +359,7 @@ def fit(encoder, train_frame: pd.DataFrame, valid_frame: pd.DataFrame | None, co
             from .arcface import class_size_margins
 
             class_margins = class_size_margins(np.bincount(codes, minlength=len(classes)))
-        head = ArcFace(int(encoder.dim), len(classes), s=config.arcface.s, m=config.arcface.m,
-                       easy_margin=config.arcface.easy_margin, ls_eps=config.arcface.ls_eps,
-                       class_margins=class_margins).to(device)
+        head = make_head(config.head, int(encoder.dim), len(classes), config, class_margins).to(device)
 
         frozen = config.freeze_backbone
         groups = encoder.param_groups()
@@ -393,6 +397,12 @@ def fit(encoder, train_frame: pd.DataFrame, valid_frame: pd.DataFrame | None, co
         # BatchNorm in the neck cannot train on a batch of one: drop a ragged last batch.
         drop_last = len(dataset) > batch_size
         n_batches = len(dataset) // batch_size if drop_last else math.ceil(len(dataset) / batch_size)
+        row_labels = codes[np.asarray(getattr(dataset, "rows", np.arange(len(dataset))), dtype=np.int64)] \
+            if not frozen else dataset.labels
+        if head.pk_batches:  # every row needs positives in its batch: whole class chunks per batch
+            n_batches = len(pk_batches(row_labels, batch_size, config.triplet.per_class, _epoch_generator(config.seed, 0)))
+            if not n_batches:
+                raise DataError("the triplet head needs label groups with at least 2 training rows")
         if config.max_steps_per_epoch:
             n_batches = min(n_batches, config.max_steps_per_epoch)
         steps_per_epoch = math.ceil(n_batches / config.accumulate)
@@ -412,8 +422,10 @@ def fit(encoder, train_frame: pd.DataFrame, valid_frame: pd.DataFrame | None, co
             epoch_started = time.time()
             encoder.train()
             head.train()
+            batches = pk_batches(row_labels, batch_size, config.triplet.per_class,
+                                 _epoch_generator(config.seed, epoch)) if head.pk_batches else None
             loader = make_loader(encoder, dataset, batch_size, shuffle=True, generator=_epoch_generator(config.seed, epoch),
-                             num_workers=config.num_workers, drop_last=drop_last, collate=collate)
+                                 num_workers=config.num_workers, drop_last=drop_last, collate=collate, batches=batches)
             bar = tqdm(total=n_batches, desc=f"epoch {epoch + 1}/{config.epochs}", disable=not progress, leave=False)
             losses, micro = [], 0
             optimizer.zero_grad(set_to_none=True)
@@ -427,13 +439,12 @@ def fit(encoder, train_frame: pd.DataFrame, valid_frame: pd.DataFrame | None, co
                     factor = lr_factor(step, total_steps, warmup, config.schedule, config.min_lr_ratio)
                     for group, base in zip(optimizer.param_groups, peak):
                         group["lr"] = base * factor
-                    head.set_margin(margin_for(config.arcface, step / max(1, total_steps)))
+                    head.set_progress(step / max(1, total_steps))
                 in_step = min(config.accumulate, n_batches - (micro // config.accumulate) * config.accumulate)
                 context, _ = autocast_for(device, config.amp)
                 with context:
                     emb = forward(to_device(batch, device, channels_last))
-                    logits = head(emb.float(), labels.to(device))
-                    loss = torch.nn.functional.cross_entropy(logits.float(), labels.to(device))
+                    loss = head.loss(emb, labels.to(device))
                 if not torch.isfinite(loss):
                     raise FloatingPointError(f"loss is {loss.item()} at epoch {epoch + 1}, step {step}")
                 scaled = loss / in_step
@@ -444,8 +455,7 @@ def fit(encoder, train_frame: pd.DataFrame, valid_frame: pd.DataFrame | None, co
                     if scaler is not None:
                         scaler.unscale_(optimizer)
                     if config.grad_clip:
-                        torch.nn.utils.clip_grad_norm_(
-                            [p for g in optimizer.param_groups for p in g["params"]], config.grad_clip)
+                        clip_gradients([p for g in optimizer.param_groups for p in g["params"]], config)
                     if scaler is not None:
                         scaler.step(optimizer)
                         scaler.update()
@@ -458,7 +468,7 @@ def fit(encoder, train_frame: pd.DataFrame, valid_frame: pd.DataFrame | None, co
             bar.close()
             record = {"epoch": epoch + 1, "step": step, "loss": float(np.mean(losses)) if losses else float("nan"),
                       "lr_head": optimizer.param_groups[-1]["lr"], "lr_backbone": optimizer.param_groups[0]["lr"],
-                      "margin": float(head.m) if hasattr(head, "m") else None}
+                      "margin": head.margin}
             if valid_groups is not None:
                 if frozen:
                     emb = neck_embed(encoder, features.valid, device=device)
@@ -530,6 +540,12 @@ def _frozen_features(encoder, train_frame, valid_frame, given, *, batch_size: in
     return given
 
 
+def _head_names() -> list[str]:
+    from .heads import HEADS
+
+    return sorted(HEADS)
+
+
 def _check_config(config: TrainConfig) -> None:
     checks = [
         (config.epochs >= 1, "epochs must be >= 1"),
@@ -539,6 +555,10 @@ def _check_config(config: TrainConfig) -> None:
         (config.max_steps_per_epoch is None or config.max_steps_per_epoch >= 1, "max_steps_per_epoch must be >= 1"),
         (config.arcface.s > 0, "arcface.s must be positive"),
         (config.k >= 2, "k must be >= 2"),
+        (config.head in _head_names(), f"head {config.head!r} unknown; known: {', '.join(_head_names())}"),
+        (config.triplet.per_class >= 2 and config.triplet.margin >= 0,
+         "triplet.per_class must be >= 2 and triplet.margin >= 0"),
+        (config.clip_mode == "norm" or bool(config.grad_clip), "clip_mode agc needs a grad_clip factor (e.g. 0.01)"),
     ]
     for ok, message in checks:
         if not ok:
@@ -546,4 +566,4 @@ def _check_config(config: TrainConfig) -> None:
 
 
 __all__ = ["ArcFaceConfig", "TrainConfig", "FitResult", "fit", "validation_f1", "encode_labels",
-           "lr_factor", "margin_for", "save_checkpoint", "load_checkpoint", "seed_everything"]
+           "lr_factor", "clip_gradients", "save_checkpoint", "load_checkpoint", "seed_everything"]
