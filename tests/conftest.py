@@ -67,7 +67,7 @@ def shopee_folder(tmp_path) -> Path:
 def matched_run(root: Path, *, seed: int = 0, methods=("tfidf", "phash"), k: int = 10) -> tuple[Path, Path]:
     """Synthetic `test` preset -> TF-IDF / phash embedding run -> matcher: (data folder, run folder)."""
     from prodmatch.data.synth import generate
-    from prodmatch.encoders.oof import embed_unsupervised
+    from prodmatch.embedders.run import embed_unsupervised
     from prodmatch.post.run import match_run
 
     data = root / "data"

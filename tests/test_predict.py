@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from prodmatch.cli import main
-from prodmatch.encoders.oof import embed_unsupervised
+from prodmatch.embedders.run import embed_unsupervised
 from prodmatch.errors import DataError
 from prodmatch.metrics import read_submission, score_submission
 from prodmatch.metrics import read_truth
@@ -126,7 +126,7 @@ def test_predict_cli(trained, tmp_path, capsys):
 @pytest.fixture(scope="module")
 def encoder_bundle(tmp_path_factory):
     """A run with a tiny BERT text encoder and a test_nfnet image encoder (2 folds, a few steps each)."""
-    from prodmatch.encoders.oof import load_experiment, train_oof
+    from prodmatch.encoders.run import load_experiment, train_oof
     from prodmatch.encoders.text import tiny_text_model
 
     root = tmp_path_factory.mktemp("encoders")

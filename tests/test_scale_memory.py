@@ -24,7 +24,7 @@ STAGES = textwrap.dedent("""
     import prodmatch.cli, prodmatch.pipeline, prodmatch.predict, prodmatch.post.union
     from prodmatch.neighbors import knn
     knn(numpy.eye(4, dtype="float32"), 2)
-    from prodmatch.encoders.oof import embed_unsupervised
+    from prodmatch.embedders.run import embed_unsupervised
     from prodmatch.post.run import match_run
     from prodmatch.stack.run import stack_run
     from prodmatch.predict import make_bundle, predict

@@ -235,7 +235,7 @@ def train(args):
     from pathlib import Path
 
     from .config import read_yaml
-    from .encoders.oof import load_experiment, train_oof
+    from .encoders.run import load_experiment, train_oof
     from .io import new_run_dir
 
     source = args.config or f"tiny-{args.kind}"
@@ -281,7 +281,8 @@ def _(p):
 def embed(args):
     from pathlib import Path
 
-    from .encoders.oof import embed_trained, embed_unsupervised
+    from .embedders.run import embed_unsupervised
+    from .encoders.run import embed_trained
     from .io import new_run_dir
 
     unsupervised = args.method in unsupervised_methods()

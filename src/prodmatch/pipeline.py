@@ -71,7 +71,8 @@ def demo(*, seed: int = 0, data_root="input/synthetic", out_root="oof", preset: 
     None there meaning one per core; 1 on the test preset, whose folds train in less time than a
     worker takes to start).
     """
-    from .encoders.oof import embed_unsupervised, load_experiment, train_oof
+    from .embedders.run import embed_unsupervised
+    from .encoders.run import load_experiment, train_oof
     from .leaderboard import write_leaderboard
     from .metrics import read_submission
     from .predict import Timer, make_bundle, predict

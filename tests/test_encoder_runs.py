@@ -1,4 +1,4 @@
-"""OOF embeddings (`prodmatch.encoders.oof`) and the `prodmatch train` / `prodmatch embed` commands,
+"""OOF embeddings (`prodmatch.encoders.run`) and the `prodmatch train` / `prodmatch embed` commands,
 on the synthetic `test` preset with test_efficientnet / a tiny random BERT / the shipped MiniLM."""
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ from prodmatch.cli import main
 from prodmatch.data.folds import shopee_folds
 from prodmatch.data.shopee import read_shopee_csv
 from prodmatch.encoders import load_encoder
-from prodmatch.encoders.oof import embed_trained, embed_unsupervised, load_data, load_experiment, train_oof
+from prodmatch.embedders.run import embed_unsupervised
+from prodmatch.encoders.run import embed_trained, load_data, load_experiment, train_oof
 from prodmatch.encoders.inference import embed_frame
 from prodmatch.errors import DataError
 from prodmatch.store import list_models, load_model, load_runs, read_rows
@@ -252,7 +253,7 @@ def test_fold_workers_die_with_a_killed_parent(data, tmp_path):
 
     import psutil
 
-    script = (f"from prodmatch.encoders.oof import load_experiment, train_oof\n"
+    script = (f"from prodmatch.encoders.run import load_experiment, train_oof\n"
               f"cfg = load_experiment('tiny-image', n_folds=3, train={{'epochs': 50, 'batch_size': 8, 'freeze_backbone': False}})\n"
               f"train_oof({str(data)!r}, cfg, out={str(tmp_path / 'run')!r}, progress=False, jobs=2)\n")
     parent = subprocess.Popen([sys.executable, "-c", script])
@@ -284,7 +285,7 @@ def test_fold_workers_die_with_a_killed_parent(data, tmp_path):
     (5, 3, 2, [1, 1, 1, 1, 1]),  # more workers than cores: never 0 threads
 ])
 def test_fold_threads_give_a_partial_last_round_the_idle_cores(n_folds, jobs, cores, expected):
-    from prodmatch.encoders.oof import fold_threads
+    from prodmatch.encoders.run import fold_threads
 
     assert fold_threads(n_folds, jobs, cores) == expected
 

@@ -23,7 +23,7 @@ config and the same train.csv / test.csv (checked against experiment.json).
 Test embeddings: ``test: average`` (default) is the L2-normalised mean of the fold models'
 normalised embeddings; ``test: fold`` takes fold ``test_fold``'s model alone.
 
-`embed_unsupervised` stores TF-IDF (sparse) and phash (uint64) models of the same run format: no
+`prodmatch.embedders.run.embed_unsupervised` stores TF-IDF (sparse) and phash (uint64) models of the same run format: no
 labels are used, so the "OOF" matrix is simply the embedding of all train rows; test rows are
 fitted on test.csv alone, as a Kaggle kernel would. `embed_trained` embeds with encoder folders
 trained elsewhere (a run's fold folders, or one encoder for test-time use).
@@ -50,7 +50,6 @@ from .inference import embed_frame
 from .train import TrainConfig, fit, seed_everything, validation_f1
 
 log = logging.getLogger(__name__)
-
 
 
 @dataclass(frozen=True)
@@ -406,40 +405,6 @@ def _assemble(folder: Path, config: ExperimentConfig, fold_of: np.ndarray, test)
     return oof, _normalize(total)
 
 
-def embed_unsupervised(data_dir, method: str, out, *, n_folds: int = 5, fold_seed: int = 0,
-                       name: str | None = None) -> dict:
-    """Store a TF-IDF (sparse) or phash (uint64) model of train.csv / test.csv in run `out`.
-
-    No labels are used, so every train row's "OOF" vector is its plain embedding; test vectors
-    are fitted on test.csv alone. The rows table carries the folds of (`n_folds`, `fold_seed`)
-    so the model sits in one run with trained models of the same folds. The F1 reported is the
-    baseline's (threshold tuned on all train rows).
-    """
-    from ..baseline import tune_baseline
-    from ..embedders import embedder_names, get_embedder
-    from ..store import rows_table, save_model
-
-    if method not in embedder_names(trained=False):
-        raise DataError(f"unknown method {method!r}; choose from {', '.join(embedder_names(trained=False))}")
-    started = time.time()
-    data_dir = Path(data_dir)
-    train, test = load_data(data_dir, "text-only")
-    fold_of = fold_assignment(train, n_folds, fold_seed)
-    embedder = get_embedder(method)
-    kind, oof = embedder.kind, embedder.transform(train)
-    test_emb = None if test is None else embedder.transform(test)
-    settings = embedder.settings()
-    tuned = tune_baseline(train, method, embedding=oof)  # the matrix just built: no second TF-IDF fit
-    meta = {"config": {"method": method, **settings, "n_folds": n_folds, "fold_seed": fold_seed},
-            "code_version": code_version(), "data": data_hashes(data_dir), "data_dir": str(data_dir),
-            "folds": list(range(n_folds)), "fold_f1": None, "oof_f1": float(tuned.scores.f1),
-            "oof_threshold": tuned.threshold, "unsupervised": True,
-            "wall_seconds": round(time.time() - started, 3), "partial": False}
-    model_dir = save_model(out, name or method, kind, oof, rows=rows_table(train, fold_of), test=test_emb, meta=meta)
-    return {"run": str(out), "name": name or method, "model": str(model_dir), "kind": kind,
-            "oof_f1": float(tuned.scores.f1), "oof_threshold": tuned.threshold, "seconds": meta["wall_seconds"]}
-
-
 def _encoder_folders(models_dir: Path) -> dict[int, Path] | Path:
     """{fold: encoder folder} for a run's fold folder (``<k>/final`` or ``<k>/best`` or ``<k>/``),
     or the folder itself when it is one encoder (holds encoder.json)."""
@@ -531,5 +496,5 @@ def embed_trained(data_dir, kind: str, models_dir, out, *, n_folds: int | None =
             "oof_threshold": scores["threshold"], "seconds": meta["wall_seconds"]}
 
 
-__all__ = ["ExperimentConfig", "load_experiment", "train_oof", "embed_unsupervised", "embed_trained",
+__all__ = ["ExperimentConfig", "load_experiment", "train_oof", "embed_trained",
            "within_fold_f1"]
