@@ -18,3 +18,17 @@ def registrar(table: dict, attribute: str | None = None) -> Callable[[str], Call
         return deco
 
     return register
+
+
+def lazy_attributes(package: str, table: dict[str, str]) -> Callable[[str], object]:
+    """A PEP 562 module ``__getattr__`` serving `table`'s names (name -> submodule of `package`)
+    on first use, so importing the package stays light (torch, lightgbm load only when needed)."""
+
+    def __getattr__(name: str):
+        if name in table:
+            import importlib
+
+            return getattr(importlib.import_module(f".{table[name]}", package), name)
+        raise AttributeError(f"module {package!r} has no attribute {name!r}")
+
+    return __getattr__

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import DataError
+from ..registry import lazy_attributes
 
 if TYPE_CHECKING:
     from .base import Encoder
@@ -23,21 +24,20 @@ FORMAT_VERSION = 1
 
 # Names served lazily from submodules (PEP 562) so importing this package does not import torch.
 _LAZY = {
-    "Encoder": "base", "Neck": "base", "register_encoder": "base", "batch_to": "base",
+    "Encoder": "base", "Neck": "base", "register_encoder": "_registry", "batch_to": "base",
     "ArcFace": "arcface", "margin_at": "arcface", "class_size_margins": "arcface",
     "ImageEncoder": "image", "ImageEncoderConfig": "image", "AugmentConfig": "image",
     "TextEncoder": "text", "TextEncoderConfig": "text", "tiny_text_model": "text",
 }
 
 
+_lazy = lazy_attributes(__name__, _LAZY)
+
+
 def __getattr__(name: str):
     if name == "ENCODER_CONFIGS":
         return {kind: cls.config_class for kind, cls in encoder_classes().items()}
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return _lazy(name)
 
 
 def encoder_classes() -> dict:

@@ -4,6 +4,8 @@ Names are served lazily (PEP 562) so ``import prodmatch.pairs`` does not import 
 """
 from __future__ import annotations
 
+from ..registry import lazy_attributes
+
 # Pair models (pvs alignment, cross-encoder, two-tower, their training loop).
 _LAZY = {
     "align_pvs": "pvs", "key_frequencies": "pvs", "order_pvs": "pvs", "merge_pvs": "pvs", "pair_frame": "pvs",
@@ -16,9 +18,4 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str):
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_attributes(__name__, _LAZY)

@@ -5,6 +5,8 @@ import lightgbm until one of its names is used.
 """
 from __future__ import annotations
 
+from ..registry import lazy_attributes
+
 _LAZY = {
     # ensemble.py
     "ENSEMBLES": "ensemble", "PairEnsemble": "ensemble", "ThresholdEnsemble": "ensemble", "F1Vote": "ensemble",
@@ -14,12 +16,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str):
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_attributes(__name__, _LAZY)
 
 
 def __dir__() -> list[str]:
