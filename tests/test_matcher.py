@@ -175,6 +175,10 @@ def test_stage_list_follows_the_config():
     assert names == ["threshold", "+min2", "+nb", "threshold", "+min2", "+union", "+units", "+chisel"]  # no NB on phash
     names = [s.name for s in stages(MatcherConfig(min2=False, union=False, units=False), ["t", "p"], kinds)]
     assert names == ["threshold", "+nb", "threshold", "+chisel"]
+    # the chain blends on the union graph by default (issue 12's winner); single-model rows on their own
+    rows = stages(MatcherConfig(), ["t", "p"], kinds)
+    assert rows[-1].nb_graph == "union" and {r.nb_graph for r in rows if len(r.models) == 1} == {"own"}
+    assert stages(MatcherConfig(nb_graph="own"), ["t", "p"], kinds)[-1].nb_graph == "own"
 
 
 def test_ablation_needs_two_folds_and_labels():

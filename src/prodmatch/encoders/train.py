@@ -1,30 +1,5 @@
-"""One training loop for every trainable encoder (image NFNet, text SBERT): ArcFace on label_group.
-
-``fit(encoder, train_frame, valid_frame, config, out_dir)`` trains `encoder` in place with an
-ArcFace head over the training frame's label groups and writes into `out_dir`::
-
-    checkpoint.json          the last completed epoch: epoch, step, history, best F1, RNG states,
-                             optimizer hyper-parameters, the weights file it belongs to (written last)
-    checkpoint-eNNN.safetensors  encoder.* + head.* + optim.* tensors of that epoch (no pickle)
-    best/                    the encoder of the epoch with the best validation F1 (save_encoder; only
-                             with a validation frame)
-    final/                   the encoder after the last epoch (save_encoder)
-    history.json             per-epoch loss, lr, margin, validation F1 / threshold, seconds
-
-Schedule: AdamW with two parameter groups (backbone at ``lr_backbone``; neck + ArcFace head at the
-higher ``lr_head``), linear warm-up then cosine decay, set per optimizer step; gradient clipping by
-global norm; gradient accumulation; the ArcFace margin warms up linearly from ``m_start`` to ``m``.
-Mixed precision and channels-last are used only on CUDA.
-
-Determinism: the head is initialised after seeding, the shuffle of epoch e uses its own generator
-seeded from (seed, e), and the torch / numpy / random states are stored in each checkpoint, so
-``fit(..., resume=True)`` after an interruption continues from the last completed epoch and ends
-with the same weights as an uninterrupted run (on CPU, same thread count).
-
-Bad input: a training frame with fewer than two label groups raises DataError (ArcFace's softmax
-over one class has zero loss, nothing would be learnt); a group with one posting is fine (it is a
-class like any other); empty titles are fine (the text encoder sees an empty string).
-"""
+"""The one ArcFace-on-label_group training loop of every trainable encoder (image NFNet, text SBERT),
+resumable per epoch; its output files, schedule and determinism: encoders/README.md."""
 from __future__ import annotations
 
 import json
@@ -142,17 +117,18 @@ def lr_factor(step: int, total: int, warmup: int, schedule: str, floor: float = 
     return floor + (1.0 - floor) * decay
 
 
-def clip_gradients(params, config: TrainConfig) -> None:
-    """Clip in place: the global norm to ``grad_clip`` (``clip_mode: norm``), or each unit's
-    gradient to ``grad_clip`` times its weight norm (``agc``, timm's `adaptive_clip_grad`)."""
+def clip_gradients(params, config: TrainConfig, head_params=()) -> None:
+    """Clip in place: the global norm of all parameters to ``grad_clip`` (``clip_mode: norm``), or
+    each unit's gradient of `params` to ``grad_clip`` times its weight norm (``agc``, timm's
+    `adaptive_clip_grad`), leaving the classifier head unclipped as the NFNet paper does."""
     import torch
 
     if config.clip_mode == "agc":
         from timm.utils import adaptive_clip_grad
 
-        adaptive_clip_grad(params, clip_factor=config.grad_clip)
+        adaptive_clip_grad(list(params), clip_factor=config.grad_clip)
     else:
-        torch.nn.utils.clip_grad_norm_(params, config.grad_clip)
+        torch.nn.utils.clip_grad_norm_([*params, *head_params], config.grad_clip)
 
 
 def _rng_state() -> dict:
@@ -309,7 +285,7 @@ def _save_encoder_atomic(encoder, folder: Path) -> None:
 
 def fit(encoder, train_frame: pd.DataFrame, valid_frame: pd.DataFrame | None, config, out_dir, *,
         progress: bool = True, resume: bool = False, features=None) -> FitResult:
-    """Train `encoder` with ArcFace on `train_frame`'s label groups; see the module doc.
+    """Train `encoder` with ArcFace on `train_frame`'s label groups; see encoders/README.md.
 
     With ``config.freeze_backbone`` only the neck and head train, on backbone features computed
     once: `features` (a `FrozenFeatures` of both frames, e.g. a run's cache) or, when None, here.
@@ -418,6 +394,9 @@ def fit(encoder, train_frame: pd.DataFrame, valid_frame: pd.DataFrame | None, co
             log.info("resuming %s after epoch %d (step %d)", out_dir, start_epoch, step)
 
         valid_groups = valid_frame["label_group"].to_numpy() if has_valid else None
+        head_ids = {id(p) for p in head.parameters()}
+        trained = [p for g in optimizer.param_groups for p in g["params"]]
+        clipped = ([p for p in trained if id(p) not in head_ids], [p for p in trained if id(p) in head_ids])
         for epoch in range(start_epoch, config.epochs):
             epoch_started = time.time()
             encoder.train()
@@ -455,7 +434,7 @@ def fit(encoder, train_frame: pd.DataFrame, valid_frame: pd.DataFrame | None, co
                     if scaler is not None:
                         scaler.unscale_(optimizer)
                     if config.grad_clip:
-                        clip_gradients([p for g in optimizer.param_groups for p in g["params"]], config)
+                        clip_gradients(clipped[0], config, clipped[1])
                     if scaler is not None:
                         scaler.step(optimizer)
                         scaler.update()
