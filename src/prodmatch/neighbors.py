@@ -1,14 +1,5 @@
-"""Exact cosine top-K neighbours with interchangeable backends (faiss on CPU, cuML / torch on GPU).
-
-Every backend returns the same thing, post-processed the same way: ``(n_query, k)`` float32
-similarities (clipped to [-1, 1]) and int64 indices, sorted descending by similarity with ties
-broken by the lower index, K clipped to the number of base rows, memory bounded by chunking over
-the queries (never an N x N matrix). When more candidates tie for the last slots than fit, faiss
-and torch both keep the lowest indices; values equal only up to float rounding may still differ.
-In a self-search (``query=None``) each row's own index is at position 0 with similarity 1.0,
-even among exact duplicates (it is moved there, or put there in place of the last neighbour).
-Rows are L2-normalised here (with a warning if any norm is off by more than 1e-3).
-"""
+"""Exact cosine top-K neighbours with interchangeable backends (faiss on CPU, cuML / torch on GPU) that
+return the same sorted arrays, so callers never branch on the backend (prodmatch/README.md)."""
 from __future__ import annotations
 
 import importlib.util
@@ -38,7 +29,7 @@ def register_backend(name: str):
 def knn(emb, k: int, *, query=None, backend: str = "auto", chunk: int | None = None):
     """Exact top-k cosine neighbours of `query` (default: `emb` itself) among the rows of `emb`.
 
-    Returns ``(sims float32, idx int64)`` of shape ``(n_query, min(k, n))``; see the module doc.
+    Returns ``(sims float32, idx int64)`` of shape ``(n_query, min(k, n))``; see prodmatch/README.md.
     """
     base = normalize_rows(emb, "emb")
     k = _check_k(k, len(base))

@@ -1,15 +1,5 @@
-"""Offline inference: test.csv (+ images) and one models folder -> submission.csv.
-
-The models folder is what a Kaggle dataset holds, written by `make_bundle` from training runs::
-
-    bundle.json              models (name, kind, source, encoder folders), matcher params, stacker
-    encoders/<name>/<k>/     fold encoders (encoder.json + model.safetensors [+ backbone/]); test
-                             embeddings are the normalised mean over folds
-    stacker/model.txt        LightGBM text model (optional)
-
-Everything loads from local files; the hub is switched off before transformers is imported.
-TF-IDF and phash need no files: TF-IDF is fitted on the test titles, as in the competition.
-"""
+"""Offline inference: test.csv (+ images) and one models folder (`make_bundle`) -> submission.csv, from
+local files only so it runs in a Kaggle kernel without internet; folder layout: prodmatch/README.md."""
 from __future__ import annotations
 
 import json

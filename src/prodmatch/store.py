@@ -1,16 +1,5 @@
-"""Embedding runs on disk: the artifact the encoders write and the matcher, pairs and stacker read.
-
-A run folder (``oof/<run>/``) holds one row table and any number of models' embeddings::
-
-    rows.csv                 posting_id, label_group, fold: the row order of every matrix below
-    models/<name>/model.json kind, config, code version, input-data hashes, created time
-    models/<name>/oof.<ext>  out-of-fold embeddings (each row by a model that never saw its group)
-    models/<name>/test.<ext> test embeddings (optional)
-
-Kinds (a registry, like the KNN backends): ``dense`` float32 ``.npy``, ``sparse`` CSR ``.npz``
-(TF-IDF), ``phash`` uint64 ``.npy``. Loading never unpickles (``allow_pickle=False``).
-Writes are atomic; a model that exists is only replaced with ``overwrite=True``.
-"""
+"""Embedding runs on disk (`oof/<run>/`): the one format the encoders write and the matcher, pairs and
+stacker read, so stages share embeddings instead of recomputing them; layout: prodmatch/README.md."""
 from __future__ import annotations
 
 import io

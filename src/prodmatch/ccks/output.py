@@ -1,31 +1,5 @@
-"""CCKS 2022 task 9.2 result file: writer, reader and a local scorer.
-
-Format (one JSON object per line, as in the seed 000 team's submitted ``deepAI_result.jsonl``)::
-
-    {"src_item_id": "be12...", "src_item_emb": "[0.9998658]", "tgt_item_id": "fd4d...",
-     "tgt_item_emb": "[-1.6181049495966024]", "threshold": 0.0}
-
-Embeddings are *strings* holding a JSON list of floats (written with Python's shortest
-round-trip repr, so reading gives back the exact float64 values); the task caps their
-dimension at 1024 (`MAX_DIM`). The organisers score a pair as ``compute(src_emb, tgt_emb)``
-and predict "same item" when that score exceeds the line's threshold; metric: P/R/F1 of label 1.
-
-Assumptions (the seed's README does not spell the scorer out):
-
-* ``compute`` defaults to cosine similarity (the task: "learn item embeddings, compute the
-  pair's similarity, compare with a threshold"); a zero vector has cosine 0, never NaN.
-  The competition let a team ship its own ``similarity.py``; the seed team's final one was
-  ``return item_emb_2[0]`` (the ensemble margin written into the target "embedding", threshold
-  0.0). Both are available: ``similarity="cosine" | "inner" | "tgt0"``.
-* Label 1 when ``score > threshold`` (strict; the seed: "> 0 -> 1").
-
-`encode_decision_as_embeddings` writes ANY pair model's decision so the *cosine* scorer
-reproduces it exactly, with one shared threshold 0.0: src = (1, 0), tgt = (c, sqrt(1 - c^2))
-with ``c = sign * (eps + (1 - eps) * |tanh(score - threshold)|)``, sign +1 for a predicted match
-and -1 otherwise. c is monotone in the model's margin (so the file still ranks pairs), and its
-sign is the decision with ``|c| >= eps = 1e-3``, far above float32 rounding: a scorer computing in
-float32, or with ``>=`` instead of ``>``, still reproduces every decision.
-"""
+"""CCKS 2022 task 9.2 result file (pair embeddings + threshold, JSONL): writer, reader and a local scorer,
+so a result file is scored locally before it is submitted; format, assumptions: ccks/README.md."""
 from __future__ import annotations
 
 import json

@@ -26,8 +26,8 @@ def check_out(out: Path, overwrite: bool) -> None:
         raise FileExistsError(f"{out} already holds a run; pass overwrite=True (--overwrite) to replace it")
 
 def ccks_run(data_dir, config, out, *, overwrite: bool = False, progress: bool = True) -> dict:
-    """Train / score the members, fit ensembles on the held-out pairs, write ``out/`` (module
-    docstring). The submission entry is the best cross-validated held-out F1; returns a summary dict
+    """Train / score the members, fit ensembles on the held-out pairs, write ``out/`` (protocol:
+    ccks/README.md). The submission entry is the best cross-validated held-out F1; returns a summary dict
     (``chosen``, ``chosen_cv_f1``, ``chosen_held_out_f1``, per entry ``cv_f1`` / ``held_out_f1`` /
     ``valid_f1``, ``chosen_valid``, the artifact paths)."""
     started = time.time()

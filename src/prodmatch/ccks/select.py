@@ -117,7 +117,7 @@ def pair_components(src, tgt) -> np.ndarray:
     return connected_components(graph, directed=False)[1][a]
 
 def selection_folds(y, groups, k: int, seed: int) -> Folds:
-    """Seeded CV folds of labelled pairs (module docstring, step 5): `k` clamped to the smaller
+    """Seeded CV folds of labelled pairs (ccks/README.md, protocol step 5): `k` clamped to the smaller
     label count; group-aware (``StratifiedGroupKFold`` on `groups`) when at least k groups hold a
     positive and k a negative pair and every fold's complement holds both labels, else
     ``StratifiedKFold`` by label. Deterministic for a given (y, groups, k, seed)."""

@@ -1,16 +1,5 @@
-"""Frozen-backbone training: the pooled backbone features are computed once and only the neck and
-the ArcFace head train on them (``TrainConfig.freeze_backbone``).
-
-Why: on CPU a fine-tuned transformer pays a forward and a backward pass of the whole backbone per
-title per epoch; a frozen one pays one forward per title per run, so the neck gets tens of epochs
-for the price of a fraction of one (synthetic demo, fold 0: MiniLM fine-tuned 1 epoch 0.680, frozen
-+ 30 neck epochs 0.743). Features come from the evaluation transform (no augmentation), and
-pooling is frozen with the backbone (a GeM exponent keeps its initial value).
-
-`cached_features` stores a run's features under ``<fold folder>/features/`` once for every fold:
-``<part>.npy`` row-aligned with train.csv / test.csv, and ``features.json`` (written last) with
-the digest of the backbone's weights, so a fold whose backbone differs never reads them.
-"""
+"""Frozen-backbone training: pooled backbone features are cached once and only neck + ArcFace head train,
+which on CPU gives the neck tens of epochs for a fraction of one fine-tuned epoch (encoders/README.md)."""
 from __future__ import annotations
 
 import hashlib

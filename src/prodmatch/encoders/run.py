@@ -1,33 +1,5 @@
-"""Out-of-fold (OOF) embeddings: train one encoder per fold, embed each row with the model that
-never saw its group, and store the result as a model of an embedding run (`prodmatch.store`).
-
-Layout of a run folder after ``train_oof(data, config, out=run)``::
-
-    run/rows.csv, run/models/<name>/      the store model (written once every fold is done)
-    run/folds/<name>/experiment.json      the full config, data hashes, fold assignment hash
-    run/folds/<name>/<k>/                 fold k: fit's checkpoint + best/ + final/ (save_encoder),
-                         oof.npy          embeddings of fold k's rows (their order in train.csv)
-                         test.npy         test.csv embeddings by fold k's model
-                         fold.json        fold k's summary, written last: marks the fold done
-
-Every fold model starts from the same seed (same neck and head initialisation), which keeps the
-fold models' spaces close; each fold searched alone is still the honest OOF score (``oof_f1``),
-``oof_f1_all_rows`` searches all rows together across the fold models' spaces.
-
-``folds=k`` trains fold k only (several processes or machines can share the folds); the store
-model appears when the last fold finishes, never before, so the matcher never reads a partial
-matrix. A fold that is done is never trained again (FileExistsError); a fold interrupted while
-training resumes from its last epoch checkpoint. A run folder is reused only with the same
-config and the same train.csv / test.csv (checked against experiment.json).
-
-Test embeddings: ``test: average`` (default) is the L2-normalised mean of the fold models'
-normalised embeddings; ``test: fold`` takes fold ``test_fold``'s model alone.
-
-`prodmatch.embedders.run.embed_unsupervised` stores TF-IDF (sparse) and phash (uint64) models of the same run format: no
-labels are used, so the "OOF" matrix is simply the embedding of all train rows; test rows are
-fitted on test.csv alone, as a Kaggle kernel would. `embed_trained` embeds with encoder folders
-trained elsewhere (a run's fold folders, or one encoder for test-time use).
-"""
+"""Out-of-fold embeddings: each fold's encoder embeds the rows whose groups it never saw, stored in a run,
+so the matcher and stacker tune on honest scores; run layout and resume rules: encoders/README.md."""
 from __future__ import annotations
 
 import dataclasses
@@ -306,7 +278,7 @@ def _folds_digest(folds: np.ndarray) -> str:
 
 def train_oof(data_dir, config, *, folds="all", out, image_policy: str | None = None, progress: bool = True,
               device=None, jobs: int = 1) -> dict:
-    """Train the fold models `folds` of `config` on `data_dir` into run folder `out`; see the module doc.
+    """Train the fold models `folds` of `config` on `data_dir` into run folder `out`; see encoders/README.md.
 
     `jobs` > 1 trains that many folds at once in worker processes with one torch thread each: a
     tiny model gains little from a second intra-op thread on CPU, so folds side by side use the

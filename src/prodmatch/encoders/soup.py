@@ -1,19 +1,5 @@
-"""Model soups (Wortsman et al. 2022; seed 000 5.5.3): average the weights of fine-tuned
-checkpoints of ONE architecture (same pretrained start, other seeds / learning rates / dropout).
-
-* `uniform_soup`: every floating tensor is the mean over checkpoints, accumulated in float32
-  (float64 for float64 tensors) and cast back to the first checkpoint's dtype. Integer and bool
-  tensors (BatchNorm's ``num_batches_tracked``, position-id buffers) are not averaged: the first
-  checkpoint's value is kept, since a mean of counters or indices means nothing. BatchNorm
-  running mean/var are floating buffers and are averaged like weights.
-* `greedy_soup`: candidates sorted by their own score (descending, stable), the best one starts
-  the soup, and each next candidate is kept only when the uniform soup with it scores at least
-  as well as the soup without it (``>=``: "does not drop").
-* `soup_encoders`: the same on saved encoder folders (``encoder.json`` + ``model.safetensors``),
-  written as a new encoder folder.
-
-Keys or shapes that differ between checkpoints are a `DataError` naming the first offender.
-"""
+"""Model soups (uniform, greedy): average the weights of fine-tuned checkpoints of one architecture into
+one model with the inference cost of one; averaging rules: encoders/README.md."""
 from __future__ import annotations
 
 import json

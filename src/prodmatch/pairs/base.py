@@ -1,22 +1,5 @@
-"""What every CCKS pair model shares: config, backbone loading, segment packing, output, losses.
-
-A pair model reads a frame of item pairs made by :func:`prodmatch.pairs.pvs.pair_frame`
-(``title_a/b``, ``pvs_a/b``, ``own_pvs_a/b``) and returns a :class:`PairOutput` whose 2-class
-``logits`` give ``p(same item) = softmax(logits)[:, 1] = sigmoid(z)``, ``z = logits[:, 1] -
-logits[:, 0]``. Models are built by kind from a registry (``cross``: one-tower cross-encoder,
-``two_tower``); losses are small classes in the :data:`LOSSES` registry, each ``loss(out,
-labels)`` with labels in {0, 1}.
-
-Backbones are transformers ``AutoModel``s read from LOCAL folders only (a sentence-transformers
-folder works: its Transformer subfolder is used; None means the shipped all-MiniLM-L6-v2).
-
-Segment packing (:func:`pack_segments`): every text segment is tokenised without special tokens
-and cut to a per-segment budget, then the segments are joined as ``[CLS] s1 [SEP] s2 [SEP] ...``.
-The budgets are a max-min fair share of ``max_length`` minus the special tokens: segments are
-visited from shortest to longest and each gets ``min(its length, remaining // segments left)``,
-so a short segment (a title) is kept whole and leaves its unused share to the long ones (pvs),
-and no segment is ever cut away entirely while another is long (both items are always present).
-"""
+"""What every CCKS pair model shares (config, local backbones, segment packing, output, losses), so a
+pair model kind adds only its input encoding and head; packing rules: pairs/README.md."""
 from __future__ import annotations
 
 import os

@@ -1,21 +1,5 @@
-"""One-tower cross-encoder for item pairs (the CCKS solution's best single model family).
-
-Input, one sequence per pair (see :func:`prodmatch.pairs.base.pack_segments` for the budgets)::
-
-    [CLS] title_a [SEP] pvs_a [SEP] title_b [SEP] pvs_b [SEP]
-    type:  0 ...    0     0 ...  0     1 ...    1     1 ...  1
-
-``pvs_a/pvs_b`` are the pair's aligned pvs texts (``pair_frame``: shared keys first, by category
-frequency). Each of the four segments is cut to a max-min fair share of ``max_length - 5``, so
-both items are always present however long one side's pvs is; an empty pvs keeps its [SEP].
-The token types mark the two items when the tokenizer uses them (BERT, MiniLM).
-
-Classification is the "matrix projection" of seed 000: the pooled [CLS] vector (or the mean of
-tokens with ``pooling: mean``) -> Dropout -> Linear(hidden, 2) -> softmax, trained with the
-configured loss (``ce`` by default; ``bce`` / ``hinge`` act on ``z = logit_1 - logit_0``).
-Symmetric augmentation (``swap_prob``) feeds training pairs as (b, a); ``symmetric: true``
-averages both orders at inference. ``score(pairs)`` gives p(label 1).
-"""
+"""One-tower cross-encoder: both items' titles and pvs in one sequence -> pooled [CLS] -> 2 logits, the
+CCKS solution's best single model family; input layout: pairs/README.md."""
 from __future__ import annotations
 
 import numpy as np

@@ -1,29 +1,5 @@
-"""One small training / inference loop for the pair models (cross-encoder, two-tower).
-
-``fit_pair_model(model, train_pairs, valid_pairs, config, out_dir)`` trains in place and writes::
-
-    out_dir/best/pair_model.json       model config + training facts (valid F1, threshold, step)
-    out_dir/best/model.safetensors     weights of the best validation F1 (no pickle)
-    out_dir/best/backbone/             tokenizer + transformers config (loads without the source folder)
-    out_dir/history.json               one record per evaluation (step, epoch, loss, lr, valid F1/P/R, threshold)
-    out_dir/train_config.json
-
-and returns a :class:`PairFitResult`; the model ends with the best weights loaded. Validation F1
-is the pair F1 at the best threshold on `valid_pairs` (``best_pair_threshold``), evaluated every
-``eval_every`` optimizer steps (0: at the end of each epoch); without `valid_pairs` the last
-weights are "best". ``load_pair_model(out_dir / "best")`` rebuilds the model.
-
-Optimisation: AdamW with the backbone at ``lr_backbone`` and the head at ``lr_head``, weight
-decay off for biases and norms, linear warm-up over ``warmup`` (a fraction of all steps) then
-linear or cosine decay to 0, gradient clipping. Determinism: the model head is initialised from
-``PairModelConfig.seed``; `fit` seeds torch / numpy / random from ``PairTrainConfig.seed`` and
-shuffles and swaps with generators seeded per epoch, so two runs on CPU with the same thread
-count give identical weights.
-
-Pairs are frames from :func:`prodmatch.pairs.pvs.pair_frame` (re-exported here). An empty
-training frame or one without ``item_label`` is a DataError; predicting an empty frame returns an
-empty array.
-"""
+"""The training / inference loop of the pair models (cross-encoder, two-tower): best checkpoint by
+validation pair F1, deterministic on CPU; output files, schedule, determinism: pairs/README.md."""
 from __future__ import annotations
 
 import json
@@ -58,7 +34,7 @@ FORMAT_VERSION = 1
 
 @dataclass(frozen=True)
 class PairTrainConfig:
-    """Training loop settings (see the module docstring)."""
+    """Training loop settings (see pairs/README.md, "Training loop")."""
 
     epochs: int = 1
     batch_size: int = 16

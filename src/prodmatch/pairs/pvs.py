@@ -1,26 +1,5 @@
-"""Property-value (pvs) alignment of an item pair: the "v3.4" input of the CCKS pair models.
-
-CCKS items carry ``item_pvs`` / ``sku_pvs`` strings ``key#:#value#;#key#:#value`` whose keys may
-repeat (``颜色分类#:#银色#;#颜色分类#:#透明``). A pair model reads both items' pvs as text; the
-CCKS solution (seed 000) gained most from a stable key order, and then from aligning the pair:
-
-1. keys present in both items come first (so the model sees ``品牌``/``型号`` of both sides at
-   the same relative place), ordered by the key's frequency in the category (most frequent
-   first; ties by the key string),
-2. then each side's remaining keys, by the same rule.
-
-A repeated key keeps all of its values in their original order. The order never depends on
-set or hash iteration (it is a sort on ``(-count, key)``), so it is identical across processes
-and ``PYTHONHASHSEED`` values.
-
-Text format (what the models read)::
-
-    key:value;key:value;key:value
-
-one ``key:value`` entry per value (a repeated key gives several entries), entries joined by
-``;``; an entry without a key (a malformed pvs entry, key ``""``) is written as its value alone.
-Missing/empty pvs give ``""``.
-"""
+"""Property-value (pvs) alignment of an item pair, the "v3.4" input of the CCKS pair models: a stable,
+aligned key order helped the CCKS solution most; ordering rules and text format: pairs/README.md."""
 from __future__ import annotations
 
 import math

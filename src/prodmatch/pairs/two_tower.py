@@ -1,23 +1,5 @@
-"""Two-tower pair models: one shared encoder per item, a head on the two item vectors.
-
-Each item is read alone as ``[CLS] title [SEP] pvs [SEP]`` (its own pvs in category-frequency
-order: with ``pvs: own`` an item vector never depends on the partner, so vectors can be indexed)
-and pooled (mean by default) to ``u`` (side a) and ``v`` (side b). Both sides go through the
-backbone in one batch. Heads (:data:`HEADS`, by name):
-
-``projection``  "matrix projection" of seed 000: MLP on ``[u, v, |u - v|, u * v]`` -> 2 logits.
-``similarity``  a vector similarity (:data:`SIMILARITIES`) -> ``z = exp(s) * sim + b`` (learnt
-                ``s``, ``b``; the scale stays positive, so the score is monotone in sim).
-``adaptive``    the self-adaptive threshold of seed 002: two linear streams of each item, a
-                feature ``f`` and a threshold ``g``; the pair's own threshold is ``sim(g_a, g_b)``
-                and the decision rule is ``same item  <=>  sim(f_a, f_b) > sim(g_a, g_b)``,
-                i.e. ``z = exp(s) * (sim_f - sim_g) > 0`` (p > 0.5). No global threshold is needed;
-                ``extra["sim"]`` / ``extra["threshold"]`` hold both similarities.
-
-Similarities (higher = more alike): ``cosine``; ``inner`` (dot product); ``l1`` = -||u - v||_1;
-``l2`` = -||u - v||_2. Losses: :data:`prodmatch.pairs.base.LOSSES` (``ce``, ``bce``,
-``cosine-embedding`` on u/v, ``hinge`` on z), re-exported here.
-"""
+"""Two-tower pair models: one shared encoder reads each item alone and a head compares the two vectors
+(with `pvs: own` item vectors can be indexed); heads and similarities: pairs/README.md."""
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -1,20 +1,5 @@
-"""Unit-mismatch filter: quantities in titles ("250ml", "0,25 kg", "2x250ml", "64GB") as base-unit
-values; two titles conflict when both state a quantity of one dimension and share no value.
-
-Rules (documented because titles are messy):
-- numbers: a "." or "," followed by exactly three digits (and then no digit) after a non-zero
-  integer part is a thousands separator ("1.000 ml" = 1000 ml, "1,500" = 1500), otherwise it is
-  a decimal point ("0,25" = 0.25, "1.5" = 1.5, "0,250" = 0.25); "1.234,5" / "1,234.5" read as
-  thousands + decimal; anything else with several separators is ignored;
-- a number glued to letters before it is a model code, not a quantity ("HK900", "A52s");
-- the unit must end the word ("250ml", "250 ML", "30gr," count; "10member" does not);
-- "AxB unit" (e.g. "2x250ml"): the quantity is B unit and A (an integer) is a piece count; for
-  length units every factor is a length ("30x40cm" -> 300 mm and 400 mm); "250ml x 2" -> piece
-  count 2 as well; "isi 12" (Indonesian "contains 12") is a piece count;
-- "3G"/"4G"/"5G" written in capitals without a space are network generations, not grams;
-- values compare after rounding to 9 significant digits (so 0,03 kg == 30 g); memory uses
-  1 GB = 1024 MB.
-"""
+"""Unit-mismatch filter: title quantities ("250ml", "2x250ml", "64GB") as base-unit values, so pairs that
+state different quantities of one dimension can be dropped; parsing rules: post/README.md."""
 from __future__ import annotations
 
 import math

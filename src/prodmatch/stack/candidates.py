@@ -1,14 +1,5 @@
-"""Candidate pairs with features: the union of every model's top-K lists, one row per unordered pair.
-
-Features (all vectorised over pairs; a pair (i, j) is stored once with i < j, and side-dependent
-features are given as the min and max of the two sides so the table is symmetric):
-per model similarity (exact, also for pairs that model did not list), rank of each in the
-other's list (k when absent), neighbourhood density (mean of the top-5 / top-10 similarities of
-each side), the same similarity after neighbourhood blending, the a+b-ab union of the raw and of
-the blended similarities, phash Hamming distance, title lengths, token Jaccard, normalised edit
-distance, unit-conflict flag, optionally graph features (shared neighbours, margins to each
-side's best other and k-th neighbour), and any pair-model scores given. Label: same label_group.
-"""
+"""Candidate pairs for the stacker: the union of every model's top-K lists, one row per unordered pair,
+with symmetric pair features and the same-label_group label (feature list: stack/README.md)."""
 from __future__ import annotations
 
 from typing import Mapping, Sequence

@@ -1,33 +1,5 @@
-"""Pair-model ensembles of the CCKS solution (seed 000, "Model Ensemble"): threshold sums and F1 votes.
-
-Models are the columns of an ``(n_pairs, n_models)`` score matrix (a DataFrame's column names are
-kept as model names and used to line columns up at predict time). Everything is vectorised numpy.
-
-**Thresholds.** Each model's threshold is its best out-of-fold (OOF) F1 cut found exactly by
-`prodmatch.metrics.best_pair_threshold`, whose rule is ``p >= cut``. The ensembles use the strict
-rule ``p > t`` (the seed: "> 0 -> 1"), so `fit_thresholds` stores the *midpoint* between the cut
-and the next lower distinct OOF score (``nextafter(cut, -inf)`` when no OOF score lies below the
-cut, e.g. a constant-score model). Both rules therefore give the same decision on every OOF row,
-and on new data the boundary sits in the middle of the gap instead of on a training score.
-
-**ThresholdEnsemble** (seed 5.5.1): ``decision = sum_m (p_m - t_m) - offset``, positive when
-``decision > 0``. The offset is 0 as in the seed; ``tune_offset=True`` sets it to the best F1 cut
-of the summed margin on the fitting rows (the same midpoint rule), which can only raise the
-fitted rows' F1 (offset 0 is one of the candidates), at the price of one more fitted value.
-
-**F1Vote** (seed 5.5.2): model m votes positive when ``p_m > t_m`` and adds its OOF F1 (at t_m)
-to the side it votes for; ``decision = weight_pos - weight_neg``, positive when ``>= 0``: a tie
-goes to the positive side, as in the seed ("if score_0 > score_1 predict 0, else 1").
-
-**Unseen categories** (seed 5.6, last line: a separate threshold set for pairs whose category
-does not occur in train). ``fit(..., unseen=mask)`` fits the main parameters on the rows *not*
-flagged and a second set (thresholds, offset, F1 weights) on the flagged rows; ``predict(...,
-unseen=mask)`` uses the second set only for flagged rows. OOF rows to flag come from
-`unseen_in_folds` (the row's category occurs in no other fold, so its fold model never saw it);
-test rows from `unseen_mask` (category not among the training categories). When the flagged
-rows hold no positive pair (nothing to tune on) the second set copies the main one and
-``unseen_fallback`` is True.
-"""
+"""Pair-model ensembles of the CCKS solution (threshold sum, F1 vote, separate unseen-category thresholds)
+that combine members' scores with few fitted values; the rules: stack/README.md."""
 from __future__ import annotations
 
 import json
