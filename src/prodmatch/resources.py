@@ -27,15 +27,3 @@ def torch_threads(n: int):
         yield
     finally:
         torch.set_num_threads(before)
-
-def torch_device(name: str) -> str:
-    """``auto``: cuda when torch sees a GPU, else cpu."""
-    import torch
-
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda" and not torch.cuda.is_available():
-        from .errors import DataError
-
-        raise DataError("device 'cuda' asked for, but torch sees no GPU; use device: auto or cpu")
-    return name

@@ -17,7 +17,6 @@ import pandas as pd
 
 from ..config import from_dict
 from ..errors import DataError
-from ..resources import torch_device
 from ._registry import MEMBERS, register_member
 from .config import TINY_MODEL, CcksRunConfig, MemberConfig
 from .data import CcksData
@@ -108,11 +107,12 @@ class PairMember(Member):
         return from_dict(PairModelConfig, options, f"member {spec.name!r} options")
 
     def score(self, data: CcksData, folder: Path, progress: bool) -> MemberScores:
+        from ..layers import device_for
         from ..pairs.base import build_pair_model
         from ..pairs.pair_train import fit_pair_model, predict_pairs
 
         assets = tiny_backbone(data) if self.options.model == TINY_MODEL else None
-        model = build_pair_model(self.options, assets=assets).to(torch_device(self.config.device))
+        model = build_pair_model(self.options, assets=assets).to(device_for(self.config.device))
         train = dataclasses.replace(self.train_config, progress=progress)
         fit = fit_pair_model(model, data.train, data.holdout, train, folder)
         scores = [predict_pairs(model, f, train.eval_batch_size, progress=progress) for f in (data.holdout, data.valid)]

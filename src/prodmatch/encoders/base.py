@@ -14,22 +14,9 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import DataError
+from ..layers import Neck  # noqa: F401  (re-exported)
 from ._registry import register_encoder  # noqa: F401  (re-exported: encoder modules import it from here)
 from .weights import export_state
-
-class Neck(nn.Module):
-    """Pooled feature -> Dropout -> Linear(in, dim) -> BatchNorm1d(dim): the embedding layer."""
-
-    def __init__(self, in_dim: int, dim: int = 512, dropout: float = 0.0) -> None:
-        super().__init__()
-        self.dropout = nn.Dropout(dropout)
-        self.linear = nn.Linear(in_dim, dim)
-        self.bn = nn.BatchNorm1d(dim)
-        nn.init.xavier_normal_(self.linear.weight)
-        nn.init.zeros_(self.linear.bias)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.bn(self.linear(self.dropout(x)))
 
 
 class Encoder(nn.Module):

@@ -15,7 +15,6 @@ import numpy as np
 import pandas as pd
 import timm
 import torch
-import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor, nn
 from torch.utils.data import Dataset
@@ -23,7 +22,8 @@ from torchvision.transforms import v2
 
 from ..data.images import is_readable_image
 from ..errors import DataError, preview
-from .base import Encoder, Neck, check_labels, register_encoder
+from ..layers import AvgPool, GeM, Neck
+from .base import Encoder, check_labels, register_encoder
 from .weights import load_state, read_state_dict, select_prefix
 
 log = logging.getLogger(__name__)
@@ -61,27 +61,6 @@ class ImageEncoderConfig:
         if self.image_size < 8 or self.dim < 1 or not 0.0 <= self.dropout < 1.0 or self.gem_p <= 0:
             raise DataError(f"ImageEncoderConfig: need image_size >= 8, dim >= 1, 0 <= dropout < 1, gem_p > 0; "
                             f"got image_size={self.image_size}, dim={self.dim}, dropout={self.dropout}, gem_p={self.gem_p}")
-
-
-class GeM(nn.Module):
-    """Generalised mean pooling with a learnable exponent p (p=1: average, p->inf: max)."""
-
-    def __init__(self, p: float = 3.0, eps: float = 1e-6) -> None:
-        super().__init__()
-        self.p = nn.Parameter(torch.ones(1) * p)
-        self.eps = eps
-
-    def forward(self, x: Tensor) -> Tensor:
-        # float32: x**p overflows float16 under autocast
-        pooled = x.float().clamp(min=self.eps).pow(self.p).mean(dim=(-2, -1))
-        return pooled.pow(1.0 / self.p)
-
-
-class AvgPool(nn.Module):
-    """Global average pooling of a (B, C, H, W) map to (B, C)."""
-
-    def forward(self, x: Tensor) -> Tensor:
-        return F.adaptive_avg_pool2d(x, 1).flatten(1)
 
 
 POOLINGS: dict[str, Callable[[ImageEncoderConfig], nn.Module]] = {

@@ -11,14 +11,9 @@ from contextlib import nullcontext
 import numpy as np
 import pandas as pd
 
+from ..layers import device_for  # noqa: F401  (re-exported for the trainer)
+
 log = logging.getLogger(__name__)
-
-
-def device_for(encoder=None):
-    """CUDA when torch sees a GPU, else CPU."""
-    import torch
-
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
 def make_loader(encoder, dataset, batch_size: int, *, shuffle: bool, generator=None, num_workers: int = 0,

@@ -8,17 +8,18 @@ import os
 import string
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Literal
+from typing import Literal
 
 import numpy as np
 import pandas as pd
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 from torch.utils.data import Dataset
 
 from ..errors import DataError
 from ..io import atomic_dir
-from .base import Encoder, Neck, check_labels, register_encoder
+from ..layers import Neck, TokenPool
+from .base import Encoder, check_labels, register_encoder
 
 log = logging.getLogger(__name__)
 ASSETS = "backbone"  # subfolder of a saved encoder with the tokenizer and model config
@@ -64,40 +65,6 @@ def resolve_model_folder(model: str | os.PathLike | None) -> Path:
     if not (folder / "config.json").is_file():
         raise DataError(f"text model {str(folder)!r}: no config.json; not a Hugging Face model folder")
     return folder
-
-
-def mean_pool(hidden: Tensor, mask: Tensor) -> Tensor:
-    """Average of the non-padding token vectors."""
-    weights = mask.unsqueeze(-1).to(hidden.dtype)
-    return (hidden * weights).sum(1) / weights.sum(1).clamp(min=1e-9)
-
-
-def cls_pool(hidden: Tensor, mask: Tensor) -> Tensor:
-    """The first ([CLS]) token vector."""
-    return hidden[:, 0]
-
-
-def max_pool(hidden: Tensor, mask: Tensor) -> Tensor:
-    """Elementwise max over the non-padding token vectors."""
-    return hidden.masked_fill(mask.unsqueeze(-1) == 0, torch.finfo(hidden.dtype).min).amax(1)
-
-
-TOKEN_POOLINGS: dict[str, Callable[[Tensor, Tensor], Tensor]] = {"mean": mean_pool, "cls": cls_pool, "max": max_pool}
-
-
-class TokenPool(nn.Module):
-    """(B, T, H) token vectors + (B, T) attention mask -> (B, H), by a named pooling."""
-
-    def __init__(self, mode: str) -> None:
-        super().__init__()
-        self.mode = mode
-        self.fn = TOKEN_POOLINGS[mode]
-
-    def forward(self, hidden: Tensor, mask: Tensor) -> Tensor:
-        return self.fn(hidden, mask)
-
-    def extra_repr(self) -> str:
-        return f"mode={self.mode!r}"
 
 
 class TextDataset(Dataset):

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..errors import DataError
+from ..layers import TOKEN_POOLINGS
 from ..encoders.text import load_hf_backbone, resolve_model_folder
 from ..io import atomic_dir
 from ..registry import registrar
@@ -187,12 +188,9 @@ def make_loss(name: str, margin: float | None = None) -> PairLoss:
 
 
 # ------------------------------------------------------------------------------ pooling
-def mean_pool(hidden: Tensor, mask: Tensor) -> Tensor:
-    w = mask.unsqueeze(-1).to(hidden.dtype)
-    return (hidden * w).sum(1) / w.sum(1).clamp(min=1e-9)
 
 
-POOLINGS: dict[str, Callable[[Tensor, Tensor], Tensor]] = {"cls": lambda h, m: h[:, 0], "mean": mean_pool}
+POOLINGS: dict[str, Callable[[Tensor, Tensor], Tensor]] = {m: TOKEN_POOLINGS[m] for m in ("cls", "mean")}
 
 
 # ------------------------------------------------------------------------------ packing

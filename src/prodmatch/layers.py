@@ -1,0 +1,89 @@
+"""Torch building blocks shared by the encoders and the pair models: neck, poolings, device choice."""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .errors import DataError
+
+
+def device_for(name: str = "auto") -> torch.device:
+    """``auto``: CUDA when torch sees a GPU, else CPU; ``cuda`` without a GPU is a DataError."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise DataError("device 'cuda' asked for, but torch sees no GPU; use device: auto or cpu")
+    return torch.device(name)
+
+
+class Neck(nn.Module):
+    """Pooled feature -> Dropout -> Linear(in, dim) -> BatchNorm1d(dim): the embedding layer."""
+
+    def __init__(self, in_dim: int, dim: int = 512, dropout: float = 0.0) -> None:
+        super().__init__()
+        self.dropout = nn.Dropout(dropout)
+        self.linear = nn.Linear(in_dim, dim)
+        self.bn = nn.BatchNorm1d(dim)
+        nn.init.xavier_normal_(self.linear.weight)
+        nn.init.zeros_(self.linear.bias)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.bn(self.linear(self.dropout(x)))
+
+
+class GeM(nn.Module):
+    """Generalised mean pooling with a learnable exponent p (p=1: average, p->inf: max)."""
+
+    def __init__(self, p: float = 3.0, eps: float = 1e-6) -> None:
+        super().__init__()
+        self.p = nn.Parameter(torch.ones(1) * p)
+        self.eps = eps
+
+    def forward(self, x: Tensor) -> Tensor:
+        # float32: x**p overflows float16 under autocast
+        pooled = x.float().clamp(min=self.eps).pow(self.p).mean(dim=(-2, -1))
+        return pooled.pow(1.0 / self.p)
+
+
+class AvgPool(nn.Module):
+    """Global average pooling of a (B, C, H, W) map to (B, C)."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.adaptive_avg_pool2d(x, 1).flatten(1)
+
+
+def mean_pool(hidden: Tensor, mask: Tensor) -> Tensor:
+    """Average of the non-padding token vectors."""
+    weights = mask.unsqueeze(-1).to(hidden.dtype)
+    return (hidden * weights).sum(1) / weights.sum(1).clamp(min=1e-9)
+
+
+def cls_pool(hidden: Tensor, mask: Tensor) -> Tensor:
+    """The first ([CLS]) token vector."""
+    return hidden[:, 0]
+
+
+def max_pool(hidden: Tensor, mask: Tensor) -> Tensor:
+    """Elementwise max over the non-padding token vectors."""
+    return hidden.masked_fill(mask.unsqueeze(-1) == 0, torch.finfo(hidden.dtype).min).amax(1)
+
+
+TOKEN_POOLINGS: dict[str, Callable[[Tensor, Tensor], Tensor]] = {"mean": mean_pool, "cls": cls_pool, "max": max_pool}
+
+
+class TokenPool(nn.Module):
+    """(B, T, H) token vectors + (B, T) attention mask -> (B, H), by a named pooling."""
+
+    def __init__(self, mode: str) -> None:
+        super().__init__()
+        self.mode = mode
+        self.fn = TOKEN_POOLINGS[mode]
+
+    def forward(self, hidden: Tensor, mask: Tensor) -> Tensor:
+        return self.fn(hidden, mask)
+
+    def extra_repr(self) -> str:
+        return f"mode={self.mode!r}"
