@@ -138,7 +138,8 @@ def main() -> None:
 
     from prodmatch.encoders import create_encoder
     from prodmatch.encoders.inference import embed_frame
-    from prodmatch.encoders.train import TrainConfig, fit, seed_everything
+    from prodmatch.encoders.checkpoint import seed_everything
+    from prodmatch.encoders.train import TrainConfig, fit
 
     started = time.time()
     frame = load(args.data)

@@ -19,7 +19,8 @@ from ..errors import DataError
 from ..io import code_version, data_hashes, write_json, write_npy
 from ..resources import available_cores
 from .inference import embed_frame
-from .train import TrainConfig, fit, seed_everything, validation_f1
+from .checkpoint import seed_everything
+from .train import TrainConfig, fit, validation_f1
 
 log = logging.getLogger(__name__)
 

@@ -2,11 +2,9 @@
 resumable per epoch; its output files, schedule and determinism: encoders/README.md."""
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
-import random
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -18,15 +16,14 @@ import pandas as pd
 
 from ..config import load_config, to_dict
 from ..errors import DataError
-from ..io import atomic_path, write_json
+from ..io import write_json
+from .checkpoint import (load_checkpoint, read_checkpoint_info, save_checkpoint, seed_everything,  # noqa: F401
+                         rng_state, set_rng_state)
 from .frozen import FeatureDataset, FrozenFeatures, neck_embed
 from .heads import TripletConfig
 from .inference import autocast_for, backbone_features, device_for, embed_frame, make_loader, to_device
 
 log = logging.getLogger(__name__)
-
-CHECKPOINT_JSON = "checkpoint.json"
-CHECKPOINT_FORMAT = 1
 
 
 @dataclass(frozen=True)
@@ -131,40 +128,6 @@ def clip_gradients(params, config: TrainConfig, head_params=()) -> None:
         torch.nn.utils.clip_grad_norm_([*params, *head_params], config.grad_clip)
 
 
-def _rng_state() -> dict:
-    import torch
-
-    np_state = np.random.get_state()
-    state = {
-        "torch": torch.get_rng_state().tolist(),
-        "numpy": [np_state[0], np_state[1].tolist(), int(np_state[2]), int(np_state[3]), float(np_state[4])],
-        "python": [random.getstate()[0], list(random.getstate()[1]), random.getstate()[2]],
-    }
-    if torch.cuda.is_available():
-        state["cuda"] = [s.tolist() for s in torch.cuda.get_rng_state_all()]
-    return state
-
-
-def _set_rng_state(state: dict) -> None:
-    import torch
-
-    torch.set_rng_state(torch.tensor(state["torch"], dtype=torch.uint8))
-    kind, keys, pos, has_gauss, cached = state["numpy"]
-    np.random.set_state((kind, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
-    version, internal, gauss = state["python"]
-    random.setstate((version, tuple(internal), gauss))
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all([torch.tensor(s, dtype=torch.uint8) for s in state["cuda"]])
-
-
-def seed_everything(seed: int) -> None:
-    import torch
-
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
 def _epoch_generator(seed: int, epoch: int):
     import torch
 
@@ -186,82 +149,6 @@ def validation_f1(emb: np.ndarray, groups, k: int = 50) -> dict:
 
 
 # ----------------------------------------------------------------------------------- checkpoints
-
-
-def _state_tensors(prefix: str, module) -> dict:
-    return {f"{prefix}.{k}": v.detach().cpu().contiguous().clone() for k, v in module.state_dict().items()}
-
-
-def _optimizer_split(optimizer) -> tuple[dict, dict]:
-    """Optimizer state as (tensors for safetensors, JSON-able rest)."""
-    import torch
-
-    state = optimizer.state_dict()
-    tensors, scalars = {}, {}
-    for idx, entry in state["state"].items():
-        for key, value in entry.items():
-            if isinstance(value, torch.Tensor):
-                tensors[f"optim.{idx}.{key}"] = value.detach().cpu().contiguous().clone()
-            else:
-                scalars[f"{idx}.{key}"] = value
-    return tensors, {"param_groups": state["param_groups"], "scalars": scalars}
-
-
-def _optimizer_join(tensors: dict, meta: dict) -> dict:
-    state: dict = {}
-    for name, value in tensors.items():
-        if not name.startswith("optim."):
-            continue
-        _, idx, key = name.split(".", 2)
-        state.setdefault(int(idx), {})[key] = value
-    for name, value in meta["scalars"].items():
-        idx, key = name.split(".", 1)
-        state.setdefault(int(idx), {})[key] = value
-    return {"state": state, "param_groups": meta["param_groups"]}
-
-
-def save_checkpoint(out_dir: Path, *, encoder, head, optimizer, scaler, info: dict) -> Path:
-    """Weights + optimizer tensors to a new safetensors file, then the JSON that points at it."""
-    from safetensors.torch import save_file
-
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    weights_name = f"checkpoint-e{info['epoch']:03d}.safetensors"
-    opt_tensors, opt_meta = _optimizer_split(optimizer)
-    tensors = {**_state_tensors("encoder", encoder), **_state_tensors("head", head), **opt_tensors}
-    with atomic_path(out_dir / weights_name) as tmp:
-        save_file(tensors, str(tmp), metadata={"format": str(CHECKPOINT_FORMAT)})
-    info = {**info, "format": CHECKPOINT_FORMAT, "weights": weights_name, "optimizer": opt_meta,
-            "scaler": scaler.state_dict() if scaler is not None else None}
-    previous = _read_checkpoint_info(out_dir)
-    write_json(out_dir / CHECKPOINT_JSON, info)  # the commit point
-    if previous and previous.get("weights") != weights_name:
-        (out_dir / previous["weights"]).unlink(missing_ok=True)
-    return out_dir / weights_name
-
-
-def _read_checkpoint_info(out_dir: Path) -> dict | None:
-    path = Path(out_dir) / CHECKPOINT_JSON
-    if not path.is_file():
-        return None
-    return json.loads(path.read_text(encoding="utf-8"))
-
-
-def load_checkpoint(out_dir: Path, *, encoder, head, optimizer, scaler) -> dict:
-    """Restore encoder, head, optimizer (and loss scaler) from `out_dir`; returns the JSON state."""
-    from safetensors.torch import load_file
-
-    info = _read_checkpoint_info(out_dir)
-    if info is None:
-        raise FileNotFoundError(f"{out_dir}: no {CHECKPOINT_JSON} to resume from")
-    tensors = load_file(str(Path(out_dir) / info["weights"]))
-    for prefix, module in (("encoder", encoder), ("head", head)):
-        part = {k[len(prefix) + 1:]: v for k, v in tensors.items() if k.startswith(prefix + ".")}
-        module.load_state_dict(part)
-    optimizer.load_state_dict(_optimizer_join(tensors, info["optimizer"]))
-    if scaler is not None and info.get("scaler"):
-        scaler.load_state_dict(info["scaler"])
-    return info
 
 
 def _save_encoder_atomic(encoder, folder: Path) -> None:
@@ -303,7 +190,7 @@ def fit(encoder, train_frame: pd.DataFrame, valid_frame: pd.DataFrame | None, co
     config = load_config(config, TrainConfig)
     _check_config(config)
     out_dir = Path(out_dir)
-    existing = _read_checkpoint_info(out_dir)
+    existing = read_checkpoint_info(out_dir)
     if existing is not None and not resume:
         raise FileExistsError(f"{out_dir} holds a checkpoint (epoch {existing['epoch']}); "
                               "pass resume=True to continue it, or choose another folder")
@@ -390,7 +277,7 @@ def fit(encoder, train_frame: pd.DataFrame, valid_frame: pd.DataFrame | None, co
         if existing is not None:
             info = load_checkpoint(out_dir, encoder=encoder, head=head, optimizer=optimizer, scaler=scaler)
             start_epoch, step, history, best = info["epoch"], info["step"], info["history"], info["best"]
-            _set_rng_state(info["rng"])
+            set_rng_state(info["rng"])
             log.info("resuming %s after epoch %d (step %d)", out_dir, start_epoch, step)
 
         valid_groups = valid_frame["label_group"].to_numpy() if has_valid else None
@@ -468,7 +355,7 @@ def fit(encoder, train_frame: pd.DataFrame, valid_frame: pd.DataFrame | None, co
                          record["loss"], f1, record["threshold"], record["seconds"])
             if config.save_checkpoints:
                 save_checkpoint(out_dir, encoder=encoder, head=head, optimizer=optimizer, scaler=scaler, info={
-                    "epoch": epoch + 1, "step": step, "history": history, "best": best, "rng": _rng_state(),
+                    "epoch": epoch + 1, "step": step, "history": history, "best": best, "rng": rng_state(),
                     "n_classes": len(classes), "config": to_dict(config), "total_steps": total_steps})
             write_json(out_dir / "history.json", history)
         _save_encoder_atomic(encoder, out_dir / "final")

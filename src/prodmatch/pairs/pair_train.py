@@ -16,7 +16,8 @@ import torch
 
 from ..config import load_config, to_dict
 from ..encoders.base import batch_to
-from ..encoders.train import lr_factor, seed_everything
+from ..encoders.checkpoint import seed_everything
+from ..encoders.train import lr_factor
 from ..encoders.weights import export_state, load_state, read_state_dict
 from ..errors import DataError
 from ..io import atomic_path, write_json
