@@ -1,7 +1,8 @@
 """The `prodmatch` command: one sub-command per pipeline stage, each a thin call into the API.
 
 Sub-commands register themselves with `@command`, like timm's model registry, so adding a stage
-is one decorated function; bad input (DataError) is printed as one line, exit code 2.
+is one decorated function; bad input (DataError) is printed as one line, exit code 2. Over 400 lines
+because it holds every sub-command's flags; each body is a few lines calling its stage's run.
 """
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
 """Out-of-fold embeddings: each fold's encoder embeds the rows whose groups it never saw, stored in a run,
-so the matcher and stacker tune on honest scores; run layout and resume rules: encoders/README.md."""
+so the matcher and stacker tune on honest scores; run layout and resume rules: encoders/README.md.
+Near 500 lines: the experiment config, fold workers, resume checks and `embed_trained` share its helpers."""
 from __future__ import annotations
 
 import dataclasses

@@ -1,5 +1,6 @@
-"""The one ArcFace-on-label_group training loop of every trainable encoder (image NFNet, text SBERT),
-resumable per epoch; its output files, schedule and determinism: encoders/README.md."""
+"""The one training loop of every trainable encoder (image NFNet, text SBERT): a head of heads.py on label_group,
+resumable per epoch; its output files, schedule and determinism: encoders/README.md. `fit` is one
+~200-line loop until the engine shared with the pair models lands (issue 14, item 4)."""
 from __future__ import annotations
 
 import logging

@@ -1,8 +1,10 @@
 """The matcher: several models' embeddings in, the configured chain run, per-row matches out.
 
 Chain (each step optional, in this order): exact top-K search per model -> neighbourhood
-blending (each model's graph at its own tuned threshold, then searched again) -> a+b-ab union of
-all models on the union of their candidates -> unit-mismatch filter -> threshold + Min2 -> chisel.
+blending (every model on the members' union graph at its tuned threshold, or each on its own
+graph; then searched again) -> a+b-ab union of all models on the union of their candidates ->
+unit-mismatch filter -> threshold + Min2 -> chisel. Near 500 lines (config, Pool, nested tuning,
+ablation); the next split is `Pool` into its own module (issue 14, item 5: steps as objects).
 
 Thresholds are tuned, never guessed: `tune` picks them on labelled pools (one pool per fold:
 OOF embeddings of different fold models live in different spaces, and a fold mimics a test set

@@ -6,6 +6,7 @@ numbers, specs, promo words and per-seller noise; pvs strings share and differ i
 drawn products with per-listing perturbations. Pairs mix positives (same product), hard negatives
 (same category and brand: other model or other spec) and easy ones, and the valid split holds leaf
 categories never seen in train, so models can be tested for generalisation without the real data.
+Long because it is mostly vocabulary and drawing rules, not logic.
 """
 from __future__ import annotations
 

@@ -4,6 +4,7 @@ A ``Look`` fixes what a product looks like (shape, colours, label); a ``Shot`` f
 seller photographed it (background, framing, lighting, sticker, JPEG quality). Everything random
 lives in those two frozen records, so rendering is a pure function and the JPEG bytes are
 reproducible.
+Long because it is mostly vocabulary and drawing rules, not logic.
 """
 from __future__ import annotations
 

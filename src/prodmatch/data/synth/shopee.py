@@ -4,6 +4,7 @@ A catalogue category -> brand -> product -> variant is sampled; one variant is o
 Quantity variants of a product (250ml vs 500ml) share the drawn picture but not the group, so
 only a unit filter can split them; seller noise (promo words, typos, casing, Indonesian/English,
 byte escapes) makes titles disagree within a group and agree across neighbouring products.
+Long because it is mostly vocabulary and drawing rules, not logic.
 """
 from __future__ import annotations
 
