@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import asdict, dataclass, field, replace
-from typing import Literal, Mapping, Sequence
+from typing import Literal, Mapping, NamedTuple, Sequence
 
 import numpy as np
 import pandas as pd
@@ -145,16 +145,16 @@ class Pool:
         self._candidates: dict = {}
         self._curves: dict = {}
 
-    def model(self, name: str, nb_t: float | None = None):
-        """Model `name` searched (top-k), optionally blended on its own graph at nb_t and searched again."""
+    def model(self, name: str, nb_graph_t: float | None = None):
+        """Model `name` searched (top-k), optionally blended on its own graph at nb_graph_t and searched again."""
         kind, data = self.data[name]
         if kind not in BLENDABLE:
-            nb_t = None
-        key = (name, nb_t)
+            nb_graph_t = None
+        key = (name, nb_graph_t)
         if key not in self._models:
-            if nb_t is not None:
+            if nb_graph_t is not None:
                 base = self.model(name)
-                graph = min2(base.sims, base.idx, nb_t, None)
+                graph = min2(base.sims, base.idx, nb_graph_t, None)
                 data = blend(base.emb if kind == "dense" else base.x, graph)
             self._models[key] = search(kind, data, self.k, self.backend)
         return self._models[key]
@@ -174,13 +174,13 @@ class Pool:
 
     def candidates(self, stage: Stage, nb_thresholds: Mapping[str, float] | None = None) -> Matches:
         """Scored candidate pairs of `stage` (before threshold, Min2 and chisel)."""
-        nb_t = _stage_nb(stage, nb_thresholds)
-        key = (stage.models, stage.units, nb_t)
+        nb_graph_t = _stage_nb(stage, nb_thresholds)
+        key = (stage.models, stage.units, nb_graph_t)
         if key not in self._candidates:
             if stage.nb and stage.nb_graph == "union":
-                models = [self.union_blended(m, stage.models, dict(nb_t)[UNION_GRAPH]) for m in stage.models]
+                models = [self.union_blended(m, stage.models, dict(nb_graph_t)[UNION_GRAPH]) for m in stage.models]
             else:
-                models = [self.model(m, dict(nb_t).get(m)) for m in stage.models]
+                models = [self.model(m, dict(nb_graph_t).get(m)) for m in stage.models]
             cands, _ = similarity_union(models)
             if stage.units:
                 if self.titles is None:
@@ -192,9 +192,9 @@ class Pool:
     def curve(self, stage: Stage, nb_thresholds, grid, segment=None, test_rows: int | None = None) -> Curve:
         """Threshold curve of `stage` summed over the rows of `segment` (None: every row), wrong
         pairs weighted for a test pool of `test_rows` (None: this pool's own density)."""
-        nb_t = _stage_nb(stage, nb_thresholds)
+        nb_graph_t = _stage_nb(stage, nb_thresholds)
         weight = density_weight(self.n, test_rows)
-        key = (stage.models, stage.units, nb_t, len(grid), float(grid[0]), float(grid[-1]), segment, weight)
+        key = (stage.models, stage.units, nb_graph_t, len(grid), float(grid[0]), float(grid[-1]), segment, weight)
         if key not in self._curves:
             self._curves[key] = curve(self.candidates(stage, nb_thresholds), self._labels(), grid, self.mask(segment),
                                       weight)
@@ -210,9 +210,9 @@ class Pool:
 
     def matches(self, params: MatcherParams) -> Matches:
         """The final per-row matches of `params` on this pool."""
-        st = params.stage
-        out = select(self.candidates(st, params.nb_thresholds), params.t, params.t_min2 if st.min2 else None)
-        if st.chisel:
+        stage = params.stage
+        out = select(self.candidates(stage, params.nb_thresholds), params.t, params.t_min2 if stage.min2 else None)
+        if stage.chisel:
             out = chisel(out, params.target_sizes)
         return out
 
@@ -264,7 +264,11 @@ def final_stage(config: MatcherConfig, names: Sequence[str], kinds: Mapping[str,
     return single
 
 
-Part = tuple  # (Pool, segment): the rows of one fold, scored within the pool they were searched in
+class Part(NamedTuple):
+    """The rows of one fold (`segment` of `pool`; None: all of it), scored within the pool they were searched in."""
+
+    pool: "Pool"
+    segment: object = None
 
 
 def tune(parts: Sequence[Part], stage: Stage, config: MatcherConfig, nb_thresholds=None,
@@ -278,8 +282,9 @@ def tune(parts: Sequence[Part], stage: Stage, config: MatcherConfig, nb_threshol
         graph = Stage("graph", stage.models)
         nb_thresholds[UNION_GRAPH] = tune(parts, graph, config, target_sizes=()).t
     curves = [pool.curve(stage, nb_thresholds, grid, seg, config.test_rows) for pool, seg in parts]
-    ti, t2i = best_thresholds(curves, min2=stage.min2)
-    params = MatcherParams(stage, nb_thresholds, float(grid[ti]), None if t2i is None else float(grid[t2i]),
+    t_index, t_min2_index = best_thresholds(curves, min2=stage.min2)
+    params = MatcherParams(stage, nb_thresholds, float(grid[t_index]),
+                           None if t_min2_index is None else float(grid[t_min2_index]),
                            tuple(sorted(int(s) for s in target_sizes)))
     if not stage.chisel:
         return params
@@ -288,7 +293,7 @@ def tune(parts: Sequence[Part], stage: Stage, config: MatcherConfig, nb_threshol
     # chisel only removes, so it pays off with a lower t: scan a window below the tuned t
     best, best_f1 = params, -np.inf
     for t in grid[(grid <= params.t + 1e-9) & (grid >= params.t - config.chisel_window - 1e-9)][::-1]:
-        trial = replace(params, t=float(t), t_min2=None if t2i is None else min(params.t_min2, float(t)))
+        trial = replace(params, t=float(t), t_min2=None if t_min2_index is None else min(params.t_min2, float(t)))
         f1 = score_parts(parts, trial, grid, config.test_rows)["f1"]
         if f1 > best_f1 + 1e-12:
             best, best_f1 = trial, f1
@@ -302,10 +307,10 @@ def select_union(parts: Sequence[Part], stage: Stage, config: MatcherConfig, nb_
     probe = replace(stage, chisel=False, select=False, nb_graph="own")  # own graphs: no threshold per member set
 
     def value(members) -> float:
-        st = replace(probe, models=tuple(m for m in stage.models if m in members))
-        curves = [pool.curve(st, nb_thresholds, grid, seg, config.test_rows) for pool, seg in parts]
-        ti, t2i = best_thresholds(curves, min2=st.min2)
-        return sum(c.sums(ti, t2i)["f1"] for c in curves)
+        trial = replace(probe, models=tuple(m for m in stage.models if m in members))
+        curves = [pool.curve(trial, nb_thresholds, grid, seg, config.test_rows) for pool, seg in parts]
+        t_index, t_min2_index = best_thresholds(curves, min2=trial.min2)
+        return sum(c.sums(t_index, t_min2_index)["f1"] for c in curves)
 
     chosen: set[str] = set()
     best = -np.inf
@@ -323,12 +328,12 @@ def score(part: Part, params: MatcherParams, grid, test_rows: int | None = None)
     """Metric sums (f1, precision, recall) of `params` over a labelled part's rows (expected at a
     test pool of `test_rows`: `post.tune.density_weight`)."""
     pool, seg = part
-    st = params.stage
-    if not st.chisel:
-        c = pool.curve(st, params.nb_thresholds, grid, seg, test_rows)
-        ti = _grid_index(grid, params.t)
-        t2i = None if params.t_min2 is None else _grid_index(grid, params.t_min2)
-        return c.sums(ti, t2i)
+    stage = params.stage
+    if not stage.chisel:
+        c = pool.curve(stage, params.nb_thresholds, grid, seg, test_rows)
+        t_index = _grid_index(grid, params.t)
+        t_min2_index = None if params.t_min2 is None else _grid_index(grid, params.t_min2)
+        return c.sums(t_index, t_min2_index)
     mask = pool.mask(seg)
     per_row = pool.matches(params).per_row_scores(pool.groups, density_weight(pool.n, test_rows))
     return {m: float(v[mask].sum()) for m, v in zip(("f1", "precision", "recall"), per_row)}
@@ -375,17 +380,17 @@ def ablation(parts: Sequence[Part], config: MatcherConfig, kinds: Mapping[str, s
 
     if len(parts) < 2:
         raise DataError("the ablation needs at least two folds (thresholds are tuned on the others)")
-    nb_t = nested_nb_thresholds(parts, config, names)
+    nb_graph_t = nested_nb_thresholds(parts, config, names)
     rows, per_fold = [], {}
     previous: dict[str, float] = {}
     all_stages = stages(config, names, kinds)
     bar = tqdm(all_stages, desc="ablation", disable=not progress)
-    for st in bar:
-        bar.set_postfix_str(f"{st.name} {st.label}")
+    for stage in bar:
+        bar.set_postfix_str(f"{stage.name} {stage.label}")
         started = time.perf_counter()
-        scores, ts, t2s, chosen = nested_score(parts, st, config, nb_t)
-        single = st.name in ("threshold", "+min2", "+nb")
-        key = st.models[0] if single else "chain"
+        scores, ts, t2s, chosen = nested_score(parts, stage, config, nb_graph_t)
+        single = stage.name in ("threshold", "+min2", "+nb")
+        key = stage.models[0] if single else "chain"
         if key in previous:
             gain = scores.f1 - previous[key]
         elif not single and previous:  # first chain row: against the best single model
@@ -393,18 +398,18 @@ def ablation(parts: Sequence[Part], config: MatcherConfig, kinds: Mapping[str, s
         else:
             gain = None
         previous[key] = scores.f1
-        per_fold[f"{st.name} {st.label}"] = {"t": ts, "t_min2": t2s, "models": chosen}
+        per_fold[f"{stage.name} {stage.label}"] = {"t": ts, "t_min2": t2s, "models": chosen}
         rows.append({
-            "stage": st.name, "models": st.label, "f1": round(scores.f1, 4), "precision": round(scores.precision, 4),
+            "stage": stage.name, "models": stage.label, "f1": round(scores.f1, 4), "precision": round(scores.precision, 4),
             "recall": round(scores.recall, 4), "gain": None if gain is None else round(gain, 4),
             "t": round(float(np.mean(ts)), 4),
             "t_min2": None if t2s[0] is None else round(float(np.mean(t2s)), 4),
-            "selected": _most_common(chosen) if st.select else "",
+            "selected": _most_common(chosen) if stage.select else "",
             "seconds": round(time.perf_counter() - started, 2),
         })
     # predict runs the chain stage that scored best out of fold (a stage that loses, e.g. chisel on
     # real titles, is left out), or the full chain when the config has no chain rows
-    chain = [(r["f1"], -i, st) for i, (r, st) in enumerate(zip(rows, all_stages)) if st.name in CHAIN_STAGES]
+    chain = [(r["f1"], -i, stage) for i, (r, stage) in enumerate(zip(rows, all_stages)) if stage.name in CHAIN_STAGES]
     if chain:
         f1, _, best = max(chain, key=lambda c: (c[0], c[1]))
     else:
@@ -418,21 +423,21 @@ def nested_nb_thresholds(parts: Sequence[Part], config: MatcherConfig, names: Se
     return {f: {name: tune(others(f), Stage("threshold", (name,)), config).t for name in names} for f in range(len(parts))}
 
 
-def nested_score(parts: Sequence[Part], st: Stage, config: MatcherConfig, nb_t: dict | None = None):
-    """Mean F1/P/R of `st` over every part, each at thresholds tuned on the others (NB graph
-    thresholds `nb_t` from `nested_nb_thresholds`, chisel targets the others' group sizes), at
+def nested_score(parts: Sequence[Part], stage: Stage, config: MatcherConfig, nb_graph_t: dict | None = None):
+    """Mean F1/P/R of `stage` over every part, each at thresholds tuned on the others (NB graph
+    thresholds `nb_graph_t` from `nested_nb_thresholds`, chisel targets the others' group sizes), at
     the test size ``config.test_rows``. Returns (Scores, per-part t, t_min2, union members)."""
     grid = config.grid
     n_total = sum(int(pool.mask(seg).sum()) for pool, seg in parts)
     sizes = [_group_sizes(pool.groups[pool.mask(seg)]) for pool, seg in parts]
-    if st.nb and nb_t is None:
-        nb_t = nested_nb_thresholds(parts, config, st.models)
+    if stage.nb and nb_graph_t is None:
+        nb_graph_t = nested_nb_thresholds(parts, config, stage.models)
     totals = {"f1": 0.0, "precision": 0.0, "recall": 0.0}
     ts, t2s, chosen = [], [], []
     for f in range(len(parts)):
         others = [p for g, p in enumerate(parts) if g != f]
-        other_sizes = np.concatenate([z for g, z in enumerate(sizes) if g != f]) if st.chisel else ()
-        params = tune(others, st, config, nb_t[f] if st.nb else None, other_sizes)
+        other_sizes = np.concatenate([z for g, z in enumerate(sizes) if g != f]) if stage.chisel else ()
+        params = tune(others, stage, config, nb_graph_t[f] if stage.nb else None, other_sizes)
         for m, v in score(parts[f], params, grid, config.test_rows).items():
             totals[m] += v
         ts.append(params.t)
@@ -449,9 +454,9 @@ def fit(parts: Sequence[Part], config: MatcherConfig, kinds: Mapping[str, str], 
     """`stage` (default: the full configured chain) tuned on every labelled part: what
     `Pool.matches` then applies."""
     final = stage or final_stage(config, names, kinds)
-    nb_t = {m: tune(parts, Stage("threshold", (m,)), config).t for m in final.models} if final.nb else None
+    nb_graph_t = {m: tune(parts, Stage("threshold", (m,)), config).t for m in final.models} if final.nb else None
     sizes = np.concatenate([_group_sizes(pool.groups[pool.mask(seg)]) for pool, seg in parts]) if final.chisel else ()
-    return tune(parts, final, config, nb_t, sizes)
+    return tune(parts, final, config, nb_graph_t, sizes)
 
 
 def _most_common(choices: Sequence[str]) -> str:
