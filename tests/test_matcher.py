@@ -331,3 +331,17 @@ def test_chisel_as_threshold_leaves_the_sizing_to_chisel():
     assert (sizes >= len(allow)).sum() == 0
     result = ablation(parts, config, kinds, ["a", "b"], progress=False)
     assert result.table["stage"].iloc[-1] == "+chisel" and 0 < result.table["f1"].iloc[-1] <= 1
+
+
+def test_union_graph_is_built_once_for_all_members(monkeypatch):
+    """Was: every member rebuilt the same a+b-ab graph (one similarity_union per member)."""
+    import prodmatch.post.matcher as matcher
+    from prodmatch.post.matcher import UNION_GRAPH
+
+    calls = []
+    real = matcher.similarity_union
+    monkeypatch.setattr(matcher, "similarity_union", lambda models: calls.append(len(models)) or real(models))
+    models, groups, _, titles = clustered()
+    pool = Pool({m: ("dense", x) for m, x in models.items()}, titles=titles, groups=groups, k=10)
+    pool.candidates(Stage("+union", ("a", "b"), nb=True, nb_graph="union"), {UNION_GRAPH: 0.5})
+    assert calls == [2, 2]  # the graph once, then the union of the two blended models

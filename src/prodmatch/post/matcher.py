@@ -147,29 +147,39 @@ class Pool:
 
     def model(self, name: str, nb_graph_t: float | None = None):
         """Model `name` searched (top-k), optionally blended on its own graph at nb_graph_t and searched again."""
-        kind, data = self.data[name]
-        if kind not in BLENDABLE:
-            nb_graph_t = None
-        key = (name, nb_graph_t)
-        if key not in self._models:
-            if nb_graph_t is not None:
-                base = self.model(name)
-                graph = min2(base.sims, base.idx, nb_graph_t, None)
-                data = blend(base.emb if kind == "dense" else base.x, graph)
-            self._models[key] = search(kind, data, self.k, self.backend)
-        return self._models[key]
+        kind, _ = self.data[name]
+        if kind not in BLENDABLE or nb_graph_t is None:
+            return self._searched(name, (name, None), lambda: self.data[name][1])
+        return self._blended(name, (name, nb_graph_t), lambda: self._own_graph(name, nb_graph_t))
 
     def union_blended(self, name: str, members: tuple[str, ...], t: float):
         """Model `name` blended on the union graph of `members` at threshold t, searched again."""
-        kind, _ = self.data[name]
-        if kind not in BLENDABLE:
+        if self.data[name][0] not in BLENDABLE:
             return self.model(name)
-        key = (name, ("union", members, t))
+        return self._blended(name, (name, ("union", members, t)), lambda: self._union_graph(members, t))
+
+    def _own_graph(self, name: str, t: float) -> Matches:
+        base = self.model(name)
+        return min2(base.sims, base.idx, t, None)
+
+    def _union_graph(self, members: tuple[str, ...], t: float) -> Matches:
+        """The a+b-ab union of `members` thresholded at t: built once, shared by every member's blend."""
+        key = ("union graph", members, t)
         if key not in self._models:
-            graph = select(similarity_union([self.model(m) for m in members])[0], t)
+            self._models[key] = select(similarity_union([self.model(m) for m in members])[0], t)
+        return self._models[key]
+
+    def _blended(self, name: str, key, graph):
+        """Model `name`'s vectors blended on `graph()` and searched again (cached under `key`)."""
+        def data():
             base = self.model(name)
-            self._models[key] = search(kind, blend(base.emb if kind == "dense" else base.x, graph), self.k,
-                                       self.backend)
+            return blend(base.emb if self.data[name][0] == "dense" else base.x, graph())
+
+        return self._searched(name, key, data)
+
+    def _searched(self, name: str, key, data):
+        if key not in self._models:
+            self._models[key] = search(self.data[name][0], data(), self.k, self.backend)
         return self._models[key]
 
     def candidates(self, stage: Stage, nb_thresholds: Mapping[str, float] | None = None) -> Matches:
