@@ -72,3 +72,18 @@ def test_embed_names_the_known_methods_on_a_typo(tmp_path, capsys):
     assert main(["embed", "tfidff", "--data", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert "not an unsupervised method (phash, tfidf, tfidf-char)" in err and "image, text" in err
+
+
+def test_fold_encoders_need_images_by_kind_even_without_it_in_the_bundle(tmp_path):
+    """Was: a bundle entry without encoder_kind (older bundles) raised 'unknown encoder kind None'."""
+    from prodmatch.embedders import embedder_from_bundle
+
+    for kind, wanted in (("text", False), ("image", True)):
+        fold = tmp_path / kind / "0"
+        fold.mkdir(parents=True)
+        (fold / "encoder.json").write_text(json.dumps({"format": 1, "kind": kind, "dim": 8, "config": {}}))
+        spec = {"kind": "dense", "source": "encoder", "folders": [f"{kind}/0"]}
+        assert embedder_from_bundle(tmp_path, spec).needs_images is wanted
+        assert embedder_from_bundle(tmp_path, {**spec, "encoder_kind": kind}).needs_images is wanted
+    with pytest.raises(DataError, match="unknown encoder kind 'imgae'"):
+        embedder_from_bundle(tmp_path, {**spec, "encoder_kind": "imgae"}).needs_images

@@ -30,9 +30,16 @@ class FoldEncoders(Embedder):
 
     @property
     def needs_images(self) -> bool:  # type: ignore[override]
-        from ..encoders import encoder_class
+        """Whether the fold encoders read pixels; a bundle entry without `encoder_kind` (older
+        bundles) takes the kind from its first fold's encoder.json."""
+        import json
 
-        return encoder_class(self.encoder_kind).reads_images
+        from ..encoders import CONFIG_FILE, encoder_class
+
+        kind = self.encoder_kind
+        if kind is None and self.folders:
+            kind = json.loads((self.folders[0] / CONFIG_FILE).read_text(encoding="utf-8")).get("kind")
+        return kind is not None and encoder_class(kind).reads_images
 
     def bundle_spec(self) -> dict:
         return {"kind": self.kind, "source": self.name, "encoder_kind": self.encoder_kind,
