@@ -3,14 +3,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    import pandas as pd
-
-
 from ..config import to_dict
 from ..encoders.tfidf import TfidfConfig, tfidf_embed
 from ._registry import register_embedder
 from .base import Embedder
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 @register_embedder("tfidf")

@@ -24,8 +24,8 @@ register_head = registrar(HEADS, "name")
 
 @dataclass(frozen=True)
 class TripletConfig:
-    """Batch-hard triplet loss: margin on cosine distances; batches of `classes_per_batch` x
-    (batch_size / classes_per_batch) rows so every row has positives in its batch."""
+    """Batch-hard triplet loss: `margin` on cosine distances; batches are whole class chunks of up
+    to `per_class` rows (`pk_batches`), so every row has a positive in its batch."""
 
     margin: float = 0.3
     per_class: int = 4  # rows of one class in a batch (K of the P x K sampler)
