@@ -70,3 +70,14 @@ def test_agc_clips_each_unit_relative_to_its_weight_norm():
     torch.testing.assert_close(layer.weight.grad, torch.tensor([[0.01, 0.0, 0.0], [0.0, 0.001, 0.0]]))
     with pytest.raises(DataError, match="agc needs a grad_clip"):
         fit(stub(), frame_of(4), None, TrainConfig(clip_mode="agc", grad_clip=None), "/tmp/never", progress=False)
+
+
+def test_triplet_epochs_all_run_the_same_number_of_steps(tmp_path):
+    """Each epoch packs class chunks in another order; the step count per epoch must not vary
+    (the schedule's total and the accumulation windows depend on it)."""
+    train = frame_of(8, per_group=6)  # chunks of 4 + 2 in batches of 5: 14, 13, 12, 14 batches in epochs 1-4
+    config = TrainConfig(epochs=4, batch_size=5, lr_backbone=1e-3, lr_head=1e-2, head="triplet", accumulate=2,
+                         save_checkpoints=False)
+    result = fit(stub(), train, None, config, tmp_path / "t", progress=False)
+    steps = [h["step"] for h in result.history]
+    assert steps == [steps[0] * (e + 1) for e in range(4)] and result.steps == steps[-1]

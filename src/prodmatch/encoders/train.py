@@ -264,7 +264,10 @@ def fit(encoder, train_frame: pd.DataFrame, valid_frame: pd.DataFrame | None, co
         row_labels = codes[np.asarray(getattr(dataset, "rows", np.arange(len(dataset))), dtype=np.int64)] \
             if not frozen else dataset.labels
         if head.pk_batches:  # every row needs positives in its batch: whole class chunks per batch
-            n_batches = len(pk_batches(row_labels, batch_size, config.triplet.per_class, _epoch_generator(config.seed, 0)))
+            # the packing count varies a little with each epoch's order: every epoch runs the fewest, so
+            # the schedule's step count holds and an accumulation window never ends half-filled
+            n_batches = min(len(pk_batches(row_labels, batch_size, config.triplet.per_class, _epoch_generator(config.seed, e)))
+                            for e in range(config.epochs))
             if not n_batches:
                 raise DataError("the triplet head needs label groups with at least 2 training rows")
         if config.max_steps_per_epoch:
