@@ -38,11 +38,11 @@ from prodmatch.pairs.pair_train import PairTrainConfig, fit_pair_model, predict_
 from prodmatch.pairs.pvs import pair_frame
 from prodmatch.ccks.data import item_disjoint_split
 
-MODELS = {  # name -> PairModelConfig options (max_length filled from the flags)
-    "cross": dict(kind="cross", loss="ce"),
-    "two-tower cosine": dict(kind="two_tower", head="similarity", similarity="cosine", loss="bce"),
-    "two-tower projection": dict(kind="two_tower", head="projection", loss="ce"),
-    "two-tower adaptive": dict(kind="two_tower", head="adaptive", similarity="cosine", loss="bce"),
+MODELS = {  # name -> (PairModelConfig options (max_length filled from the flags), training loss)
+    "cross": (dict(kind="cross"), "ce"),
+    "two-tower cosine": (dict(kind="two_tower", head="similarity", similarity="cosine"), "bce"),
+    "two-tower projection": (dict(kind="two_tower", head="projection"), "ce"),
+    "two-tower adaptive": (dict(kind="two_tower", head="adaptive", similarity="cosine"), "bce"),
 }
 
 
@@ -131,15 +131,16 @@ def main(argv=None) -> None:
     model_folder = resolve_model_folder(args.model)
     unk = None
     for name in names:
-        max_length = args.cross_max_length if MODELS[name]["kind"] == "cross" else args.item_max_length
-        options = dict(MODELS[name], pooling=args.cross_pooling) if MODELS[name]["kind"] == "cross" else MODELS[name]
+        options, loss = MODELS[name]
+        max_length = args.cross_max_length if options["kind"] == "cross" else args.item_max_length
+        options = dict(options, pooling=args.cross_pooling) if options["kind"] == "cross" else options
         config = PairModelConfig(model=args.model, max_length=max_length, seed=args.seed,
                                  extend_vocab=args.extend_vocab, **options)
         model = build_pair_model(config)
         if unk is None:
             unk = unk_share(model.tokenizer, train_f["title_a"].tolist()[:300] + train_f["pvs_a"].tolist()[:300])
         train_config = PairTrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr_backbone=args.lr,
-                                       lr_head=args.lr_head, seed=args.seed, eval_batch_size=64)
+                                       lr_head=args.lr_head, seed=args.seed, eval_batch_size=64, loss=loss)
         started = time.time()
         result = fit_pair_model(model, train_f, holdout_f, train_config, args.runs / name.replace(" ", "-"))
         fit_s = time.time() - started

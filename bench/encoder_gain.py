@@ -16,7 +16,7 @@ from pathlib import Path
 from prodmatch.data.shopee import read_shopee_csv
 from prodmatch.encoders import create_encoder
 from prodmatch.encoders.inference import embed_frame
-from prodmatch.encoders.checkpoint import seed_everything
+from prodmatch.training.checkpoint import seed_everything
 from prodmatch.io import new_run_dir, write_text
 from prodmatch.post.run import match_run
 from prodmatch.report import markdown_table

@@ -138,7 +138,7 @@ def main() -> None:
 
     from prodmatch.encoders import create_encoder
     from prodmatch.encoders.inference import embed_frame
-    from prodmatch.encoders.checkpoint import seed_everything
+    from prodmatch.training.checkpoint import seed_everything
     from prodmatch.encoders.train import TrainConfig, fit
 
     started = time.time()

@@ -203,6 +203,16 @@ def test_shipped_cpu_config_parses():
     assert members[0].options.max_length == 128 and members[1].train_config.batch_size == 16
 
 
+def test_loss_is_a_training_setting_and_is_checked_when_the_config_loads(caplog):
+    members = [{"name": "t", "kind": "two_tower", "options": {"head": "similarity", "loss": "bce"},
+                "train": {"epochs": 1}}]
+    with caplog.at_level("WARNING"):
+        member, = build_members(load_config({"members": members}, CcksRunConfig))
+    assert member.train_config.loss == "bce" and "belong in `train:`" in caplog.text
+    with pytest.raises(DataError, match="member 'c'.*cosine-embedding.*item vectors"):
+        load_config({"members": [{"name": "c", "kind": "cross", "train": {"loss": "cosine-embedding"}}]}, CcksRunConfig)
+
+
 def test_cli_runs_on_the_test_preset(data, tmp_path, capsys):
     out = tmp_path / "cli"
     assert main(["ccks", "--data", str(data), "--config", "ccks-test", "--out", str(out), "--quiet"]) == 0

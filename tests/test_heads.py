@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from prodmatch.encoders.heads import HEADS, batch_hard_triplet, make_head, pk_batches
-from prodmatch.encoders.train import TrainConfig, clip_gradients, fit
+from prodmatch.encoders.train import TrainConfig, fit
+from prodmatch.training.optim import clip_gradients
 from prodmatch.errors import DataError
 
 from .test_train import frame_of, stub, stub_encoder_kind  # noqa: F401  (the stub kind's fixture)
@@ -65,7 +66,7 @@ def test_agc_clips_each_unit_relative_to_its_weight_norm():
     with torch.no_grad():
         layer.weight.copy_(torch.tensor([[1.0, 0.0, 0.0], [0.0, 2.0, 0.0]]))
     layer.weight.grad = torch.tensor([[10.0, 0.0, 0.0], [0.0, 0.001, 0.0]])
-    clip_gradients([layer.weight], TrainConfig(grad_clip=0.01, clip_mode="agc"))
+    clip_gradients([layer.weight], 0.01, "agc")
     # unit 0: |w| = 1, |g| = 10 > 0.01 * 1 -> scaled to norm 0.01; unit 1: |g| = 0.001 <= 0.02 -> kept
     torch.testing.assert_close(layer.weight.grad, torch.tensor([[0.01, 0.0, 0.0], [0.0, 0.001, 0.0]]))
     with pytest.raises(DataError, match="agc needs a grad_clip"):

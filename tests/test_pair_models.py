@@ -17,9 +17,11 @@ from prodmatch.ccks.data import read_ccks_items, read_ccks_pairs
 from prodmatch.data.synth import generate
 from prodmatch.encoders.text import tiny_text_model
 from prodmatch.errors import DataError
-from prodmatch.pairs.base import (LOSSES, PairModelConfig, PairOutput, build_pair_model, fair_budgets, make_loss,
+from prodmatch.pairs.losses import LOSSES, make_loss
+from prodmatch.pairs.base import (PairModelConfig, PairOutput, build_pair_model, fair_budgets,
                                   pack_segments, unknown_characters)
-from prodmatch.pairs.pair_train import (PairTrainConfig, fit_pair_model, load_pair_model, predict_pairs)
+from prodmatch.pairs.pair_train import (PairTrainConfig, fit_pair_model, load_pair_model, predict_pairs,
+                                       save_pair_model)
 from prodmatch.pairs.pvs import pair_frame
 from prodmatch.pairs.two_tower import HEADS, SIMILARITIES, AdaptiveThresholdHead, adaptive_decision
 
@@ -115,8 +117,13 @@ def test_adaptive_threshold_decision_rule():
 def test_config_validation():
     with pytest.raises(DataError, match="projection"):
         PairModelConfig(kind="cross", head="similarity")
-    with pytest.raises(DataError, match="cosine-embedding"):
-        PairModelConfig(kind="cross", loss="cosine-embedding")
+    with pytest.raises(DataError, match="cosine-embedding.*item vectors"):
+        make_loss("cosine-embedding").check(PairModelConfig(kind="cross"))
+    with pytest.raises(DataError, match="item vectors"):
+        make_loss("cosine-embedding").check(PairModelConfig(kind="two_tower", head="adaptive"))
+    make_loss("cosine-embedding").check(PairModelConfig(kind="two_tower", head="similarity"))
+    with pytest.raises(DataError, match="unknown loss"):
+        PairTrainConfig(loss="euclid")
     with pytest.raises(DataError, match="swap_prob"):
         PairModelConfig(swap_prob=2.0)
 
@@ -131,6 +138,8 @@ def test_config_validation():
 ])
 def test_forward_shapes_and_loss_backward(ccks, options):
     frame, folder = ccks
+    options = dict(options)
+    loss_fn = make_loss(options.pop("loss", "ce"))
     model = build_pair_model(_config(folder, dim=8, **options))
     batch = frame.iloc[:5]
     out = model(model.encode(batch))
@@ -138,7 +147,7 @@ def test_forward_shapes_and_loss_backward(ccks, options):
     if options["kind"] == "two_tower":
         width = 8 if options.get("head") == "adaptive" else model.hidden_size
         assert out.u.shape == out.v.shape == (5, width)
-    loss = model.loss(out, torch.tensor(batch["item_label"].to_numpy()))
+    loss = loss_fn(out, torch.tensor(batch["item_label"].to_numpy()))
     loss.backward()
     assert torch.isfinite(loss)
     assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
@@ -173,7 +182,7 @@ def _mean_loss(model, frame) -> float:
     model.eval()
     with torch.no_grad():
         out = model(model.encode(frame))
-        loss = model.loss(out, torch.tensor(frame["item_label"].to_numpy()))
+        loss = make_loss("ce")(out, torch.tensor(frame["item_label"].to_numpy()))
     model.train()
     return float(loss)
 
@@ -208,6 +217,56 @@ def test_training_is_deterministic(ccks, tmp_path):
         fit_pair_model(model, frame.iloc[:24], None, config, tmp_path / run)
         scores.append(predict_pairs(model, frame.iloc[24:32]))
     np.testing.assert_array_equal(scores[0], scores[1])
+
+
+def test_interrupted_pair_training_resumes_to_the_same_weights(ccks, tmp_path):
+    """The shared engine's checkpoint: a run killed in epoch 2 resumes from the epoch-1 checkpoint
+    and ends with the weights, history and best step of an uninterrupted run."""
+    frame, folder = ccks
+    train, valid = frame.iloc[:24], frame.iloc[24:32]
+    config = PairTrainConfig(epochs=3, batch_size=8, progress=False, save_checkpoints=True, lr_head=5e-3)
+    reference = build_pair_model(_config(folder, kind="two_tower"))
+    expected = fit_pair_model(reference, train, valid, config, tmp_path / "ref")
+
+    broken = build_pair_model(_config(folder, kind="two_tower"))
+    calls = {"n": 0}
+    forward = broken.forward
+
+    def interrupt(inputs):
+        calls["n"] += 1
+        if calls["n"] == 5:  # epoch 1: 3 training batches + 1 validation batch; epoch 2's first batch
+            raise KeyboardInterrupt
+        return forward(inputs)
+
+    broken.forward = interrupt
+    with pytest.raises(KeyboardInterrupt):
+        fit_pair_model(broken, train, valid, config, tmp_path / "run")
+    with pytest.raises(FileExistsError, match="resume"):
+        fit_pair_model(build_pair_model(_config(folder, kind="two_tower")), train, valid, config, tmp_path / "run")
+    with pytest.raises(DataError, match="same config"):
+        fit_pair_model(build_pair_model(_config(folder, kind="two_tower")), train, valid,
+                       PairTrainConfig(**{**config.__dict__, "epochs": 4}), tmp_path / "run", resume=True)
+
+    resumed = build_pair_model(_config(folder, kind="two_tower", seed=7))  # another head init: the checkpoint wins
+    result = fit_pair_model(resumed, train, valid, config, tmp_path / "run", resume=True)
+    assert [h["step"] for h in result.history] == [h["step"] for h in expected.history] == [3, 6, 9]
+    assert result.best_step == expected.best_step and result.best_f1 == expected.best_f1
+    for (name, a), (_, b) in zip(resumed.state_dict().items(), reference.state_dict().items()):
+        assert torch.equal(a, b), name
+
+
+def test_a_pair_model_saved_with_its_loss_in_the_config_still_loads(ccks, tmp_path):
+    """pair_model.json files written before the loss moved to PairTrainConfig name loss/margin."""
+    import json
+
+    frame, folder = ccks
+    model = build_pair_model(_config(folder, kind="two_tower", head="similarity"))
+    save_pair_model(model, tmp_path / "old")
+    meta = json.loads((tmp_path / "old" / "pair_model.json").read_text())
+    meta["config"].update(loss="bce", margin=None)
+    (tmp_path / "old" / "pair_model.json").write_text(json.dumps(meta))
+    loaded = load_pair_model(tmp_path / "old")
+    np.testing.assert_array_equal(predict_pairs(loaded, frame.iloc[:8]), predict_pairs(model, frame.iloc[:8]))
 
 
 def test_unknown_characters_are_exactly_the_unk_ones(ccks):

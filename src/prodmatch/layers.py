@@ -1,6 +1,7 @@
 """Torch building blocks shared by the encoders and the pair models: neck, poolings, device choice."""
 from __future__ import annotations
 
+from contextlib import nullcontext
 from typing import Callable
 
 import torch
@@ -17,6 +18,16 @@ def device_for(name: str = "auto") -> torch.device:
     if name == "cuda" and not torch.cuda.is_available():
         raise DataError("device 'cuda' asked for, but torch sees no GPU; use device: auto or cpu")
     return torch.device(name)
+
+
+def autocast_for(device, enabled: bool):
+    """(autocast context, dtype) for `device`: bf16 / fp16 autocast on CUDA when `enabled`, else
+    (nullcontext, None); fp16 needs a GradScaler."""
+    if not enabled or device.type != "cuda":
+        return nullcontext(), None
+    # emulated bf16 (T4 / P100: Kaggle's GPUs) is slow; those get fp16 with loss scaling
+    dtype = torch.bfloat16 if torch.cuda.is_bf16_supported(including_emulation=False) else torch.float16
+    return torch.autocast("cuda", dtype=dtype), dtype
 
 
 class Neck(nn.Module):

@@ -90,6 +90,18 @@ class PvsJaccard(Member):
         pairs = _scored_pairs(data)
         return _split_scores(pvs_jaccard(pairs["pvs_a"], pairs["pvs_b"]), len(data.holdout))
 
+def _moved_loss_keys(spec: MemberConfig, options: dict) -> dict:
+    """`loss` / `margin` popped from a member's model options (where configs before the loss moved
+    to the training settings put them), with a warning; `train` wins where both name one."""
+    from ..pairs.pair_train import LEGACY_LOSS_KEYS
+
+    moved = {key: options.pop(key) for key in LEGACY_LOSS_KEYS if key in options}
+    if moved:
+        log.warning("member %r: %s belong in `train:`, not `options:`; read as training settings",
+                    spec.name, ", ".join(moved))
+    return moved
+
+
 class PairMember(Member):
     """A pair model (``PairModelConfig`` options, kind fixed by the member) trained with
     ``fit_pair_model`` on the training part; the held-out part picks checkpoint and threshold."""
@@ -98,13 +110,20 @@ class PairMember(Member):
 
     def parse_options(self, spec: MemberConfig, config: CcksRunConfig):
         from ..pairs.base import PairModelConfig
+        from ..pairs.losses import make_loss
         from ..pairs.pair_train import PairTrainConfig
 
         options = {"seed": config.seed, **spec.options}
         if options.setdefault("kind", self.kind) != self.kind:
             raise DataError(f"member {spec.name!r}: options.kind {options['kind']!r} contradicts kind {self.kind!r}")
-        self.train_config = from_dict(PairTrainConfig, {"seed": config.seed, **spec.train}, f"member {spec.name!r} train")
-        return from_dict(PairModelConfig, options, f"member {spec.name!r} options")
+        train = {"seed": config.seed, **_moved_loss_keys(spec, options), **spec.train}
+        self.train_config = from_dict(PairTrainConfig, train, f"member {spec.name!r} train")
+        model_config = from_dict(PairModelConfig, options, f"member {spec.name!r} options")
+        try:
+            make_loss(self.train_config.loss, self.train_config.margin).check(model_config)
+        except DataError as err:
+            raise DataError(f"member {spec.name!r}: {err}") from None
+        return model_config
 
     def score(self, data: CcksData, folder: Path, progress: bool) -> MemberScores:
         from ..layers import device_for

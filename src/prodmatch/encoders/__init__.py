@@ -8,7 +8,6 @@ transformers are imported on first use, so ``prodmatch.encoders.tfidf`` stays li
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -19,8 +18,7 @@ if TYPE_CHECKING:
     from .base import Encoder
 
 CONFIG_FILE = "encoder.json"
-WEIGHTS_FILE = "model.safetensors"
-FORMAT_VERSION = 1
+from ..saved_model import FORMAT_VERSION, WEIGHTS_FILE  # noqa: E402,F401  (re-exported)
 
 # Names served lazily from submodules (PEP 562) so importing this package does not import torch.
 _LAZY = {
@@ -79,40 +77,20 @@ def create_encoder(kind: str, config=None, *, weights: str | Path | None = None)
 
 
 def save_encoder(encoder: "Encoder", folder: str | Path) -> Path:
-    """Write `encoder` into `folder` (weights, assets, then ``encoder.json`` last, each atomically)."""
-    from safetensors.torch import save_file
+    """Write `encoder` into `folder` (`saved_model.save_model`: weights, assets, ``encoder.json`` last)."""
+    from ..saved_model import save_model
 
-    from ..config import to_dict
-    from ..io import atomic_path, write_json
-
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    with atomic_path(folder / WEIGHTS_FILE) as tmp:
-        save_file(encoder.export_state(), str(tmp), metadata={"kind": encoder.kind, "format": str(FORMAT_VERSION)})
-    encoder.save_assets(folder)
-    write_json(folder / CONFIG_FILE, {"format": FORMAT_VERSION, "kind": encoder.kind, "dim": encoder.dim,
-                                      "config": to_dict(encoder.config)})
-    return folder
+    return save_model(encoder, folder, CONFIG_FILE, {"dim": encoder.dim})
 
 
 def load_encoder(folder: str | Path) -> "Encoder":
     """The encoder `save_encoder` wrote into `folder`, in eval mode; no pretrained weights or
     model hub are touched, only the folder's own files."""
     from ..config import from_dict
-    from .weights import load_state, read_state_dict
+    from ..saved_model import load_weights, read_manifest
 
     folder = Path(folder)
-    meta_path = folder / CONFIG_FILE
-    if not meta_path.is_file():
-        raise DataError(f"{folder}: not a saved encoder (no {CONFIG_FILE})")
-    try:
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        kind, config = meta["kind"], meta["config"]
-    except (json.JSONDecodeError, KeyError, TypeError) as err:
-        raise DataError(f"{meta_path}: not a valid encoder description ({err})") from None
-    cls = encoder_class(kind)
-    encoder = cls.from_saved(from_dict(cls.config_class, config, where=str(meta_path)), folder)
-    if not (folder / WEIGHTS_FILE).is_file():
-        raise DataError(f"{folder}: {WEIGHTS_FILE} is missing")
-    load_state(encoder, read_state_dict(folder / WEIGHTS_FILE), what=str(folder / WEIGHTS_FILE))
-    return encoder.eval()
+    meta = read_manifest(folder, CONFIG_FILE, "encoder")
+    cls = encoder_class(meta["kind"])
+    encoder = cls.from_saved(from_dict(cls.config_class, meta["config"], where=str(folder / CONFIG_FILE)), folder)
+    return load_weights(encoder, folder)

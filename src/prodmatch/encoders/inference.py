@@ -6,12 +6,11 @@ training loop so that inference never imports it.
 from __future__ import annotations
 
 import logging
-from contextlib import nullcontext
 
 import numpy as np
 import pandas as pd
 
-from ..layers import device_for  # noqa: F401  (re-exported for the trainer)
+from ..layers import autocast_for, device_for  # noqa: F401  (re-exported for the trainer)
 
 log = logging.getLogger(__name__)
 
@@ -54,16 +53,6 @@ def to_device(batch, device, channels_last: bool = False):
     if hasattr(batch, "to"):  # e.g. a transformers BatchEncoding
         return batch.to(device)
     return batch
-
-
-def autocast_for(device, enabled: bool):
-    import torch
-
-    if not enabled or device.type != "cuda":
-        return nullcontext(), None
-    # emulated bf16 (T4 / P100: Kaggle's GPUs) is slow; those get fp16 with loss scaling
-    dtype = torch.bfloat16 if torch.cuda.is_bf16_supported(including_emulation=False) else torch.float16
-    return torch.autocast("cuda", dtype=dtype), dtype
 
 
 def _infer(encoder, frame: pd.DataFrame, outputs, *, batch_size: int, num_workers: int, device, amp: bool,

@@ -20,7 +20,7 @@ from ..errors import DataError
 from ..io import code_version, data_hashes, write_json, write_npy
 from ..resources import available_cores
 from .inference import embed_frame
-from .checkpoint import seed_everything
+from ..training.checkpoint import seed_everything
 from .train import TrainConfig, fit, validation_f1
 
 log = logging.getLogger(__name__)

@@ -1,6 +1,5 @@
-"""The one training loop of every trainable encoder (image NFNet, text SBERT): a head of heads.py on label_group,
-resumable per epoch; its output files, schedule and determinism: encoders/README.md. `fit` is one
-~200-line loop until the engine shared with the pair models lands (issue 14, item 4)."""
+"""Training of every trainable encoder (image NFNet, text SBERT): a head of heads.py on label_group, on
+the shared `training.Engine`, resumable per epoch; output files, schedule, determinism: encoders/README.md."""
 from __future__ import annotations
 
 import logging
@@ -18,11 +17,13 @@ import pandas as pd
 from ..config import load_config, to_dict
 from ..errors import DataError
 from ..io import write_json
-from .checkpoint import (load_checkpoint, read_checkpoint_info, save_checkpoint, seed_everything,  # noqa: F401
-                         rng_state, set_rng_state)
+from ..training.checkpoint import read_checkpoint_info, seed_everything
+from ..training.engine import Engine, StepPlan, deterministic, epoch_generator
+from ..training.optim import build_optimizer
+from ..training.schedule import lr_factor  # noqa: F401  (re-exported)
 from .frozen import FeatureDataset, FrozenFeatures, neck_embed
 from .heads import TripletConfig
-from .inference import autocast_for, backbone_features, device_for, embed_frame, make_loader, to_device
+from .inference import backbone_features, device_for, embed_frame, make_loader, to_device
 
 log = logging.getLogger(__name__)
 
@@ -102,39 +103,6 @@ def encode_labels(groups) -> tuple[np.ndarray, np.ndarray]:
     return classes, codes.astype(np.int64)
 
 
-def lr_factor(step: int, total: int, warmup: int, schedule: str, floor: float = 0.0) -> float:
-    """Multiplier of the peak learning rate at optimizer step `step` (0-based) of `total`: linear
-    warm-up over `warmup` steps, then ``cosine`` or ``linear`` decay to `floor`, or ``constant``."""
-    if warmup > 0 and step < warmup:
-        return (step + 1) / warmup
-    if schedule == "constant":
-        return 1.0
-    span = max(1, total - warmup)
-    progress = min(1.0, max(0.0, (step - warmup) / span))
-    decay = 0.5 * (1.0 + math.cos(math.pi * progress)) if schedule == "cosine" else 1.0 - progress
-    return floor + (1.0 - floor) * decay
-
-
-def clip_gradients(params, config: TrainConfig, head_params=()) -> None:
-    """Clip in place: the global norm of all parameters to ``grad_clip`` (``clip_mode: norm``), or
-    each unit's gradient of `params` to ``grad_clip`` times its weight norm (``agc``, timm's
-    `adaptive_clip_grad`), leaving the classifier head unclipped as the NFNet paper does."""
-    import torch
-
-    if config.clip_mode == "agc":
-        from timm.utils import adaptive_clip_grad
-
-        adaptive_clip_grad(list(params), clip_factor=config.grad_clip)
-    else:
-        torch.nn.utils.clip_grad_norm_([*params, *head_params], config.grad_clip)
-
-
-def _epoch_generator(seed: int, epoch: int):
-    import torch
-
-    return torch.Generator().manual_seed(int(seed) * 1_000_003 + epoch)
-
-
 def validation_f1(emb: np.ndarray, groups, k: int = 50) -> dict:
     """Mean row-F1 of the held-out rows searched among themselves, at their best threshold."""
     from ..post.tune import best_row_threshold
@@ -184,7 +152,6 @@ def fit(encoder, train_frame: pd.DataFrame, valid_frame: pd.DataFrame | None, co
     there is one; the data and config must be the same, else DataError).
     """
     import torch
-    from tqdm.auto import tqdm
 
     from .heads import make_head, pk_batches
 
@@ -208,10 +175,7 @@ def fit(encoder, train_frame: pd.DataFrame, valid_frame: pd.DataFrame | None, co
 
     started = time.time()
     device = device_for()
-    previous_det = torch.are_deterministic_algorithms_enabled()
-    if config.deterministic and device.type == "cpu":
-        torch.use_deterministic_algorithms(True, warn_only=True)
-    try:
+    with deterministic(config.deterministic, device):
         seed_everything(config.seed)
         encoder.to(device)
         channels_last = config.channels_last and encoder.reads_images and device.type == "cuda"
@@ -227,15 +191,10 @@ def fit(encoder, train_frame: pd.DataFrame, valid_frame: pd.DataFrame | None, co
 
         frozen = config.freeze_backbone
         groups = encoder.param_groups()
-        backbone = [] if frozen else [p for p in groups.get("backbone", []) if p.requires_grad]
-        neck = list(encoder.neck.parameters()) if frozen else [p for p in groups.get("neck", []) if p.requires_grad]
-        optimizer = torch.optim.AdamW(
-            [{"params": backbone, "lr": config.lr_backbone, "name": "backbone"},
-             {"params": neck + list(head.parameters()), "lr": config.lr_head, "name": "head"}],
-            lr=config.lr_head, weight_decay=config.weight_decay)
-        peak = [config.lr_backbone, config.lr_head]
-        _, amp_dtype = autocast_for(device, config.amp)
-        scaler = torch.amp.GradScaler("cuda") if amp_dtype == torch.float16 else None
+        backbone = [] if frozen else groups.get("backbone", [])
+        neck = list(encoder.neck.parameters()) if frozen else groups.get("neck", [])
+        optimizer = build_optimizer([("backbone", backbone, config.lr_backbone),
+                                     ("head", [*neck, *head.parameters()], config.lr_head)], config.weight_decay)
 
         dataset = encoder.dataset(train_frame, train=True, labels=codes)
         skipped = int(getattr(dataset, "skipped", 0))
@@ -266,7 +225,7 @@ def fit(encoder, train_frame: pd.DataFrame, valid_frame: pd.DataFrame | None, co
         if head.pk_batches:  # every row needs positives in its batch: whole class chunks per batch
             # the packing count varies a little with each epoch's order: every epoch runs the fewest, so
             # the schedule's step count holds and an accumulation window never ends half-filled
-            n_batches = min(len(pk_batches(row_labels, batch_size, config.triplet.per_class, _epoch_generator(config.seed, e)))
+            n_batches = min(len(pk_batches(row_labels, batch_size, config.triplet.per_class, epoch_generator(config.seed, e)))
                             for e in range(config.epochs))
             if not n_batches:
                 raise DataError("the triplet head needs label groups with at least 2 training rows")
@@ -275,70 +234,42 @@ def fit(encoder, train_frame: pd.DataFrame, valid_frame: pd.DataFrame | None, co
         steps_per_epoch = math.ceil(n_batches / config.accumulate)
         total_steps = steps_per_epoch * config.epochs
         warmup = config.warmup_steps if config.warmup_steps is not None else round(config.warmup_epochs * steps_per_epoch)
-
-        start_epoch, step, history = 0, 0, []
-        best = {"f1": -1.0, "epoch": None, "threshold": None}
-        if existing is not None:
-            info = load_checkpoint(out_dir, encoder=encoder, head=head, optimizer=optimizer, scaler=scaler)
-            start_epoch, step, history, best = info["epoch"], info["step"], info["history"], info["best"]
-            set_rng_state(info["rng"])
-            log.info("resuming %s after epoch %d (step %d)", out_dir, start_epoch, step)
-
-        valid_groups = valid_frame["label_group"].to_numpy() if has_valid else None
         head_ids = {id(p) for p in head.parameters()}
         trained = [p for g in optimizer.param_groups for p in g["params"]]
-        clipped = ([p for p in trained if id(p) not in head_ids], [p for p in trained if id(p) in head_ids])
+        engine = Engine(optimizer, StepPlan(total=total_steps, warmup=warmup, schedule=config.schedule,
+                                            floor=config.min_lr_ratio, accumulate=config.accumulate,
+                                            grad_clip=config.grad_clip, clip_mode=config.clip_mode, amp=config.amp),
+                        device, clipped=[p for p in trained if id(p) not in head_ids],
+                        unclipped=[p for p in trained if id(p) in head_ids],
+                        on_window=lambda step: head.set_progress(step / max(1, total_steps)))
+        modules = {"encoder": encoder, "head": head}
+
+        start_epoch, history = 0, []
+        best = {"f1": -1.0, "epoch": None, "threshold": None}
+        if existing is not None:
+            info = engine.resume(out_dir, modules)
+            start_epoch, history, best = info["epoch"], info["history"], info["best"]
+            log.info("resuming %s after epoch %d (step %d)", out_dir, start_epoch, engine.step)
+
+        def batch_loss(batch):
+            batch, labels = _usable_rows(*batch)
+            if len(labels) < 2:  # BatchNorm needs two rows; nothing to learn from this batch
+                return None
+            return head.loss(forward(to_device(batch, device, channels_last)), labels.to(device))
+
+        valid_groups = valid_frame["label_group"].to_numpy() if has_valid else None
         for epoch in range(start_epoch, config.epochs):
             epoch_started = time.time()
             encoder.train()
             head.train()
             batches = pk_batches(row_labels, batch_size, config.triplet.per_class,
-                                 _epoch_generator(config.seed, epoch)) if head.pk_batches else None
-            loader = make_loader(encoder, dataset, batch_size, shuffle=True, generator=_epoch_generator(config.seed, epoch),
+                                 epoch_generator(config.seed, epoch)) if head.pk_batches else None
+            loader = make_loader(encoder, dataset, batch_size, shuffle=True, generator=epoch_generator(config.seed, epoch),
                                  num_workers=config.num_workers, drop_last=drop_last, collate=collate, batches=batches)
-            bar = tqdm(total=n_batches, desc=f"epoch {epoch + 1}/{config.epochs}", disable=not progress, leave=False)
-            losses, micro = [], 0
-            optimizer.zero_grad(set_to_none=True)
-            for batch, labels in loader:
-                if micro >= n_batches:
-                    break
-                batch, labels = _usable_rows(batch, labels)
-                if len(labels) < 2:  # BatchNorm needs two rows; nothing to learn from this batch
-                    continue
-                if micro % config.accumulate == 0:
-                    factor = lr_factor(step, total_steps, warmup, config.schedule, config.min_lr_ratio)
-                    for group, base in zip(optimizer.param_groups, peak):
-                        group["lr"] = base * factor
-                    head.set_progress(step / max(1, total_steps))
-                in_step = min(config.accumulate, n_batches - (micro // config.accumulate) * config.accumulate)
-                context, _ = autocast_for(device, config.amp)
-                with context:
-                    emb = forward(to_device(batch, device, channels_last))
-                    loss = head.loss(emb, labels.to(device))
-                if not torch.isfinite(loss):
-                    raise FloatingPointError(f"loss is {loss.item()} at epoch {epoch + 1}, step {step}")
-                scaled = loss / in_step
-                (scaler.scale(scaled) if scaler is not None else scaled).backward()
-                losses.append(float(loss.detach()))
-                micro += 1
-                if micro % config.accumulate == 0 or micro == n_batches:
-                    if scaler is not None:
-                        scaler.unscale_(optimizer)
-                    if config.grad_clip:
-                        clip_gradients(clipped[0], config, clipped[1])
-                    if scaler is not None:
-                        scaler.step(optimizer)
-                        scaler.update()
-                    else:
-                        optimizer.step()
-                    optimizer.zero_grad(set_to_none=True)
-                    step += 1
-                bar.update(1)
-                bar.set_postfix(loss=f"{losses[-1]:.3f}", lr=f"{optimizer.param_groups[-1]['lr']:.2e}")
-            bar.close()
-            record = {"epoch": epoch + 1, "step": step, "loss": float(np.mean(losses)) if losses else float("nan"),
-                      "lr_head": optimizer.param_groups[-1]["lr"], "lr_backbone": optimizer.param_groups[0]["lr"],
-                      "margin": head.margin}
+            losses = engine.run_epoch(loader, batch_loss, n_batches, desc=f"epoch {epoch + 1}/{config.epochs}",
+                                      progress=progress)
+            record = {"epoch": epoch + 1, "step": engine.step, "loss": float(np.mean(losses)) if losses else float("nan"),
+                      "lr_head": engine.lr(-1), "lr_backbone": engine.lr(0), "margin": head.margin}
             if valid_groups is not None:
                 if frozen:
                     emb = neck_embed(encoder, features.valid, device=device)
@@ -358,16 +289,14 @@ def fit(encoder, train_frame: pd.DataFrame, valid_frame: pd.DataFrame | None, co
                 log.info("epoch %d/%d: loss %.4f, valid F1 %.4f (t=%s), %.1f s", epoch + 1, config.epochs,
                          record["loss"], f1, record["threshold"], record["seconds"])
             if config.save_checkpoints:
-                save_checkpoint(out_dir, encoder=encoder, head=head, optimizer=optimizer, scaler=scaler, info={
-                    "epoch": epoch + 1, "step": step, "history": history, "best": best, "rng": rng_state(),
-                    "n_classes": len(classes), "config": to_dict(config), "total_steps": total_steps})
+                engine.save(out_dir, modules, {"epoch": epoch + 1, "history": history, "best": best,
+                                               "n_classes": len(classes), "config": to_dict(config),
+                                               "total_steps": total_steps})
             write_json(out_dir / "history.json", history)
         _save_encoder_atomic(encoder, out_dir / "final")
-    finally:
-        torch.use_deterministic_algorithms(previous_det)
     return FitResult(encoder=encoder, out_dir=out_dir, history=history, best_epoch=best["epoch"],
-                     best_f1=best["f1"] if best["epoch"] else float("nan"), best_threshold=best["threshold"], n_classes=len(classes), skipped=skipped,
-                     steps=step, seconds=round(time.time() - started, 3))
+                     best_f1=best["f1"] if best["epoch"] else float("nan"), best_threshold=best["threshold"],
+                     n_classes=len(classes), skipped=skipped, steps=engine.step, seconds=round(time.time() - started, 3))
 
 
 def _placeholder_rows(encoder, features: np.ndarray, device) -> np.ndarray:
@@ -435,5 +364,5 @@ def _check_config(config: TrainConfig) -> None:
             raise DataError(f"train config: {message}")
 
 
-__all__ = ["ArcFaceConfig", "TrainConfig", "FitResult", "fit", "validation_f1", "encode_labels",
-           "lr_factor", "clip_gradients", "save_checkpoint", "load_checkpoint", "seed_everything"]
+__all__ = ["ArcFaceConfig", "TrainConfig", "FitResult", "fit", "validation_f1", "encode_labels", "lr_factor",
+           "seed_everything"]

@@ -9,7 +9,8 @@ from ..registry import lazy_attributes
 # Pair models (pvs alignment, cross-encoder, two-tower, their training loop).
 _LAZY = {
     "align_pvs": "pvs", "key_frequencies": "pvs", "order_pvs": "pvs", "merge_pvs": "pvs", "pair_frame": "pvs",
-    "PairModelConfig": "base", "PairOutput": "base", "LOSSES": "base", "build_pair_model": "base",
+    "PairModelConfig": "base", "PairOutput": "base", "build_pair_model": "base",
+    "LOSSES": "losses", "make_loss": "losses",
     "CrossEncoder": "cross_encoder",
     "TwoTower": "two_tower", "SIMILARITIES": "two_tower", "HEADS": "two_tower",
     "PairTrainConfig": "pair_train", "PairFitResult": "pair_train", "fit_pair_model": "pair_train",

@@ -1,5 +1,5 @@
-"""What every CCKS pair model shares (config, local backbones, segment packing, output, losses), so a
-pair model kind adds only its input encoding and head; packing rules: pairs/README.md."""
+"""What every CCKS pair model shares (config, local backbones, segment packing, output), so a pair
+model kind adds only its input encoding and head; packing rules: pairs/README.md."""
 from __future__ import annotations
 
 import os
@@ -10,7 +10,6 @@ from typing import Callable, ClassVar, Iterable, Literal, Sequence
 import numpy as np
 import pandas as pd
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..errors import DataError
@@ -24,7 +23,8 @@ ASSETS = "backbone"  # subfolder of a saved pair model: tokenizer + transformers
 
 @dataclass(frozen=True)
 class PairModelConfig:
-    """Architecture of a pair model (saved beside its weights).
+    """Architecture of a pair model (saved beside its weights; the training loss is a
+    `PairTrainConfig` setting, not part of the model).
 
     kind: ``cross`` (one tower over the joined pair) or ``two_tower`` (shared encoder per item).
     model: local model folder; None = the shipped all-MiniLM-L6-v2.
@@ -34,7 +34,6 @@ class PairModelConfig:
         ``similarity`` (a vector similarity -> learnt affine -> logit) or ``adaptive`` (seed 002's
         self-adaptive threshold: positive when sim(f_a, f_b) > sim(g_a, g_b)). Cross: projection.
     similarity: ``cosine | inner | l1 | l2`` (similarity and adaptive heads).
-    loss: ``ce | bce | cosine-embedding | hinge``; margin: that loss's margin (None: its default).
     pvs: ``aligned`` (the pair's v3.4 alignment), ``own`` (each item's pvs alone), ``none``;
         ``auto`` = aligned for cross, own for two-tower (an item vector must not see its partner).
     swap_prob: chance a training pair is fed as (b, a) (symmetric augmentation).
@@ -52,8 +51,6 @@ class PairModelConfig:
     pooling: Literal["cls", "mean"] | None = None
     head: Literal["projection", "similarity", "adaptive"] = "projection"
     similarity: Literal["cosine", "inner", "l1", "l2"] = "cosine"
-    loss: Literal["ce", "bce", "cosine-embedding", "hinge"] = "ce"
-    margin: float | None = None
     pvs: Literal["auto", "aligned", "own", "none"] = "auto"
     swap_prob: float = 0.5
     symmetric: bool = False
@@ -75,12 +72,15 @@ class PairModelConfig:
             problems.append("hidden and dim must be >= 1")
         if self.kind == "cross" and self.head != "projection":
             problems.append(f"the cross-encoder classifies by projection only, not head={self.head!r}")
-        if self.loss == "cosine-embedding" and not (self.kind == "two_tower" and self.head != "adaptive"):
-            problems.append("loss 'cosine-embedding' needs item vectors: kind two_tower with head projection or similarity")
         if self.kind == "cross" and self.pvs == "own":
             problems.append("pvs 'own' is for two-tower models; the cross-encoder reads 'aligned' or 'none'")
         if problems:
             raise DataError("PairModelConfig: " + "; ".join(problems))
+
+    @property
+    def has_item_vectors(self) -> bool:
+        """Whether the model's output carries item vectors u, v (losses on the embeddings need them)."""
+        return self.kind == "two_tower" and self.head != "adaptive"
 
     @property
     def pooling_mode(self) -> str:
@@ -111,80 +111,6 @@ class PairOutput:
     @property
     def prob(self) -> Tensor:
         return torch.softmax(self.logits.float(), dim=-1)[:, 1]
-
-
-# ------------------------------------------------------------------------------ losses
-LOSSES: dict[str, type["PairLoss"]] = {}
-
-
-register_loss = registrar(LOSSES, "name")
-
-
-class PairLoss(nn.Module):
-    """``loss(out, labels)``: mean over the batch; labels are 0/1 (int or float)."""
-
-    name: ClassVar[str] = ""
-    default_margin: ClassVar[float | None] = None
-
-    def __init__(self, margin: float | None = None) -> None:
-        super().__init__()
-        self.margin = self.default_margin if margin is None else float(margin)
-
-    def forward(self, out: PairOutput, labels: Tensor) -> Tensor:
-        raise NotImplementedError
-
-    def extra_repr(self) -> str:
-        return "" if self.margin is None else f"margin={self.margin}"
-
-
-@register_loss("ce")
-class CrossEntropyLoss(PairLoss):
-    """Softmax cross-entropy over the two logits."""
-
-    def forward(self, out: PairOutput, labels: Tensor) -> Tensor:
-        return F.cross_entropy(out.logits.float(), labels.long())
-
-
-@register_loss("bce")
-class BinaryCrossEntropyLoss(PairLoss):
-    """Sigmoid cross-entropy of the decision logit z."""
-
-    def forward(self, out: PairOutput, labels: Tensor) -> Tensor:
-        return F.binary_cross_entropy_with_logits(out.z.float(), labels.float())
-
-
-@register_loss("cosine-embedding")
-class CosineEmbeddingLoss(PairLoss):
-    """On the item vectors: ``1 - cos(u, v)`` for positives, ``max(0, cos(u, v) - margin)`` for
-    negatives (torch's CosineEmbeddingLoss). Trains the embeddings only; a similarity head's
-    affine stays as initialised, so its score remains monotone in cos."""
-
-    default_margin = 0.5
-
-    def forward(self, out: PairOutput, labels: Tensor) -> Tensor:
-        if out.u is None or out.v is None:
-            raise DataError("cosine-embedding loss needs item vectors (a two-tower model)")
-        cos = F.cosine_similarity(out.u.float(), out.v.float(), dim=-1, eps=1e-8)
-        y = labels.float()
-        return (y * (1 - cos) + (1 - y) * (cos - self.margin).clamp(min=0)).mean()
-
-
-@register_loss("hinge")
-class HingeLoss(PairLoss):
-    """SVM hinge on the decision logit: ``max(0, margin - y * z)`` with y in {-1, +1}
-    (equals 2 x torch's ``multi_margin_loss`` on the logits ``[0, z]``)."""
-
-    default_margin = 1.0
-
-    def forward(self, out: PairOutput, labels: Tensor) -> Tensor:
-        y = labels.float() * 2 - 1
-        return (self.margin - y * out.z.float()).clamp(min=0).mean()
-
-
-def make_loss(name: str, margin: float | None = None) -> PairLoss:
-    if name not in LOSSES:
-        raise DataError(f"unknown pair loss {name!r}; known: {', '.join(sorted(LOSSES))}")
-    return LOSSES[name](margin)
 
 
 # ------------------------------------------------------------------------------ pooling
@@ -268,7 +194,7 @@ register_pair_model = registrar(PAIR_MODELS, "kind")
 
 
 class PairModel(nn.Module):
-    """Backbone + tokenizer + head + loss; subclasses implement `encode` and `forward`."""
+    """Backbone + tokenizer + head; subclasses implement `encode` and `forward`."""
 
     kind: ClassVar[str] = ""
 
@@ -284,7 +210,6 @@ class PairModel(nn.Module):
                             f"max_position_embeddings={limit} ({folder})")
         self.hidden_size = int(self.backbone.config.hidden_size)
         self.pool_fn = POOLINGS[config.pooling_mode]
-        self.loss_fn = make_loss(config.loss, config.margin)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(config.seed)
             self.build_head()
@@ -302,9 +227,6 @@ class PairModel(nn.Module):
         raise NotImplementedError
 
     # shared -----------------------------------------------------------------------------
-    def loss(self, out: PairOutput, labels: Tensor) -> Tensor:
-        return self.loss_fn(out, labels)
-
     def pool(self, inputs: dict) -> Tensor:
         hidden = self.backbone(**inputs).last_hidden_state
         return self.pool_fn(hidden, inputs["attention_mask"])

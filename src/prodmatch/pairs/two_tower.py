@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..errors import DataError
-from .base import (LOSSES, PairModel, PairModelConfig, PairOutput, build_pair_model, make_loss,  # noqa: F401
+from .base import (PairModel, PairModelConfig, PairOutput, build_pair_model,  # noqa: F401
                    pack_segments, register_pair_model)
 
 

@@ -79,15 +79,17 @@ def _optimizer_join(tensors: dict, meta: dict) -> dict:
     return {"state": state, "param_groups": meta["param_groups"]}
 
 
-def save_checkpoint(out_dir: Path, *, encoder, head, optimizer, scaler, info: dict) -> Path:
-    """Weights + optimizer tensors to a new safetensors file, then the JSON that points at it."""
+def save_checkpoint(out_dir: Path, *, modules: dict, optimizer, scaler, info: dict) -> Path:
+    """Weights of `modules` (name -> nn.Module) + optimizer tensors to a new safetensors file,
+    then the JSON that points at it (the commit point: a crash leaves the previous checkpoint)."""
     from safetensors.torch import save_file
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     weights_name = f"checkpoint-e{info['epoch']:03d}.safetensors"
     opt_tensors, opt_meta = _optimizer_split(optimizer)
-    tensors = {**_state_tensors("encoder", encoder), **_state_tensors("head", head), **opt_tensors}
+    tensors = {k: v for name, module in modules.items() for k, v in _state_tensors(name, module).items()}
+    tensors.update(opt_tensors)
     with atomic_path(out_dir / weights_name) as tmp:
         save_file(tensors, str(tmp), metadata={"format": str(CHECKPOINT_FORMAT)})
     info = {**info, "format": CHECKPOINT_FORMAT, "weights": weights_name, "optimizer": opt_meta,
@@ -106,15 +108,15 @@ def read_checkpoint_info(out_dir: Path) -> dict | None:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
-def load_checkpoint(out_dir: Path, *, encoder, head, optimizer, scaler) -> dict:
-    """Restore encoder, head, optimizer (and loss scaler) from `out_dir`; returns the JSON state."""
+def load_checkpoint(out_dir: Path, *, modules: dict, optimizer, scaler) -> dict:
+    """Restore `modules`, the optimizer (and loss scaler) from `out_dir`; returns the JSON state."""
     from safetensors.torch import load_file
 
     info = read_checkpoint_info(out_dir)
     if info is None:
         raise FileNotFoundError(f"{out_dir}: no {CHECKPOINT_JSON} to resume from")
     tensors = load_file(str(Path(out_dir) / info["weights"]))
-    for prefix, module in (("encoder", encoder), ("head", head)):
+    for prefix, module in modules.items():
         part = {k[len(prefix) + 1:]: v for k, v in tensors.items() if k.startswith(prefix + ".")}
         module.load_state_dict(part)
     optimizer.load_state_dict(_optimizer_join(tensors, info["optimizer"]))
