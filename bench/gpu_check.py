@@ -147,7 +147,7 @@ def cmd_train_step(args) -> int:
 
     from prodmatch.encoders import create_encoder, load_encoder
     from prodmatch.encoders import encoder_class
-    from prodmatch.encoders.run import load_experiment
+    from prodmatch.encoders.experiment import load_experiment
     from prodmatch.encoders.inference import autocast_for, device_for, embed_frame
     from prodmatch.encoders.train import fit
 

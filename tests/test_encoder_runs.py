@@ -15,7 +15,8 @@ from prodmatch.data.folds import shopee_folds
 from prodmatch.data.shopee import read_shopee_csv
 from prodmatch.encoders import load_encoder
 from prodmatch.embedders.run import embed_unsupervised
-from prodmatch.encoders.run import embed_trained, load_data, load_experiment, train_oof
+from prodmatch.encoders.experiment import load_data, load_experiment
+from prodmatch.encoders.run import embed_trained, train_oof
 from prodmatch.encoders.inference import embed_frame
 from prodmatch.errors import DataError
 from prodmatch.store import list_models, load_model, load_runs, read_rows
@@ -285,7 +286,7 @@ def test_fold_workers_die_with_a_killed_parent(data, tmp_path):
     (5, 3, 2, [1, 1, 1, 1, 1]),  # more workers than cores: never 0 threads
 ])
 def test_fold_threads_give_a_partial_last_round_the_idle_cores(n_folds, jobs, cores, expected):
-    from prodmatch.encoders.run import fold_threads
+    from prodmatch.encoders.fold import fold_threads
 
     assert fold_threads(n_folds, jobs, cores) == expected
 

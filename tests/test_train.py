@@ -15,7 +15,7 @@ from torch import nn
 from prodmatch.config import shipped_configs
 from prodmatch.encoders import create_encoder, load_encoder
 from prodmatch.encoders.base import Encoder, Neck, check_labels, register_encoder
-from prodmatch.encoders.run import load_experiment
+from prodmatch.encoders.experiment import load_experiment
 from prodmatch.encoders.inference import backbone_features, embed_frame
 from prodmatch.encoders.train import (
     TrainConfig,

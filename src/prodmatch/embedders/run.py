@@ -6,7 +6,7 @@ from pathlib import Path
 
 from ..errors import DataError
 from ..io import code_version, data_hashes
-from ..encoders.run import fold_assignment, load_data
+from ..encoders.experiment import fold_assignment, load_data
 from ._registry import embedder_names
 from . import get_embedder
 

@@ -1,264 +1,30 @@
-"""Out-of-fold embeddings: each fold's encoder embeds the rows whose groups it never saw, stored in a run,
-so the matcher and stacker tune on honest scores; run layout and resume rules: encoders/README.md.
-Near 500 lines: the experiment config, fold workers, resume checks and `embed_trained` share its helpers."""
+"""The train and embed-trained stages: out-of-fold embeddings (each fold's encoder embeds the rows whose
+groups it never saw) stored as a run model, so the matcher and stacker tune on honest scores; run
+layout and resume rules: encoders/README.md."""
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import logging
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
-import pandas as pd
 
-from ..config import from_dict, load_config, read_yaml, to_dict
+from ..config import to_dict
 from ..errors import DataError
-from ..io import code_version, data_hashes, write_json, write_npy
-from ..resources import available_cores
+from ..io import code_version, data_hashes, write_json
+from .experiment import ExperimentConfig, default_image_policy, fold_assignment, load_data, load_experiment, parse_folds
+from .fold import fold_encoder, run_features, train_fold, train_folds_in_processes, within_fold_f1
 from .inference import embed_frame
-from ..training.checkpoint import seed_everything
-from .train import TrainConfig, fit, validation_f1
+from .train import validation_f1
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class ExperimentConfig:
-    """One trainable model's OOF experiment: encoder settings, training settings, folds."""
-
-    kind: str  # a registered encoder kind (`prodmatch.encoders.encoder_classes`): image, text, ...
-    encoder: dict = field(default_factory=dict)  # validated by ENCODER_CONFIGS[kind]
-    train: TrainConfig = field(default_factory=TrainConfig)
-    n_folds: int = 5
-    fold_seed: int = 0
-    test: Literal["average", "fold"] = "average"
-    test_fold: int = 0
-    checkpoint: Literal["final", "best"] = "final"  # which fold model embeds: last epoch or best valid F1
-    name: str | None = None  # store model name; default: the kind
-
-    @property
-    def model_name(self) -> str:
-        return self.name or self.kind
-
-    def encoder_config(self):
-        """The typed encoder config (ENCODER_CONFIGS[kind]) of this experiment."""
-        from . import encoder_class
-
-        return load_config(dict(self.encoder), encoder_class(self.kind).config_class)
-
-
-def load_experiment(source, **overrides) -> ExperimentConfig:
-    """An ExperimentConfig from a YAML path, a shipped config name, a dict or an instance.
-
-    The encoder section is validated against the kind's encoder config and stored completed with
-    its defaults, so the recorded config is the full one. `overrides` replace top-level keys
-    (``kind=...``) or, given as dicts, update the ``encoder`` / ``train`` sections.
-    """
-    if isinstance(source, ExperimentConfig):
-        data = to_dict(source)
-    else:
-        data = dict(source) if isinstance(source, dict) else read_yaml(source)
-    for key, value in overrides.items():
-        if key in ("encoder", "train") and isinstance(value, dict):
-            data[key] = {**(data.get(key) or {}), **value}
-        else:
-            data[key] = value
-    if "kind" not in data:
-        raise DataError("experiment config: missing 'kind' (a registered encoder kind: image, text, ...)")
-    config = from_dict(ExperimentConfig, data)
-    enc = config.encoder_config()
-    config = dataclasses.replace(config, encoder=to_dict(enc))
-    if config.n_folds < 2:
-        raise DataError(f"experiment config: n_folds must be >= 2, got {config.n_folds}")
-    if not 0 <= config.test_fold < config.n_folds:
-        raise DataError(f"experiment config: test_fold {config.test_fold} is not a fold of {config.n_folds}")
-    return config
-
-
-def load_data(data_dir, image_policy: str) -> tuple[pd.DataFrame, pd.DataFrame | None]:
-    """train.csv (required, labelled) and test.csv (optional) of a Shopee folder."""
-    from ..data.shopee import read_shopee_csv
-
-    data_dir = Path(data_dir)
-    train = read_shopee_csv(data_dir / "train.csv", image_policy=image_policy)
-    if "label_group" not in train.columns:
-        raise DataError(f"{data_dir / 'train.csv'}: no label_group column")
-    test_path = data_dir / "test.csv"
-    test = read_shopee_csv(test_path, image_policy=image_policy) if test_path.is_file() else None
-    return train, test
-
-
-def fold_assignment(train: pd.DataFrame, n_folds: int, seed: int) -> np.ndarray:
-    from ..data.folds import shopee_folds
-
-    return shopee_folds(train, n_folds, seed)["fold"].to_numpy().astype(np.int64)
-
-
-def _npy(path: Path, array) -> None:
-    write_npy(path, np.asarray(array, dtype=np.float32))
 
 
 def _normalize(x: np.ndarray) -> np.ndarray:
     norms = np.linalg.norm(x, axis=1, keepdims=True)
     return (x / np.maximum(norms, 1e-12)).astype(np.float32)
-
-
-def _parse_folds(folds, n_folds: int) -> list[int]:
-    if folds in (None, "all"):
-        return list(range(n_folds))
-    if isinstance(folds, (int, np.integer)):
-        folds = [int(folds)]
-    chosen = sorted({int(k) for k in folds})
-    bad = [k for k in chosen if not 0 <= k < n_folds]
-    if bad:
-        raise DataError(f"fold(s) {bad} out of range 0..{n_folds - 1}")
-    return chosen
-
-
-def _default_image_policy(kind: str) -> str:
-    from . import encoder_class
-
-    return "placeholder" if encoder_class(kind).reads_images else "text-only"
-
-
-def within_fold_f1(emb: np.ndarray, groups, folds, k: int = 50) -> dict:
-    """OOF F1 where each row searches only its own fold (one fold model's space), one threshold.
-
-    Groups never cross folds, so this loses no true match; it avoids comparing vectors of two
-    different fold models.
-    """
-    from ..post.tune import best_row_threshold
-    from ..neighbors import knn
-
-    groups, folds = np.asarray(groups), np.asarray(folds)
-    rows, cols, sims = [], [], []
-    for f in np.unique(folds):
-        members = np.flatnonzero(folds == f)
-        s, i = knn(emb[members], min(k, len(members)))
-        rows.append(np.repeat(members, i.shape[1]))
-        cols.append(members[i.ravel()])
-        sims.append(s.ravel())
-    t, scores = best_row_threshold(np.concatenate(rows), np.concatenate(cols), np.concatenate(sims), groups)
-    return {"f1": float(scores.f1), "threshold": t, "precision": float(scores.precision),
-            "recall": float(scores.recall)}
-
-
-def _fold_encoder(config: ExperimentConfig):
-    """A fold's starting encoder: every fold starts from the same seed, hence the same weights."""
-    from . import create_encoder
-
-    seed_everything(config.train.seed)
-    return create_encoder(config.kind, config.encoder_config())
-
-
-def _run_features(config: ExperimentConfig, encoder, train, test, folder: Path, *, progress: bool) -> dict:
-    """The run's frozen-backbone features of train.csv / test.csv (computed by the first caller)."""
-    from .frozen import cached_features
-
-    return cached_features(folder / "features", encoder, {"train": train, "test": test},
-                           batch_size=config.train.eval_batch_size or 2 * config.train.batch_size,
-                           num_workers=config.train.num_workers, amp=config.train.amp, progress=progress)
-
-
-def _train_fold(config, train, test, fold_of, k: int, folder: Path, *, progress: bool) -> dict:
-    """Fit fold k's model, write its OOF / test embeddings and fold.json (last: the fold is done)."""
-    from . import load_encoder
-    from .frozen import FrozenFeatures, neck_embed
-
-    fold_dir = folder / str(k)
-    fold_started = time.time()
-    encoder = _fold_encoder(config)
-    frozen = config.train.freeze_backbone
-    cache = _run_features(config, encoder, train, test, folder, progress=progress) if frozen else None
-    features = FrozenFeatures(cache["train"][fold_of != k], cache["train"][fold_of == k]) if frozen else None
-    train_part = train[fold_of != k].reset_index(drop=True)
-    valid_part = train[fold_of == k].reset_index(drop=True)
-    resume = (fold_dir / "checkpoint.json").is_file()
-    if progress:
-        log.info("fold %d/%d: %d training rows, %d held-out rows%s", k, config.n_folds, len(train_part),
-                 len(valid_part), " (resuming)" if resume else "")
-    result = fit(encoder, train_part, valid_part, config.train, fold_dir, progress=progress, resume=resume,
-                 features=features)
-    model = result.encoder if config.checkpoint == "final" else load_encoder(fold_dir / "best")
-    batch = config.train.eval_batch_size or 2 * config.train.batch_size
-
-    def embed(frame, part, desc):
-        if frozen:  # the saved encoder gives the same vectors; the cache skips its backbone pass
-            return neck_embed(model, cache[part] if part == "test" else features.valid)
-        return embed_frame(model, frame, batch_size=batch, num_workers=config.train.num_workers,
-                           amp=config.train.amp, progress=progress, desc=desc)
-
-    oof_k = embed(valid_part, "valid", f"fold {k} OOF")
-    _npy(fold_dir / "oof.npy", oof_k)
-    if test is not None:
-        _npy(fold_dir / "test.npy", embed(test, "test", f"fold {k} test"))
-    scores = validation_f1(oof_k, valid_part["label_group"].to_numpy(), config.train.k)
-    summary = {"fold": k, "rows": int(len(valid_part)), "train_rows": int(len(train_part)),
-               "n_classes": result.n_classes, "skipped": result.skipped, "checkpoint": config.checkpoint,
-               "valid": scores, "best_epoch": result.best_epoch, "best_f1": result.best_f1,
-               "history": result.history, "fit_seconds": result.seconds,
-               "seconds": round(time.time() - fold_started, 3)}
-    write_json(fold_dir / "fold.json", summary)  # written last: the fold is done
-    if progress:
-        log.info("fold %d: held-out F1 %.4f at threshold %s", k, scores["f1"], scores["threshold"])
-    return summary
-
-
-def fold_threads(n_folds: int, jobs: int, cores: int) -> list[int]:
-    """Torch threads per fold, in submission order: the cores split among `jobs` workers, and the
-    folds of a last, partial round (5 folds on 2 workers: the fifth) share all the cores instead
-    of leaving some idle."""
-    full = (n_folds // jobs) * jobs
-    last = n_folds - full
-    return [max(1, cores // jobs)] * full + [max(1, cores // last)] * last if last else [max(1, cores // jobs)] * n_folds
-
-
-def _die_with_parent() -> None:
-    """Worker initializer: a killed parent takes its fold workers with it (Linux PR_SET_PDEATHSIG);
-    else they would train on, unseen, for minutes."""
-    import ctypes
-    import signal
-
-    try:
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
-    except (OSError, AttributeError):  # pragma: no cover - not Linux / no glibc
-        pass
-
-
-def _fold_worker(data_dir, config_dict: dict, k: int, run, image_policy, threads: int) -> int:
-    """One fold in a worker process (spawned: a clean torch), `threads` intra-op threads."""
-    import multiprocessing
-
-    import torch
-
-    torch.set_num_threads(threads)
-    multiprocessing.set_start_method("fork", force=True)  # its DataLoader workers: fork, as in the parent
-    config = from_dict(ExperimentConfig, config_dict)
-    train, test = load_data(Path(data_dir), image_policy or _default_image_policy(config.kind))
-    fold_of = fold_assignment(train, config.n_folds, config.fold_seed)
-    _train_fold(config, train, test, fold_of, k, Path(run) / "folds" / config.model_name, progress=False)
-    return k
-
-
-def _train_folds_in_processes(data_dir, config, chosen, run, image_policy, jobs: int, progress: bool):
-    """Train `chosen` folds `jobs` at a time in spawned processes; a failed fold raises after the others end."""
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor, as_completed
-
-    from tqdm.auto import tqdm
-
-    jobs = min(int(jobs), len(chosen))
-    threads = fold_threads(len(chosen), jobs, available_cores())
-    with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"), initializer=_die_with_parent) as pool:
-        futures = [pool.submit(_fold_worker, str(data_dir), to_dict(config), k, str(run), image_policy, t)
-                   for k, t in zip(chosen, threads)]
-        done = [f.result() for f in tqdm(as_completed(futures), total=len(futures), desc=f"{config.model_name} folds",
-                                         unit="fold", disable=not progress)]
-    return sorted(done)
 
 
 def _check_experiment(folder: Path, record: dict) -> None:
@@ -296,8 +62,8 @@ def train_oof(data_dir, config, *, folds="all", out, image_policy: str | None = 
     name = config.model_name
     if (run / "models" / name / "model.json").is_file():
         raise FileExistsError(f"{run / 'models' / name} exists; choose another run folder or model name")
-    chosen = _parse_folds(folds, config.n_folds)
-    train, test = load_data(data_dir, image_policy or _default_image_policy(config.kind))
+    chosen = parse_folds(folds, config.n_folds)
+    train, test = load_data(data_dir, image_policy or default_image_policy(config.kind))
     fold_of = fold_assignment(train, config.n_folds, config.fold_seed)
     folder = run / "folds" / name
     folder.mkdir(parents=True, exist_ok=True)
@@ -315,12 +81,12 @@ def train_oof(data_dir, config, *, folds="all", out, image_policy: str | None = 
                               "train the missing folds or use a fresh run folder")
 
     if config.train.freeze_backbone:  # once, before the folds (workers would race for it)
-        _run_features(config, _fold_encoder(config), train, test, folder, progress=progress)
+        run_features(config, fold_encoder(config), train, test, folder, progress=progress)
     if jobs > 1 and len(chosen) > 1:
-        trained = _train_folds_in_processes(data_dir, config, chosen, run, image_policy, jobs, progress)
+        trained = train_folds_in_processes(data_dir, config, chosen, run, image_policy, jobs, progress)
     else:
         for k in chosen:
-            _train_fold(config, train, test, fold_of, k, folder, progress=progress)
+            train_fold(config, train, test, fold_of, k, folder, progress=progress)
         trained = list(chosen)
 
     done = [k for k in range(config.n_folds) if (folder / str(k) / "fold.json").is_file()]
@@ -430,7 +196,7 @@ def embed_trained(data_dir, kind: str, models_dir, out, *, n_folds: int | None =
         n_folds = n_folds or cfg["n_folds"]
         fold_seed = cfg["fold_seed"] if fold_seed is None else fold_seed
     n_folds, fold_seed = n_folds or 5, fold_seed or 0
-    train, test = load_data(data_dir, image_policy or _default_image_policy(kind))
+    train, test = load_data(data_dir, image_policy or default_image_policy(kind))
     fold_of = fold_assignment(train, n_folds, fold_seed)
 
     def run_model(folder: Path, frame, desc):
@@ -470,5 +236,4 @@ def embed_trained(data_dir, kind: str, models_dir, out, *, n_folds: int | None =
             "oof_threshold": scores["threshold"], "seconds": meta["wall_seconds"]}
 
 
-__all__ = ["ExperimentConfig", "load_experiment", "train_oof", "embed_trained",
-           "within_fold_f1"]
+__all__ = ["ExperimentConfig", "load_experiment", "train_oof", "embed_trained"]
