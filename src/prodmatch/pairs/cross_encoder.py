@@ -6,11 +6,11 @@ import numpy as np
 import pandas as pd
 from torch import nn
 
-from .base import PairModel, PairModelConfig, PairOutput, build_pair_model, pack_segments, register_pair_model
+from .base import PairModelConfig, PairOutput, TextPairModel, build_pair_model, pack_segments, register_pair_model
 
 
 @register_pair_model("cross")
-class CrossEncoder(PairModel):
+class CrossEncoder(TextPairModel):
     """``[CLS] title_a [SEP] pvs_a [SEP] title_b [SEP] pvs_b [SEP]`` -> pooled -> Linear -> 2 logits."""
 
     def build_head(self) -> None:

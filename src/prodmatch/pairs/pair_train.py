@@ -22,7 +22,7 @@ from ..saved_model import WEIGHTS_FILE, load_weights, read_manifest, save_model
 from ..training.checkpoint import read_checkpoint_info, seed_everything
 from ..training.engine import Engine, StepPlan, deterministic
 from ..training.optim import CLIP_MODES, build_optimizer
-from .base import ASSETS, PairModel, PairModelConfig, build_pair_model
+from .base import ASSETS, PairModel, build_pair_model, pair_model_config
 from .inference import _device, predict_pairs  # noqa: F401  (predict_pairs: re-exported)
 from .losses import LOSSES, make_loss
 from .pvs import pair_frame  # noqa: F401  (re-export)
@@ -112,8 +112,7 @@ def load_pair_model(folder, device: str | torch.device = "cpu") -> PairModel:
     for key in LEGACY_LOSS_KEYS:
         saved.pop(key, None)
     assets = folder / ASSETS
-    model = build_pair_model(load_config(saved, PairModelConfig), pretrained=False,
-                             assets=assets if (assets / "config.json").is_file() else None)
+    model = build_pair_model(pair_model_config(saved), pretrained=False, assets=assets if assets.is_dir() else None)
     return load_weights(model, folder).to(device)
 
 
@@ -140,12 +139,10 @@ def fit_pair_model(model: PairModel, train_pairs: pd.DataFrame, valid_pairs: pd.
     if existing is not None and existing.get("config") != _resume_key(config):
         raise DataError(f"{out_dir}: the checkpoint was made with other settings; resume only with the same config")
     out_dir.mkdir(parents=True, exist_ok=True)
-    added = model.extend_vocabulary(text for side in model.sides(train_pairs, None) for text in side) \
-        if model.config.extend_vocab else []
-    if added:
-        log.info("pair model: %d characters the tokenizer maps to [UNK] added as tokens", len(added))
-    write_json(out_dir / "train_config.json", {"train": to_dict(config), "model": to_dict(model.config),
-                                               "added_tokens": added})
+    prepared = model.prepare(train_pairs)
+    if prepared.get("added_tokens"):
+        log.info("pair model: %d characters the tokenizer maps to [UNK] added as tokens", len(prepared["added_tokens"]))
+    write_json(out_dir / "train_config.json", {"train": to_dict(config), "model": to_dict(model.config), **prepared})
 
     device = _device(model)
     with deterministic(config.deterministic, device):

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..errors import DataError
-from .base import (PairModel, PairModelConfig, PairOutput, build_pair_model,  # noqa: F401
+from .base import (PairModel, PairModelConfig, PairOutput, TextPairModel, build_pair_model,  # noqa: F401
                    pack_segments, register_pair_model)
 
 
@@ -126,7 +126,7 @@ def adaptive_decision(sim, threshold) -> np.ndarray:
 
 # ------------------------------------------------------------------------------ model
 @register_pair_model("two_tower")
-class TwoTower(PairModel):
+class TwoTower(TextPairModel):
     """Shared backbone per item -> pooled u, v -> head (projection / similarity / adaptive)."""
 
     def build_head(self) -> None:
