@@ -171,12 +171,19 @@ class CcksData:
     seed: int
 
 def read_items(data_dir: Path) -> pd.DataFrame:
-    """Train + valid items of a CCKS folder."""
-    paths = [data_dir / FILES[k] for k in ("train_info", "valid_info")]
-    missing = [p.name for p in paths if not p.is_file()]
+    """Train + valid items of a CCKS folder, with ``image_path``: the item's image under
+    ``item_{split}_images/`` ("" when the item names none)."""
+    paths = {split: data_dir / FILES[f"{split}_info"] for split in ("train", "valid")}
+    missing = [p.name for p in paths.values() if not p.is_file()]
     if missing:
         raise DataError(f"{data_dir}: not a CCKS folder, missing {', '.join(missing)}")
-    return pd.concat([read_ccks_items(p) for p in paths], ignore_index=True)
+    frames = []
+    for split, path in paths.items():
+        items = read_ccks_items(path)
+        folder = data_dir / f"item_{split}_images"
+        items["image_path"] = [str(folder / name) if name else "" for name in items["item_image_name"]]
+        frames.append(items)
+    return pd.concat(frames, ignore_index=True)
 
 def read_valid(data_dir: Path, items: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray | None]:
     """(valid pairs without labels, their truth labels or None): item_valid_pair.jsonl, else the truth's pairs."""

@@ -40,6 +40,7 @@ class Member:
 
     kind: ClassVar[str] = ""
     trainable: ClassVar[bool] = False
+    reads_images: ClassVar[bool] = False  # its pair frames need the items' images
     options_class: ClassVar[type] = NoOptions
 
     def __init__(self, spec: MemberConfig, config: CcksRunConfig) -> None:
@@ -103,13 +104,13 @@ def _moved_loss_keys(spec: MemberConfig, options: dict) -> dict:
 
 
 class PairMember(Member):
-    """A pair model (``PairModelConfig`` options, kind fixed by the member) trained with
-    ``fit_pair_model`` on the training part; the held-out part picks checkpoint and threshold."""
+    """A pair model (options: the config fields of the pair model kind of the same name) trained
+    with ``fit_pair_model`` on the training part; the held-out part picks checkpoint and threshold."""
 
     trainable = True
 
     def parse_options(self, spec: MemberConfig, config: CcksRunConfig):
-        from ..pairs.base import PairModelConfig
+        from ..pairs.base import pair_model_class
         from ..pairs.losses import make_loss
         from ..pairs.pair_train import PairTrainConfig
 
@@ -118,19 +119,25 @@ class PairMember(Member):
             raise DataError(f"member {spec.name!r}: options.kind {options['kind']!r} contradicts kind {self.kind!r}")
         train = {"seed": config.seed, **_moved_loss_keys(spec, options), **spec.train}
         self.train_config = from_dict(PairTrainConfig, train, f"member {spec.name!r} train")
-        model_config = from_dict(PairModelConfig, options, f"member {spec.name!r} options")
+        model_config = from_dict(pair_model_class(self.kind).config_class, options, f"member {spec.name!r} options")
         try:
             make_loss(self.train_config.loss, self.train_config.margin).check(model_config)
         except DataError as err:
             raise DataError(f"member {spec.name!r}: {err}") from None
         return model_config
 
+    @property
+    def reads_images(self) -> bool:
+        from ..pairs.base import pair_model_class
+
+        return pair_model_class(self.kind).reads_images
+
     def score(self, data: CcksData, folder: Path, progress: bool) -> MemberScores:
         from ..layers import device_for
         from ..pairs.base import build_pair_model
         from ..pairs.pair_train import fit_pair_model, predict_pairs
 
-        assets = tiny_backbone(data) if self.options.model == TINY_MODEL else None
+        assets = tiny_backbone(data) if getattr(self.options, "model", None) == TINY_MODEL else None
         model = build_pair_model(self.options, assets=assets).to(device_for(self.config.device))
         train = dataclasses.replace(self.train_config, progress=progress)
         fit = fit_pair_model(model, data.train, data.holdout, train, folder)
@@ -146,6 +153,18 @@ class CrossMember(PairMember):
 @register_member("two_tower")
 class TwoTowerMember(PairMember):
     """Two-tower pair model (projection, similarity or adaptive head)."""
+
+@register_member("image_tower")
+class ImageTowerMember(PairMember):
+    """Image two-tower: each item's main image through a timm backbone (seed 000 5.2)."""
+
+@register_member("textcnn")
+class TextCnnMember(PairMember):
+    """TextCNN two-tower over title + pvs characters, trained from scratch (seed 000 5.1.1)."""
+
+@register_member("multimodal")
+class MultimodalMember(PairMember):
+    """Image + text two-tower with the self-adaptive-threshold head (seed 002)."""
 
 def build_members(config: CcksRunConfig) -> list[Member]:
     """Every member of the config, its options checked."""

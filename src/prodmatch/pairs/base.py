@@ -320,12 +320,8 @@ class TextPairModel(PairModel):
 
     def build_encoder(self, *, pretrained: bool, assets: Path | None) -> None:
         config = self.config
-        folder = assets if assets is not None else resolve_model_folder(config.model)
-        self.backbone, self.tokenizer, _ = load_hf_backbone(folder, pretrained=pretrained, what="pair model backbone")
-        limit = getattr(self.backbone.config, "max_position_embeddings", None)
-        if limit and config.max_length > limit:
-            raise DataError(f"PairModelConfig.max_length={config.max_length} exceeds the model's "
-                            f"max_position_embeddings={limit} ({folder})")
+        self.backbone, self.tokenizer = load_text_backbone(config.model, config.max_length, pretrained=pretrained,
+                                                           assets=assets)
         self.hidden_size = int(self.backbone.config.hidden_size)
         self.pool_fn = POOLINGS[config.pooling_mode]
 
@@ -342,27 +338,47 @@ class TextPairModel(PairModel):
         return {"added_tokens": added}
 
     def extend_vocabulary(self, texts: Iterable[str]) -> list[str]:
-        """Add the characters of `texts` that tokenize to [UNK] as tokens; returns them (sorted).
-
-        New embedding rows are drawn around the old rows' mean and covariance (transformers'
-        mean resizing) under the model seed, so runs stay reproducible.
-        """
-        new = unknown_characters(self.tokenizer, texts)
-        if new:
-            self.tokenizer.add_tokens(new)
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(self.config.seed)
-                self.backbone.resize_token_embeddings(len(self.tokenizer))
-        return new
+        """Add the characters of `texts` that tokenize to [UNK] as tokens (`extend_tokenizer`)."""
+        return extend_tokenizer(self.tokenizer, self.backbone, texts, self.config.seed)
 
     def save_assets(self, folder: Path) -> None:
-        """Tokenizer and transformers config into ``folder/backbone`` (replaced whole)."""
-        with atomic_dir(Path(folder) / ASSETS) as tmp:
-            self.tokenizer.save_pretrained(str(tmp))
-            self.backbone.config.save_pretrained(str(tmp))
+        save_text_assets(folder, self.tokenizer, self.backbone)
 
 
-PAIR_MODEL_MODULES = ("cross_encoder", "two_tower")  # importing them registers their kinds
+def load_text_backbone(model: str | None, max_length: int, *, pretrained: bool, assets: Path | None):
+    """(backbone, tokenizer) of a local transformers folder (`assets` of a saved model, else `model`,
+    None = the shipped MiniLM); DataError when `max_length` exceeds its position embeddings."""
+    folder = assets if assets is not None else resolve_model_folder(model)
+    backbone, tokenizer, _ = load_hf_backbone(folder, pretrained=pretrained, what="pair model backbone")
+    limit = getattr(backbone.config, "max_position_embeddings", None)
+    if limit and max_length > limit:
+        raise DataError(f"max_length={max_length} exceeds the model's max_position_embeddings={limit} ({folder})")
+    return backbone, tokenizer
+
+
+def extend_tokenizer(tokenizer, backbone, texts: Iterable[str], seed: int) -> list[str]:
+    """Add the characters of `texts` that tokenize to [UNK] as tokens; returns them (sorted).
+
+    New embedding rows are drawn around the old rows' mean and covariance (transformers' mean
+    resizing) under `seed`, so runs stay reproducible.
+    """
+    new = unknown_characters(tokenizer, texts)
+    if new:
+        tokenizer.add_tokens(new)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            backbone.resize_token_embeddings(len(tokenizer))
+    return new
+
+
+def save_text_assets(folder: Path, tokenizer, backbone) -> None:
+    """Tokenizer and transformers config into ``folder/backbone`` (replaced whole)."""
+    with atomic_dir(Path(folder) / ASSETS) as tmp:
+        tokenizer.save_pretrained(str(tmp))
+        backbone.config.save_pretrained(str(tmp))
+
+
+PAIR_MODEL_MODULES = ("cross_encoder", "two_tower", "towers")  # importing them registers their kinds
 
 
 def pair_model_class(kind: str) -> type[PairModel]:

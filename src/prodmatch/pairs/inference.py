@@ -18,7 +18,7 @@ def _device(model: PairModel) -> torch.device:
     return next(model.parameters()).device
 
 
-_SWAP_COLUMNS = {f"{c}_{s}": f"{c}_{o}" for c in ("title", "pvs", "own_pvs", "cate") for s, o in (("a", "b"), ("b", "a"))}
+_SWAP_COLUMNS = {f"{c}_{s}": f"{c}_{o}" for c in ("title", "pvs", "own_pvs", "cate", "image") for s, o in (("a", "b"), ("b", "a"))}
 
 
 def predict_pairs(model: PairModel, pairs: pd.DataFrame, batch_size: int = 64, *,

@@ -6,6 +6,7 @@ import math
 from collections import Counter
 from typing import Iterable, Mapping, Sequence
 
+import numpy as np
 import pandas as pd
 
 ENTRY_SEP = ";"
@@ -135,7 +136,8 @@ def pair_frame(pairs: pd.DataFrame, items: pd.DataFrame, *, freqs: Mapping[str, 
     Adds ``title_a/b`` (title, "" when missing), ``pvs_a/b`` (the pair's aligned pvs texts,
     :func:`align_pvs` with the summed key frequencies of both categories), ``own_pvs_a/b`` (each
     item's pvs alone in category-frequency order, for two-tower models whose item vector must not
-    depend on the partner) and ``cate_a/b``; every column of `pairs` (``item_label``...) is kept.
+    depend on the partner) and ``cate_a/b``, and ``image_a/b`` when `items` has ``image_path``
+    ("" for an item without image); every column of `pairs` (``item_label``...) is kept.
 
     `id_col`: the items' id column (default ``item_id``, else ``posting_id`` for Shopee tables,
     which have titles only: their pvs texts are ""). `freqs` defaults to
@@ -182,4 +184,7 @@ def pair_frame(pairs: pd.DataFrame, items: pd.DataFrame, *, freqs: Mapping[str, 
             text[c].append(v)
     for c in PAIR_TEXT_COLUMNS:
         out[c] = pd.Series(text[c], index=out.index, dtype=object)
+    if "image_path" in items.columns:  # image-reading pair models
+        paths = np.asarray(col("image_path"), dtype=object)
+        out["image_a"], out["image_b"] = paths[pos_a], paths[pos_b]
     return out
