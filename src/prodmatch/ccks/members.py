@@ -138,7 +138,9 @@ class PairMember(Member):
         from ..pairs.pair_train import fit_pair_model, predict_pairs
 
         assets = tiny_backbone(data) if getattr(self.options, "model", None) == TINY_MODEL else None
-        model = build_pair_model(self.options, assets=assets).to(device_for(self.config.device))
+        model = build_pair_model(self.options, assets=assets)
+        model.bind_items(data.items)
+        model = model.to(device_for(self.config.device))
         train = dataclasses.replace(self.train_config, progress=progress)
         fit = fit_pair_model(model, data.train, data.holdout, train, folder)
         scores = [predict_pairs(model, f, train.eval_batch_size, progress=progress) for f in (data.holdout, data.valid)]

@@ -270,6 +270,10 @@ class PairModel(nn.Module):
         for train_config.json."""
         return {}
 
+    def bind_items(self, items: pd.DataFrame) -> None:
+        """Take what the whole item table decides (a kind that reads a graph over all items builds
+        it here; saved with `save_assets`); nothing by default. Called before `prepare`."""
+
     def save_assets(self, folder: Path) -> None:
         """Files besides the weights that rebuilding the model needs (tokenizer, config); none by default."""
 
