@@ -99,3 +99,47 @@ def test_pair_frame_carries_image_paths():
     items = pd.DataFrame({"item_id": ["a", "b"], "title": ["x", "y"], "image_path": ["/i/a.jpg", ""]})
     frame = pair_frame(pd.DataFrame({"src_item_id": ["a"], "tgt_item_id": ["b"]}), items)
     assert frame[["image_a", "image_b"]].iloc[0].tolist() == ["/i/a.jpg", ""]
+
+
+def test_multimodal_cross_layout_puts_the_images_at_the_img_slots(data):
+    """[CLS] [IMG] [SEP] title_a [SEP] pvs_a [BOS] [IMG] [SEP] title_b [SEP] pvs_b [SEP] on a hand-made pair."""
+    from prodmatch.pairs.base import pack_layout, special_ids
+    from prodmatch.pairs.mm_cross import IMAGE_LAYOUT
+
+    _, bert = data
+    model = build_pair_model({"kind": "multimodal_cross", "model": str(bert), "max_length": 32, "image": IMAGE})
+    tok = model.tokenizer
+    ids = special_ids(tok)
+    batch = pack_layout(tok, IMAGE_LAYOUT, [["x"], ["y z"], [""], ["w"]], 32)
+    word = {w: tok.convert_tokens_to_ids(w) for w in "xyzw"}
+    # BERT has no BOS token: [BOS] is its [CLS]
+    assert batch["input_ids"][0].tolist() == [ids["cls"], ids["img"], ids["sep"], word["x"], ids["sep"], word["y"],
+                                              word["z"], ids["cls"], ids["img"], ids["sep"], ids["sep"], word["w"], ids["sep"]]
+    assert batch["token_type_ids"][0].tolist() == [0] * 7 + [1] * 6
+    assert batch["image_slots"].tolist() == [[1, 8]]
+
+
+def test_multimodal_cross_reads_each_image_at_its_slot(data, tmp_path):
+    frame, bert = data
+    model = build_pair_model({"kind": "multimodal_cross", "model": str(bert), "max_length": 48, "image": IMAGE,
+                              "dropout": 0.0}).eval()
+    pairs = frame.iloc[:4]
+    seen = {}
+    model.backbone.register_forward_pre_hook(lambda mod, args, kwargs: seen.update(kwargs), with_kwargs=True)
+    inputs = model.encode(pairs)
+    with torch.inference_mode():
+        model(inputs)
+        images = model.image_proj(model.image(inputs["images"]))
+        words = model.backbone.get_input_embeddings()(inputs["text"]["input_ids"])
+    embeds, slots = seen["inputs_embeds"], inputs["text"]["image_slots"]
+    rows = torch.arange(4)
+    torch.testing.assert_close(embeds[rows, slots[:, 0]], images[:4])  # item a's image at the first [IMG]
+    torch.testing.assert_close(embeds[rows, slots[:, 1]], images[4:])  # item b's at the second
+    keep = torch.ones_like(inputs["text"]["input_ids"], dtype=torch.bool)
+    keep[rows, slots[:, 0]] = keep[rows, slots[:, 1]] = False
+    torch.testing.assert_close(embeds[keep], words[keep])  # every other position: its token's embedding
+    config = PairTrainConfig(epochs=1, batch_size=8, max_steps=1, progress=False, lr_head=1e-2)
+    fit_pair_model(model.train(), frame.iloc[:16], frame.iloc[16:24], config, tmp_path / "run")
+    loaded = load_pair_model(tmp_path / "run" / "best")
+    np.testing.assert_allclose(predict_pairs(loaded, frame.iloc[16:24]), predict_pairs(model, frame.iloc[16:24]),
+                               rtol=1e-6)

@@ -168,6 +168,10 @@ class TextCnnMember(PairMember):
 class MultimodalMember(PairMember):
     """Image + text two-tower with the self-adaptive-threshold head (seed 002)."""
 
+@register_member("multimodal_cross")
+class MultimodalCrossMember(PairMember):
+    """Cross-encoder with both items' image vectors at [IMG] positions (seed 000 5.4.1)."""
+
 def build_members(config: CcksRunConfig) -> list[Member]:
     """Every member of the config, its options checked."""
     return [MEMBERS[spec.kind](spec, config) for spec in config.members]
