@@ -4,8 +4,11 @@ A small world of industries -> 3-level categories -> brands -> models -> spec va
 is listed by several sellers each (items). Titles are Chinese-like word soups with Latin model
 numbers, specs, promo words and per-seller noise; pvs strings share and differ in keys; images are
 drawn products with per-listing perturbations. Pairs mix positives (same product), hard negatives
-(same category and brand: other model or other spec) and easy ones, and the valid split holds leaf
-categories never seen in train, so models can be tested for generalisation without the real data.
+(same category and brand: other model, other spec, or other look) and easy ones, and the valid split
+holds leaf categories never seen in train, so models can be tested for generalisation without the
+real data. Each modality sees something the others cannot: look variants (same model and spec, other
+colour and pattern) differ only in the image, spec variants share one image and differ only in text,
+and generic sellers' listings (no brand, model, spec or pvs) match their product only by image.
 Long because it is mostly vocabulary and drawing rules, not logic.
 """
 from __future__ import annotations
@@ -29,8 +32,10 @@ from ._registry import SynthReport, register
 INFO_KEYS = ("item_id", "industry_name", "cate_id", "cate_name", "cate_id_path", "cate_name_path",
              "item_image_name", "title", "item_pvs", "sku_pvs")
 PAIR_KEYS = ("src_item_id", "tgt_item_id", "item_label")
-NEGATIVE_KINDS = ("hard_spec", "hard_model", "same_cate", "easy")
-HARD_KINDS = ("hard_spec", "hard_model")
+NEGATIVE_KINDS = ("hard_look", "hard_spec", "hard_model", "same_cate", "easy")
+HARD_KINDS = ("hard_look", "hard_spec", "hard_model")
+IMAGE_ONLY_KINDS = ("hard_look",)  # negatives whose texts come from one product description
+TEXT_ONLY_KINDS = ("hard_spec",)  # negatives whose images are one drawing
 
 
 @dataclass(frozen=True)
@@ -44,7 +49,9 @@ class _Preset:
     unseen_item_share: float = 0.08  # of all items, in leaf categories only valid has
     unseen_pair_share: float = 0.25  # of valid pairs
     positive_rate: float = 0.35
-    negative_mix: tuple[float, ...] = (0.2, 0.4, 0.2, 0.2)  # NEGATIVE_KINDS shares
+    negative_mix: tuple[float, ...] = (0.15, 0.15, 0.3, 0.2, 0.2)  # NEGATIVE_KINDS shares
+    look_rate: float = 0.4  # share of models sold in a second look (colour + pattern) with the same texts
+    generic_seller_rate: float = 0.12  # sellers whose titles name only the product noun, without pvs
 
 
 PRESET_CONFIG = {
@@ -265,6 +272,8 @@ class _Product:
     noun: str  # preferred product noun
     pvs: dict  # model-level pvs values (key -> value)
     design: dict  # image parameters
+    look: int = 0  # 0: the model's first look; 1: its look variant (texts identical, image not)
+    image_colour: str | None = None  # the drawing's main colour when it differs from colours[0]
     unseen: bool = False
     split: str = "train"
 
@@ -277,6 +286,7 @@ class _Seller:
     bracket: bool
     shuffle_rate: float
     flagship: bool = False
+    generic: bool = False  # title: noun + generic words; no pvs
 
 
 def _build_leaves(rng: np.random.Generator) -> list[_Leaf]:
@@ -338,8 +348,8 @@ def _model_code(rng: np.random.Generator) -> str:
 
 
 def _build_products(rng: np.random.Generator, leaf: _Leaf, budget: int, brand_pool: list[_Brand],
-                    counters: dict, taken: dict) -> list[_Product]:
-    """Brands x models x spec variants for one leaf, about budget/3 products, at most `budget`."""
+                    counters: dict, taken: dict, look_rate: float) -> list[_Product]:
+    """Brands x models x spec variants (x looks) for one leaf, about budget/3 products, at most `budget`."""
     kind = _KINDS[leaf.kind]
     target = max(2, round(budget / 3.0))
     spec_values = _words(_SPECS[leaf.spec][1]) if leaf.spec else ("",)
@@ -362,10 +372,15 @@ def _build_products(rng: np.random.Generator, leaf: _Leaf, budget: int, brand_po
             noun = _pick(rng, leaf.nouns)
             design = _model_design(rng, brand, model_name)
             code = _model_code(rng)
+            looks = [(design, None)]
+            if _coin(rng, look_rate):
+                looks.append(_look_variant(rng, design, colours))
             for spec in spec_values[start:start + n_var]:
-                products.append(_Product(len(products), leaf, brand, group, model, model_name, code, spec,
-                                         colours, words, noun, pvs, design))
-    return products[:max(1, budget)]
+                for look, (drawn, image_colour) in enumerate(looks):
+                    products.append(_Product(len(products), leaf, brand, group, model, model_name, code, spec,
+                                             colours, words, noun, pvs, drawn, look, image_colour))
+    # looks multiply the products: cap them so a product still has ~2.5 listings on average
+    return products[:max(1, round(budget / 2.5))]
 
 
 def _model_design(rng: np.random.Generator, brand: _Brand, model_name: str) -> dict:
@@ -376,10 +391,19 @@ def _model_design(rng: np.random.Generator, brand: _Brand, model_name: str) -> d
                 pattern=_pick(rng, ("none", "none", "stripes", "dots", "band")))
 
 
-def _make_sellers(rng: np.random.Generator, n: int) -> list[_Seller]:
+def _look_variant(rng: np.random.Generator, design: dict, colours: tuple[str, ...]) -> tuple[dict, str]:
+    """(design, main colour) of a model's second look: another pattern, an accent hue far from the
+    first, and a main colour the texts never name (they describe the first look's colours)."""
+    pattern = _pick(rng, tuple(p for p in ("none", "stripes", "dots", "band") if p != design["pattern"]))
+    hue = (design["hue"] + float(rng.uniform(0.3, 0.7))) % 1.0
+    colour = _pick(rng, tuple(c for c in _COLOURS if c not in colours))
+    return {**design, "pattern": pattern, "hue": hue}, colour
+
+
+def _make_sellers(rng: np.random.Generator, n: int, generic_rate: float) -> list[_Seller]:
     return [_Seller(sep=" " if _coin(rng, 0.45) else "", brand_style=int(rng.integers(0, 5)),
                     promo_rate=float(rng.uniform(0.0, 0.9)), bracket=_coin(rng, 0.3),
-                    shuffle_rate=float(rng.uniform(0.0, 0.6))) for _ in range(n)]
+                    shuffle_rate=float(rng.uniform(0.0, 0.6)), generic=_coin(rng, generic_rate)) for _ in range(n)]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -412,8 +436,19 @@ def _colour_text(rng: np.random.Generator, colour: str) -> str:
     return _COLOUR_SYNONYMS.get(colour, colour) if _coin(rng, 0.25) else colour
 
 
+def _generic_title(rng: np.random.Generator, p: _Product, seller: _Seller) -> str:
+    """A generic seller's title: the kind's attribute words, a noun and promos; nothing that names
+    the brand, model, spec or colour, so only the image ties the listing to its product."""
+    kind = _KINDS[p.leaf.kind]
+    tokens = _sample(rng, _words(kind["attrs"]), int(rng.integers(1, 3))) + [_pick(rng, p.leaf.nouns)]
+    tokens += _sample(rng, _PROMO, int(rng.integers(1, 3)))
+    return seller.sep.join(tokens)[:60]
+
+
 def _make_title(rng: np.random.Generator, p: _Product, seller: _Seller) -> str:
     """Taobao-style title: promo, brand, model, year, attribute words, noun, spec; seller noise."""
+    if seller.generic:
+        return _generic_title(rng, p, seller)
     kind = _KINDS[p.leaf.kind]
     core = [w for w in p.words if _coin(rng, 0.75)] + _sample(rng, _words(kind["attrs"]), int(rng.integers(0, 3)))
     if _coin(rng, 0.3):
@@ -506,8 +541,9 @@ def _make_record(rng: np.random.Generator, p: _Product, seller: _Seller) -> dict
     record = {
         "item_id": item_id, "industry_name": leaf.industry, "cate_id": leaf.ids[2], "cate_name": leaf.names[2],
         "cate_id_path": ",".join(leaf.ids), "cate_name_path": ",".join(leaf.names), "item_image_name": f"{item_id}.jpg",
-        "title": _make_title(rng, p, seller), "item_pvs": _make_item_pvs(rng, p, colours),
-        "sku_pvs": _make_sku_pvs(rng, p, colours),
+        "title": _make_title(rng, p, seller),
+        "item_pvs": "" if seller.generic else _make_item_pvs(rng, p, colours),
+        "sku_pvs": "" if seller.generic else _make_sku_pvs(rng, p, colours),
     }
     _maybe_missing(rng, record, ("item_pvs",), 0.08)
     _maybe_missing(rng, record, ("sku_pvs",), 0.15)
@@ -553,8 +589,9 @@ def build_ccks_tables(seed: int, preset: str) -> tuple[pd.DataFrame, pd.DataFram
     """Build the synthetic world: (items, pairs) with public fields plus hidden truth columns.
 
     items: ``record`` (the JSON object), ``split``, ``product``, ``model``, ``group``, ``leaf``,
-    ``brand``, ``spec``, ``unseen`` and ``design`` (image parameters). pairs: ``src_item_id``,
-    ``tgt_item_id``, ``item_label`` (int), ``kind`` (positive/hard_spec/hard_model/same_cate/easy),
+    ``brand``, ``spec``, ``unseen``, ``design`` (image parameters), ``look`` and ``generic`` (a
+    generic seller's listing). pairs: ``src_item_id``, ``tgt_item_id``, ``item_label`` (int),
+    ``kind`` (positive/hard_look/hard_spec/hard_model/same_cate/easy),
     ``split`` and ``unseen`` (pair touches a leaf category absent from train). Tests use the
     hidden columns to check what the generator promises.
     """
@@ -578,7 +615,8 @@ def build_ccks_tables(seed: int, preset: str) -> tuple[pd.DataFrame, pd.DataFram
     for leaf in leaves:
         unseen = leaf.index in unseen_leaves
         budget = int(next(budgets[unseen]))
-        leaf_products = _build_products(rng, leaf, budget, brand_pools[leaf.industry], counters, taken)
+        leaf_products = _build_products(rng, leaf, budget, brand_pools[leaf.industry], counters, taken,
+                                        cfg.look_rate)
         extra = rng.multinomial(budget - len(leaf_products), rng.dirichlet(np.full(len(leaf_products), 0.8)))
         for p, e in zip(leaf_products, extra):
             p.index, p.unseen, p.split = len(products), unseen, "valid" if unseen else "train"
@@ -588,7 +626,7 @@ def build_ccks_tables(seed: int, preset: str) -> tuple[pd.DataFrame, pd.DataFram
     valid_target = round(cfg.valid_item_share * cfg.n_items) - n_unseen_items
     _assign_valid_groups(rng, products, counts, valid_target)
 
-    sellers = _make_sellers(rng, max(20, cfg.n_items // 5))
+    sellers = _make_sellers(rng, max(20, cfg.n_items // 5), cfg.generic_seller_rate)
     rows = []
     for p in products:
         flagship = _Seller(sep=" ", brand_style=2, promo_rate=0.3, bracket=False, shuffle_rate=0.1, flagship=True)
@@ -599,7 +637,7 @@ def build_ccks_tables(seed: int, preset: str) -> tuple[pd.DataFrame, pd.DataFram
             rows.append(dict(record=_make_record(rng, p, seller), split=p.split, product=p.index, model=p.model,
                              group=p.group, leaf=p.leaf.index, brand=p.brand.cn, spec=p.spec, unseen=p.unseen,
                              design=p.design, shape=p.leaf.shape, brand_en=p.brand.en, model_name=p.model_name,
-                             colours=p.colours))
+                             colours=p.colours, look=p.look, image_colour=p.image_colour, generic=seller.generic))
     items = pd.DataFrame(rows)
     items.insert(0, "item_id", [r["item_id"] for r in items["record"]])
     items = items.iloc[rng.permutation(len(items))].reset_index(drop=True)
@@ -626,9 +664,11 @@ class _PairPool:
         row = self.items.iloc[a]
         if kind == "positive":
             cand = self.by["product"][int(row["product"])]
-        elif kind == "hard_spec":
+        elif kind in ("hard_look", "hard_spec"):  # same model: same spec in another look / another spec
             cand = self.by["model"][int(row["model"])]
-            cand = cand[self.items["product"].to_numpy()[cand] != row["product"]]
+            same_spec = self.items["spec"].to_numpy()[cand] == row["spec"]
+            cand = cand[(same_spec & (self.items["product"].to_numpy()[cand] != row["product"]))
+                        if kind == "hard_look" else ~same_spec]
         elif kind == "hard_model":
             cand = self.by["group"][int(row["group"])]
             cand = cand[self.items["model"].to_numpy()[cand] != row["model"]]
@@ -799,20 +839,20 @@ def _draw_pattern(d: ImageDraw.ImageDraw, pattern: str, box, colour) -> None:
 
 
 def _draw_product(row) -> Image.Image:
-    """The product itself (RGBA, transparent background): model silhouette, colours, label text."""
+    """The product itself (RGBA, transparent background): model silhouette, look colours, label text."""
     design, colours = row["design"], row["colours"]
     img = Image.new("RGBA", (_CANVAS, _CANVAS), (0, 0, 0, 0))
     d = ImageDraw.Draw(img)
     aw, ah = design["aspect"]
     w, h = _CANVAS * min(aw, 0.92), _CANVAS * min(ah, 0.92)
     box = ((_CANVAS - w) / 2, (_CANVAS - h) / 2, (_CANVAS + w) / 2, (_CANVAS + h) / 2)
-    main = _COLOURS[colours[0]]
+    main = _COLOURS[row["image_colour"] if isinstance(row["image_colour"], str) else colours[0]]
     accent = _hsv(design["hue"], design["sat"], design["val"])
     _draw_shape(d, row["shape"], box, main, accent)
     ink = (20, 20, 20) if sum(main) > 380 else (245, 245, 245)
     _draw_pattern(d, design["pattern"], box, accent)
-    lines = [row["brand_en"][:9], row["model_name"] if row["model_name"].isascii() else "", row["spec"]
-             if row["spec"].isascii() else ""]
+    # no spec on the drawing: spec variants share one image, so only their texts tell them apart
+    lines = [row["brand_en"][:9], row["model_name"] if row["model_name"].isascii() else ""]
     y = box[1] + 0.3 * h
     for text, size in zip(lines, (22, 18, 16)):
         if text:
@@ -866,15 +906,15 @@ def _render_listing(product: Image.Image, rng: np.random.Generator, size: int) -
 
 
 def _write_images(items: pd.DataFrame, out: Path, seed: int, cfg: _Preset) -> int:
-    """Draw each product once and write one JPEG per listing that names an image; returns the count."""
+    """Draw each (model, look) once and write one JPEG per listing that names an image; returns the count."""
     rows = items.assign(_image=[r.get("item_image_name") or "" for r in items["record"]])
     rows = rows[rows["_image"] != ""]
     lo, hi = cfg.image_px
-    products = rows.groupby("product", sort=True)
-    for product, group in tqdm(products, total=products.ngroups, desc="ccks images", unit="product", disable=None):
+    drawings = rows.groupby(["model", "look"], sort=True)
+    for _, group in tqdm(drawings, total=drawings.ngroups, desc="ccks images", unit="drawing", disable=None):
         drawn = _draw_product(group.iloc[0])
         for _, row in group.iterrows():
-            rng = np.random.default_rng([seed, 2, int(product), int(row.name)])
+            rng = np.random.default_rng([seed, 2, int(row["product"]), int(row.name)])
             size = int(rng.integers(lo, hi + 1))
             write_bytes(out / f"item_{row['split']}_images" / row["_image"], _render_listing(drawn, rng, size))
     return len(rows)
@@ -946,7 +986,25 @@ def _counts(items: pd.DataFrame, pairs: pd.DataFrame, n_images: int) -> dict[str
         counts[f"{split}_positive"] = int(sp["item_label"].sum())
         counts[f"{split}_hard_negative"] = int(sp["kind"].isin(HARD_KINDS).sum())
         counts[f"{split}_easy_negative"] = int((sp["kind"] == "easy").sum())
+        counts.update(_modality_counts(items, sp, split))
     counts["valid_unseen_cate_pairs"] = int(pairs.loc[pairs["split"] == "valid", "unseen"].sum())
     counts["unseen_leaf_categories"] = int(items.loc[items["unseen"], "leaf"].nunique())
     counts["leaf_categories"] = int(items["leaf"].nunique())
     return counts
+
+
+def _modality_counts(items: pd.DataFrame, pairs: pd.DataFrame, split: str) -> dict[str, int]:
+    """Pairs that one modality alone decides: image-only negatives (look variants), text-only
+    negatives (spec variants: one drawing), image-only positives (a generic seller's listing on
+    one side), text-only positives (an item without an image on one side)."""
+    by_id = items.set_index("item_id")
+    generic = by_id["generic"].to_numpy(bool)
+    has_image = np.array([bool(r.get("item_image_name")) for r in by_id["record"]])
+    index = by_id.index
+    a, b = index.get_indexer(pairs["src_item_id"]), index.get_indexer(pairs["tgt_item_id"])
+    positive = pairs["item_label"].to_numpy() == 1
+    kinds = pairs["kind"].to_numpy()
+    return {f"{split}_image_only_negative": int(np.isin(kinds, IMAGE_ONLY_KINDS).sum()),
+            f"{split}_text_only_negative": int(np.isin(kinds, TEXT_ONLY_KINDS).sum()),
+            f"{split}_image_only_positive": int((positive & (generic[a] | generic[b])).sum()),
+            f"{split}_text_only_positive": int((positive & ~(has_image[a] & has_image[b])).sum())}
