@@ -168,6 +168,10 @@ class TextCnnMember(PairMember):
 class MultimodalMember(PairMember):
     """Image + text two-tower with the self-adaptive-threshold head (seed 002)."""
 
+@register_member("coca")
+class CocaMember(PairMember):
+    """CoCa-style two-tower: text cross-attending to image tokens -> one multimodal vector (seed 000 5.4.2)."""
+
 def build_members(config: CcksRunConfig) -> list[Member]:
     """Every member of the config, its options checked."""
     return [MEMBERS[spec.kind](spec, config) for spec in config.members]
