@@ -172,6 +172,10 @@ class MultimodalMember(PairMember):
 class MultimodalCrossMember(PairMember):
     """Cross-encoder with both items' image vectors at [IMG] positions (seed 000 5.4.1)."""
 
+@register_member("coca")
+class CocaMember(PairMember):
+    """CoCa-style two-tower: text cross-attending to image tokens -> one multimodal vector (seed 000 5.4.2)."""
+
 def build_members(config: CcksRunConfig) -> list[Member]:
     """Every member of the config, its options checked."""
     return [MEMBERS[spec.kind](spec, config) for spec in config.members]

@@ -408,7 +408,7 @@ def save_text_assets(folder: Path, tokenizer, backbone) -> None:
         backbone.config.save_pretrained(str(tmp))
 
 
-PAIR_MODEL_MODULES = ("cross_encoder", "two_tower", "towers", "mm_cross")  # importing them registers their kinds
+PAIR_MODEL_MODULES = ("cross_encoder", "two_tower", "towers", "mm_cross", "coca")  # importing them registers their kinds
 
 
 def pair_model_class(kind: str) -> type[PairModel]:

@@ -147,13 +147,22 @@ class ImageBranch(nn.Module):
     def encode(self, paths: list[str]) -> Tensor:
         return self.cache.batch(paths)
 
-    def forward(self, images: Tensor) -> Tensor:
+    def features(self, images: Tensor) -> Tensor:
+        """The backbone's unpooled output: a (B, C, H, W) map (a ViT's (B, N, C) tokens)."""
         x = images.float() / 255.0
         if self.training and self.options.hflip > 0:
             flip = torch.rand(len(x), device=x.device) < self.options.hflip
             x = torch.where(flip.view(-1, 1, 1, 1), x.flip(-1), x)
         x = (x - self.mean) / self.std
-        return self.pool(self.backbone.forward_features(x))
+        return self.backbone.forward_features(x)
+
+    def tokens(self, images: Tensor) -> Tensor:
+        """(B, N, C) image tokens: the feature map's positions (N = H * W), row by row."""
+        features = self.features(images)
+        return features.flatten(2).transpose(1, 2) if features.dim() == 4 else features
+
+    def forward(self, images: Tensor) -> Tensor:
+        return self.pool(self.features(images))
 
 
 class TextBranch(nn.Module):
@@ -171,8 +180,12 @@ class TextBranch(nn.Module):
         segments = [titles] if self.config.pvs_mode == "none" else [titles, pvs]
         return pack_segments(self.tokenizer, segments, self.config.max_length)
 
+    def states(self, batch: dict) -> Tensor:
+        """(B, T, hidden) last hidden states (padding included; `batch["attention_mask"]` marks it)."""
+        return self.backbone(**batch).last_hidden_state
+
     def forward(self, batch: dict) -> Tensor:
-        return self.pool_fn(self.backbone(**batch).last_hidden_state, batch["attention_mask"])
+        return self.pool_fn(self.states(batch), batch["attention_mask"])
 
 
 class CharCnnBranch(nn.Module):
@@ -210,6 +223,12 @@ class CharCnnBranch(nn.Module):
             mask = valid[:, :h.shape[-1]].unsqueeze(1)
             pooled.append(h.masked_fill(~mask, 0.0).amax(-1))
         return torch.cat(pooled, dim=-1)
+
+
+def fusion_layer(in_dim: int, config: MultimodalConfig) -> nn.Sequential:
+    """Dropout -> Linear(in_dim, fusion_dim) -> LayerNorm: a multimodal kind's item vector."""
+    return nn.Sequential(nn.Dropout(config.dropout), nn.Linear(in_dim, config.fusion_dim),
+                         nn.LayerNorm(config.fusion_dim))
 
 
 # ------------------------------------------------------------------------------ models
@@ -332,9 +351,7 @@ class MultimodalTower(TowerPairModel):
     def build_encoder(self, *, pretrained: bool, assets: Path | None) -> None:
         self.image = ImageBranch(self.config.image, pretrained=pretrained)
         self.text = TextBranch(self.config, pretrained=pretrained, assets=assets)
-        self.fuse = nn.Sequential(nn.Dropout(self.config.dropout), nn.Linear(self.image.dim + self.text.dim,
-                                                                             self.config.fusion_dim),
-                                  nn.LayerNorm(self.config.fusion_dim))
+        self.fuse = fusion_layer(self.image.dim + self.text.dim, self.config)
         self.item_dim = self.config.fusion_dim
 
     def pretrained_modules(self) -> list[nn.Module]:
