@@ -664,11 +664,11 @@ class _PairPool:
         row = self.items.iloc[a]
         if kind == "positive":
             cand = self.by["product"][int(row["product"])]
-        elif kind in ("hard_look", "hard_spec"):  # same model: same spec in another look / another spec
+        elif kind in ("hard_look", "hard_spec"):  # same model: same spec, other look / other spec, same look
             cand = self.by["model"][int(row["model"])]
             same_spec = self.items["spec"].to_numpy()[cand] == row["spec"]
-            cand = cand[(same_spec & (self.items["product"].to_numpy()[cand] != row["product"]))
-                        if kind == "hard_look" else ~same_spec]
+            same_look = self.items["look"].to_numpy()[cand] == row["look"]
+            cand = cand[(same_spec & ~same_look) if kind == "hard_look" else (~same_spec & same_look)]
         elif kind == "hard_model":
             cand = self.by["group"][int(row["group"])]
             cand = cand[self.items["model"].to_numpy()[cand] != row["model"]]
