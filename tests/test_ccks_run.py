@@ -41,10 +41,8 @@ def run(data, tmp_path_factory):
 
 
 def copy_data(data, folder):
-    """The jsonl files of a CCKS folder (the stage reads no images)."""
-    folder.mkdir(parents=True)
-    for path in data.glob("*.jsonl"):
-        shutil.copy(path, folder / path.name)
+    """A CCKS folder's jsonl files and image folders (the image members read them)."""
+    shutil.copytree(data, folder, ignore=lambda _, names: [n for n in names if n.endswith(".parquet")])
     return folder
 
 
@@ -56,7 +54,7 @@ def test_run_writes_every_artifact(run, data):
     assert record["config"]["name"] == "ccks-test" and record["code_version"]
     assert set(record["data"]) == {p.name for p in data.glob("*.jsonl")}
     scores = pd.read_parquet(out / "scores.parquet")
-    members = ["cross", "two_tower_cosine", "tfidf_char", "pvs_jaccard"]
+    members = [m.name for m in load_config("ccks-test", CcksRunConfig).members]
     assert set(members) <= set(scores.columns) and scores[members].notna().all().all()
     assert scores["split"].value_counts().to_dict() == {"valid": 80, "holdout": record["split"]["holdout_pairs"]}
     assert scores["item_label"].notna().all() and scores["unseen"].dtype == bool
@@ -72,7 +70,7 @@ def test_run_writes_every_artifact(run, data):
     for name in ("cross", "two_tower_cosine"):
         assert (out / "members" / name / "best" / "pair_model.json").is_file()
     table = pd.read_csv(out / "compare.csv")
-    assert len(table) == 12 and table["chosen"].sum() == 1
+    assert len(table) == len(members) + 8 and table["chosen"].sum() == 1
     entries = table["entry"].tolist()  # cv F1 reported for every entry, everywhere
     assert table["cv F1"].between(0, 1).all() and set(ensembles["cv_f1"]) == set(ensembles["held_out_f1"]) == set(entries)
     assert list(run["cv_f1"]) == list(run["held_out_f1"]) == entries
@@ -198,9 +196,20 @@ def test_without_truth_writes_the_result_only(data, tmp_path):
 def test_shipped_cpu_config_parses():
     config = load_config("ccks-cpu", CcksRunConfig)
     members = build_members(config)
-    assert [m.kind for m in members] == ["cross", "two_tower", "two_tower", "tfidf_cosine", "pvs_jaccard"]
+    assert [m.kind for m in members] == ["cross", "two_tower", "textcnn", "image_tower", "multimodal",
+                                         "multimodal_cross", "coca", "tfidf_cosine", "pvs_jaccard"]
     assert members[0].options.pooling == "mean" and members[0].train_config.lr_backbone == 1e-4
     assert members[0].options.max_length == 128 and members[1].train_config.batch_size == 16
+    assert members[3].options.image.backbone == "resnet10t"
+
+
+def test_every_member_kind_is_in_the_test_config_and_the_gpu_config_parses():
+    from prodmatch.ccks._registry import MEMBERS
+
+    test_kinds = {m.kind for m in load_config("ccks-test", CcksRunConfig).members}
+    assert test_kinds == set(MEMBERS)
+    gpu = build_members(load_config("ccks-gpu", CcksRunConfig))  # local weight folders are only read at training
+    assert {m.kind for m in gpu} >= {"cross", "image_tower", "multimodal", "multimodal_cross", "coca"}
 
 
 def test_loss_is_a_training_setting_and_is_checked_when_the_config_loads(caplog):
@@ -323,3 +332,17 @@ def test_a_new_member_kind_is_one_class(data, tmp_path):
     assert "member ratio" in summary["cv_f1"] and 0 <= summary["valid_f1"]["member ratio"] <= 1
     scores = pd.read_parquet(summary["scores"])
     assert scores["ratio"].between(0, 1).all()
+
+
+def test_missing_images_follow_the_image_policy(data, tmp_path):
+    folder = copy_data(data, tmp_path / "broken")
+    victim = sorted((folder / "item_train_images").iterdir())[0]
+    victim.unlink()
+    config = {"holdout_items": 0.4, "members": [
+        {"name": "image", "kind": "image_tower", "options": {"image": {"backbone": "test_resnet", "image_size": 32}},
+         "train": {"epochs": 1, "batch_size": 16, "max_steps": 1}}]}
+    with pytest.raises(DataError, match=f"1 missing .*{victim.name}"):
+        ccks_run(folder, config, tmp_path / "run", progress=False)
+    assert not (tmp_path / "run").exists()
+    summary = ccks_run(folder, {**config, "image_policy": "placeholder"}, tmp_path / "run", progress=False)
+    assert summary["chosen"]

@@ -35,7 +35,10 @@ class MemberConfig:
 class CcksRunConfig:
     """The CCKS stage (`prodmatch.ccks.run`). `select_folds` (>= 2) is the number of CV folds
     of the held-out pairs that choose the submission entry. `threads` > 0 sets torch's CPU threads
-    for the run; `device` trains the pair models on ``cuda`` when it is available (``auto``) or as named."""
+    for the run; `device` trains the pair models on ``cuda`` when it is available (``auto``) or as named.
+    `image_policy` (checked when a member reads images): ``error`` stops on an image an item names
+    that is missing or unreadable, ``placeholder`` warns and uses a grey image; items that name no
+    image always get the grey image."""
 
     name: str = "ccks"
     seed: int = 0
@@ -46,6 +49,7 @@ class CcksRunConfig:
     select_folds: int = 5
     threads: int = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    image_policy: Literal["error", "placeholder"] = "error"  # an image an item names but the folder lacks
     members: tuple[MemberConfig, ...] = ()
 
     def __post_init__(self) -> None:

@@ -246,13 +246,24 @@ def pseudo_unseen(holdout: pd.DataFrame, config: CcksRunConfig) -> list[str]:
     size = max(1, int(len(cats) * config.unseen_share))
     return sorted(np.random.default_rng(config.seed).choice(cats, size=size, replace=False).tolist())
 
-def load_data(data_dir, config: CcksRunConfig, folder: Path) -> CcksData:
-    """Read a CCKS folder, split the train pairs and build the pair frames and unseen masks."""
+def check_item_images(items: pd.DataFrame, policy: str) -> None:
+    """The images the items name, checked per image folder under `policy` (``error``: a DataError
+    listing missing / unreadable files; ``placeholder``: a warning, grey images are used)."""
+    paths = items.loc[items["image_path"] != "", "image_path"].map(Path)
+    for folder, group in paths.groupby(paths.map(lambda p: p.parent)):
+        enforce_image_policy([p.name for p in group], folder, policy, what="CCKS items")
+
+
+def load_data(data_dir, config: CcksRunConfig, folder: Path, *, needs_images: bool = False) -> CcksData:
+    """Read a CCKS folder, split the train pairs and build the pair frames and unseen masks; with
+    `needs_images` (a member reads them) the items' images are checked under ``config.image_policy``."""
     from ..pairs.pvs import pair_frame
     from ..stack.ensemble import unseen_mask
 
     data_dir = Path(data_dir)
     items = read_items(data_dir)
+    if needs_images:
+        check_item_images(items, config.image_policy)
     if not (data_dir / FILES["train_pairs"]).is_file():
         raise DataError(f"{data_dir}: no {FILES['train_pairs']}")
     train_all = read_ccks_pairs(data_dir / FILES["train_pairs"], items)

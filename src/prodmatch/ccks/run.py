@@ -36,7 +36,7 @@ def ccks_run(data_dir, config, out, *, overwrite: bool = False, progress: bool =
     check_out(out, overwrite)
     members = build_members(config)
     with atomic_dir(out) as tmp, torch_threads(config.threads):
-        data = load_data(data_dir, config, tmp)
+        data = load_data(data_dir, config, tmp, needs_images=any(m.reads_images for m in members))
         log.info("ccks: %d training / %d held-out / %d valid pairs", len(data.train), len(data.holdout), len(data.valid))
         hold, valid, info = score_members(members, data, progress)
         summary = write_run(tmp, data_dir, config, data, hold, valid, info, started)
