@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar, Literal
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -13,12 +13,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..errors import DataError
 from ..layers import TOKEN_POOLINGS, AvgPool, GeM
-from .base import (PairHeadConfig, PairModel, PairOutput, extend_tokenizer, load_text_backbone, pack_segments,
-                   register_pair_model, save_text_assets, swap_sides, text_column)
-from .pvs import ENTRY_SEP
-from .two_tower import HEADS
+from .base import PairHeadConfig, extend_tokenizer, load_text_backbone, pack_segments, register_pair_model, save_text_assets
+from .two_tower import TowerPairModel
 
 ITEM_FIELDS = ("title", "pvs", "image")
 
@@ -232,74 +229,6 @@ def fusion_layer(in_dim: int, config: MultimodalConfig) -> nn.Sequential:
 
 
 # ------------------------------------------------------------------------------ models
-class TowerPairModel(PairModel):
-    """u = item vector of a, v = of b, then a two-tower head (`two_tower.HEADS`). Subclasses say
-    which item fields they read (`reads`, also the key of unique-item inference) and implement
-    `encode_items` (fields -> tensors) and `embed_items` (tensors -> (B, item_dim))."""
-
-    reads: ClassVar[tuple[str, ...]] = ("title", "pvs")
-    item_dim: int
-
-    def build_head(self) -> None:
-        if self.config.head not in HEADS:
-            raise DataError(f"unknown two-tower head {self.config.head!r}; known: {', '.join(sorted(HEADS))}")
-        self.head = HEADS[self.config.head](self.item_dim, self.config)
-
-    def item_fields(self, pairs: pd.DataFrame, swap: np.ndarray | None) -> dict[str, list]:
-        """{field: values of items a then b} for the fields this kind reads."""
-        fields = {}
-        if "title" in self.reads or "pvs" in self.reads:
-            ta, pa, tb, pb = self.sides(pairs, swap)
-            cut = self.config.pvs_entries
-            fields["title"] = ta + tb
-            fields["pvs"] = [ENTRY_SEP.join(p.split(ENTRY_SEP)[:cut]) if p else "" for p in pa + pb]
-        if "image" in self.reads:
-            if "image_a" not in pairs.columns:
-                raise DataError(f"{self.kind}: the pair frame has no image_a / image_b; build it with "
-                                "pair_frame(pairs, items) from items with an image_path column")
-            image_a, image_b = swap_sides(text_column(pairs, "image_a"), text_column(pairs, "image_b"), swap)
-            fields["image"] = image_a + image_b
-        return {k: fields[k] for k in self.reads}
-
-    def encode_items(self, fields: dict[str, list]) -> dict:
-        raise NotImplementedError
-
-    def embed_items(self, inputs: dict) -> Tensor:
-        raise NotImplementedError
-
-    def encode(self, pairs: pd.DataFrame, swap: np.ndarray | None = None) -> dict:
-        return self.encode_items(self.item_fields(pairs, swap))
-
-    def forward(self, inputs: dict) -> PairOutput:
-        vectors = self.embed_items(inputs)
-        n = vectors.shape[0] // 2
-        return self.head(vectors[:n], vectors[n:])
-
-    def predict_unique(self, pairs: pd.DataFrame, batch_size: int, progress: bool = False) -> np.ndarray:
-        """p(same item) per pair, each distinct item (its `reads` fields) embedded once. Call in
-        eval mode under inference_mode; `predict_pairs` uses it."""
-        from tqdm.auto import tqdm
-
-        from ..encoders.base import batch_to
-
-        fields = self.item_fields(pairs, None)
-        keys = list(zip(*(fields[k] for k in self.reads)))
-        unique = list(dict.fromkeys(keys))
-        position = {key: i for i, key in enumerate(unique)}
-        device = next(self.parameters()).device
-        vectors = []
-        for start in tqdm(range(0, len(unique), batch_size), disable=not progress, desc="embed", leave=False):
-            chunk = unique[start:start + batch_size]
-            batch = self.encode_items({name: [key[j] for key in chunk] for j, name in enumerate(self.reads)})
-            vectors.append(self.embed_items(batch_to(batch, device)))
-        table = torch.cat(vectors)
-        index = torch.as_tensor([position[k] for k in keys], device=device)
-        n = len(pairs)
-        a, b = index[:n], index[n:]
-        probs = [self.head(table[a[s:s + batch_size]], table[b[s:s + batch_size]]).prob for s in range(0, n, batch_size)]
-        return torch.cat(probs).double().cpu().numpy()
-
-
 @register_pair_model("image_tower")
 class ImageTower(TowerPairModel):
     """Image two-tower (seed 000 5.2): the item is its main image."""

@@ -1,9 +1,10 @@
-"""Two-tower pair models: one shared encoder reads each item alone and a head compares the two vectors
-(with `pvs: own` item vectors can be indexed); heads and similarities: pairs/README.md."""
+"""Two-tower pair models: one shared item encoder reads each item alone and a head compares the two
+vectors (with `pvs: own` item vectors can be indexed); the heads, `TowerPairModel` (what every
+two-tower kind shares) and the transformer kind `two_tower`; heads and similarities: pairs/README.md."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -13,7 +14,8 @@ from torch import Tensor, nn
 
 from ..errors import DataError
 from .base import (PairModel, PairModelConfig, PairOutput, TextPairModel, build_pair_model,  # noqa: F401
-                   pack_segments, register_pair_model)
+                   pack_segments, register_pair_model, swap_sides, text_column)
+from .pvs import ENTRY_SEP
 
 
 def cosine_similarity(u: Tensor, v: Tensor) -> Tensor:
@@ -124,55 +126,90 @@ def adaptive_decision(sim, threshold) -> np.ndarray:
     return np.asarray(sim) > np.asarray(threshold)
 
 
-# ------------------------------------------------------------------------------ model
-@register_pair_model("two_tower")
-class TwoTower(TextPairModel):
-    """Shared backbone per item -> pooled u, v -> head (projection / similarity / adaptive)."""
+# ------------------------------------------------------------------------------ models
+class TowerPairModel(PairModel):
+    """u = item vector of a, v = of b, then a two-tower head (`two_tower.HEADS`). Subclasses say
+    which item fields they read (`reads`, also the key of unique-item inference) and implement
+    `encode_items` (fields -> tensors) and `embed_items` (tensors -> (B, item_dim))."""
+
+    reads: ClassVar[tuple[str, ...]] = ("title", "pvs")
+    item_dim: int
 
     def build_head(self) -> None:
         if self.config.head not in HEADS:
             raise DataError(f"unknown two-tower head {self.config.head!r}; known: {', '.join(sorted(HEADS))}")
-        self.head = HEADS[self.config.head](self.hidden_size, self.config)
+        self.head = HEADS[self.config.head](self.item_dim, self.config)
 
-    def encode(self, pairs: pd.DataFrame, swap: np.ndarray | None = None) -> dict:
-        ta, pa, tb, pb = self.sides(pairs, swap)
-        titles, pvs = ta + tb, pa + pb
-        segments = [titles] if self.config.pvs_mode == "none" else [titles, pvs]
-        return {"items": pack_segments(self.tokenizer, segments, self.config.max_length)}
+    def item_fields(self, pairs: pd.DataFrame, swap: np.ndarray | None) -> dict[str, list]:
+        """{field: values of items a then b} for the fields this kind reads."""
+        fields = {}
+        if "title" in self.reads or "pvs" in self.reads:
+            ta, pa, tb, pb = self.sides(pairs, swap)
+            cut = getattr(self.config, "pvs_entries", None)  # tower kinds keep the first entries
+            fields["title"] = ta + tb
+            fields["pvs"] = pa + pb if cut is None else [ENTRY_SEP.join(p.split(ENTRY_SEP)[:cut]) for p in pa + pb]
+        if "image" in self.reads:
+            if "image_a" not in pairs.columns:
+                raise DataError(f"{self.kind}: the pair frame has no image_a / image_b; build it with "
+                                "pair_frame(pairs, items) from items with an image_path column")
+            image_a, image_b = swap_sides(text_column(pairs, "image_a"), text_column(pairs, "image_b"), swap)
+            fields["image"] = image_a + image_b
+        return {k: fields[k] for k in self.reads}
+
+    def encode_items(self, fields: dict[str, list]) -> dict:
+        raise NotImplementedError
 
     def embed_items(self, inputs: dict) -> Tensor:
-        """Pooled vectors of the packed items (a then b)."""
-        return self.pool(inputs["items"])
+        raise NotImplementedError
+
+    def encode(self, pairs: pd.DataFrame, swap: np.ndarray | None = None) -> dict:
+        return self.encode_items(self.item_fields(pairs, swap))
 
     def forward(self, inputs: dict) -> PairOutput:
-        pooled = self.embed_items(inputs)
-        n = pooled.shape[0] // 2
-        return self.head(pooled[:n], pooled[n:])
+        vectors = self.embed_items(inputs)
+        n = vectors.shape[0] // 2
+        return self.head(vectors[:n], vectors[n:])
 
     def predict_unique(self, pairs: pd.DataFrame, batch_size: int, progress: bool = False) -> np.ndarray:
-        """p(same item) per pair, encoding each distinct (title, pvs) item text once (item
-        vectors do not depend on the partner), then applying the head to the pairs.
-        Call in eval mode under inference_mode; `predict_pairs` uses it."""
+        """p(same item) per pair, each distinct item (its `reads` fields) embedded once. Call in
+        eval mode under inference_mode; `predict_pairs` uses it."""
         from tqdm.auto import tqdm
 
-        ta, pa, tb, pb = self.sides(pairs, None)
-        keys = list(zip(ta + tb, pa + pb))
+        from ..encoders.base import batch_to
+
+        fields = self.item_fields(pairs, None)
+        keys = list(zip(*(fields[k] for k in self.reads)))
         unique = list(dict.fromkeys(keys))
         position = {key: i for i, key in enumerate(unique)}
         device = next(self.parameters()).device
         vectors = []
         for start in tqdm(range(0, len(unique), batch_size), disable=not progress, desc="embed", leave=False):
             chunk = unique[start:start + batch_size]
-            titles, pvs = [t for t, _ in chunk], [p for _, p in chunk]
-            segments = [titles] if self.config.pvs_mode == "none" else [titles, pvs]
-            batch = pack_segments(self.tokenizer, segments, self.config.max_length)
-            vectors.append(self.pool({k: t.to(device) for k, t in batch.items()}))
+            batch = self.encode_items({name: [key[j] for key in chunk] for j, name in enumerate(self.reads)})
+            vectors.append(self.embed_items(batch_to(batch, device)))
         table = torch.cat(vectors)
         index = torch.as_tensor([position[k] for k in keys], device=device)
         n = len(pairs)
         a, b = index[:n], index[n:]
         probs = [self.head(table[a[s:s + batch_size]], table[b[s:s + batch_size]]).prob for s in range(0, n, batch_size)]
         return torch.cat(probs).double().cpu().numpy()
+
+
+@register_pair_model("two_tower")
+class TwoTower(TextPairModel, TowerPairModel):
+    """Shared transformer per item (``title [SEP] pvs``) -> pooled u, v -> head (projection / similarity / adaptive)."""
+
+    def build_encoder(self, *, pretrained: bool, assets) -> None:
+        super().build_encoder(pretrained=pretrained, assets=assets)
+        self.item_dim = self.hidden_size
+
+    def encode_items(self, fields: dict[str, list]) -> dict:
+        segments = [fields["title"]] if self.config.pvs_mode == "none" else [fields["title"], fields["pvs"]]
+        return {"items": pack_segments(self.tokenizer, segments, self.config.max_length)}
+
+    def embed_items(self, inputs: dict) -> Tensor:
+        """Pooled vectors of the packed items (a then b)."""
+        return self.pool(inputs["items"])
 
 
 def two_tower(model: str | None = None, **options) -> TwoTower:
