@@ -26,6 +26,8 @@ INSTALL_REQUIRES = [
     "sparse-dot-topn==1.2.0",
     "rapidfuzz==3.14.6",
     "matplotlib==3.11.2",
+    "torch-geometric==2.8.1",  # the GCN pair kind (pure Python: no compiled extensions needed)
+    "pykeen==1.11.1",  # TransE pre-training of the PKGM pair kind
 ]
 
 EXTRAS = {

@@ -197,7 +197,7 @@ def test_shipped_cpu_config_parses():
     config = load_config("ccks-cpu", CcksRunConfig)
     members = build_members(config)
     assert [m.kind for m in members] == ["cross", "two_tower", "textcnn", "image_tower", "multimodal",
-                                         "multimodal_cross", "coca", "tfidf_cosine", "pvs_jaccard"]
+                                         "multimodal_cross", "coca", "gcn", "pkgm", "tfidf_cosine", "pvs_jaccard"]
     assert members[0].options.pooling == "mean" and members[0].train_config.lr_backbone == 1e-4
     assert members[0].options.max_length == 128 and members[1].train_config.batch_size == 16
     assert members[3].options.image.backbone == "resnet10t"
@@ -209,7 +209,7 @@ def test_every_member_kind_is_in_the_test_config_and_the_gpu_config_parses():
     test_kinds = {m.kind for m in load_config("ccks-test", CcksRunConfig).members}
     assert test_kinds == set(MEMBERS)
     gpu = build_members(load_config("ccks-gpu", CcksRunConfig))  # local weight folders are only read at training
-    assert {m.kind for m in gpu} >= {"cross", "image_tower", "multimodal", "multimodal_cross", "coca"}
+    assert {m.kind for m in gpu} >= {"cross", "image_tower", "multimodal", "multimodal_cross", "coca", "gcn", "pkgm"}
 
 
 def test_loss_is_a_training_setting_and_is_checked_when_the_config_loads(caplog):
@@ -332,6 +332,43 @@ def test_a_new_member_kind_is_one_class(data, tmp_path):
     assert "member ratio" in summary["cv_f1"] and 0 <= summary["valid_f1"]["member ratio"] <= 1
     scores = pd.read_parquet(summary["scores"])
     assert scores["ratio"].between(0, 1).all()
+
+
+def test_reuse_takes_unchanged_members_from_an_earlier_run(run, data, tmp_path):
+    """--reuse: unchanged members keep the earlier scores (not retrained), a changed one is scored
+    again, a dropped one is gone."""
+    from dataclasses import asdict, replace
+
+    config = load_config("ccks-test", CcksRunConfig)
+    members = [m for m in config.members if m.kind != "pvs_jaccard"]
+    i = next(i for i, m in enumerate(members) if m.kind == "tfidf_cosine")
+    members[i] = replace(members[i], options={"analyzer": "word"})
+    summary = ccks_run(data, asdict(replace(config, members=tuple(members))), tmp_path / "again", progress=False,
+                       reuse=run["out"])
+    record = json.loads((tmp_path / "again" / "run.json").read_text())
+    reused = {name for name, info in record["members"].items() if "reused_from" in info}
+    assert reused == {m.name for m in members} - {members[i].name}
+    earlier, now = pd.read_parquet(run["scores"]), pd.read_parquet(summary["scores"])
+    for name in reused:
+        np.testing.assert_array_equal(now[name].to_numpy(), earlier[name].to_numpy())
+    assert not np.array_equal(now[members[i].name].to_numpy(), earlier[members[i].name].to_numpy())
+    assert "pvs_jaccard" not in now.columns
+
+
+def test_reuse_refuses_a_run_on_other_data_or_split(run, data, tmp_path):
+    from dataclasses import asdict
+
+    folder = copy_data(data, tmp_path / "other")
+    path = folder / "item_valid_pair.jsonl"
+    path.write_text("".join(path.read_text().splitlines(keepends=True)[:-1]))
+    with pytest.raises(DataError, match="other data files"):
+        ccks_run(folder, "ccks-test", tmp_path / "a", progress=False, reuse=run["out"])
+    config = asdict(load_config("ccks-test", CcksRunConfig))
+    config["seed"] = 1
+    with pytest.raises(DataError, match=r"split settings differ \(seed\)"):
+        ccks_run(data, config, tmp_path / "b", progress=False, reuse=run["out"])
+    with pytest.raises(DataError, match="not a finished CCKS run"):
+        ccks_run(data, "ccks-test", tmp_path / "c", progress=False, reuse=tmp_path)
 
 
 def test_missing_images_follow_the_image_policy(data, tmp_path):

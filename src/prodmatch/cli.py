@@ -354,7 +354,8 @@ def ccks(args):
 
     out = Path(args.out) if args.out else new_run_dir("oof", f"ccks-{Path(str(args.config)).stem}")
     try:
-        r = ccks_run(args.data, args.config, out, overwrite=args.overwrite, progress=not args.quiet)
+        r = ccks_run(args.data, args.config, out, overwrite=args.overwrite, progress=not args.quiet,
+                     reuse=args.reuse)
     except BaseException:
         if not args.out and out.is_dir() and not any(out.iterdir()):
             out.rmdir()  # the fresh default folder stays only for a finished run
@@ -373,6 +374,8 @@ def _(p):
     p.add_argument("--config", default="ccks-cpu", help="stage YAML (path or shipped name: ccks-cpu, ccks-test)")
     p.add_argument("--out", help="run folder (default: a fresh oof/ccks-<config>-<time>/)")
     p.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
+    p.add_argument("--reuse", metavar="RUN", help="an earlier run on the same data and split: members whose "
+                                                  "spec is unchanged take its scores instead of training again")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 

@@ -139,7 +139,7 @@ class PairMember(Member):
 
         assets = tiny_backbone(data) if getattr(self.options, "model", None) == TINY_MODEL else None
         model = build_pair_model(self.options, assets=assets)
-        model.bind_items(data.items)
+        model.bind_items(data.items, progress=progress)
         model = model.to(device_for(self.config.device))
         train = dataclasses.replace(self.train_config, progress=progress)
         fit = fit_pair_model(model, data.train, data.holdout, train, folder)
@@ -176,17 +176,32 @@ class MultimodalCrossMember(PairMember):
 class CocaMember(PairMember):
     """CoCa-style two-tower: text cross-attending to image tokens -> one multimodal vector (seed 000 5.4.2)."""
 
+@register_member("gcn")
+class GcnMember(PairMember):
+    """Relational GCN two-tower on the item-property graph of every item (seed 000 5.3.1)."""
+
+@register_member("pkgm")
+class PkgmMember(PairMember):
+    """Cross-encoder reading TransE knowledge vectors pre-trained on every item (seed 000 5.1.3)."""
+
 def build_members(config: CcksRunConfig) -> list[Member]:
     """Every member of the config, its options checked."""
     return [MEMBERS[spec.kind](spec, config) for spec in config.members]
 
-def score_members(members: list[Member], data: CcksData, progress: bool) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
-    """(held-out scores, valid scores) with one column per member, and each member's facts."""
+def score_members(members: list[Member], data: CcksData, progress: bool,
+                  reused: dict[str, MemberScores] | None = None) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    """(held-out scores, valid scores) with one column per member, and each member's facts; members
+    named in `reused` (an earlier run's scores, `ccks.reuse`) are not scored again."""
     from tqdm.auto import tqdm
 
-    hold, valid, info = {}, {}, {}
+    hold, valid, info, reused = {}, {}, {}, reused or {}
     for member in tqdm(members, desc="ccks members", disable=not progress):
         name, started = member.spec.name, time.time()
+        if name in reused:
+            result = reused[name]
+            log.info("ccks member %s: scores reused from %s", name, result.info["reused_from"])
+            hold[name], valid[name], info[name] = result.holdout, result.valid, result.info
+            continue
         result = member.score(data, data.folder / "members" / name, progress)
         hold[name], valid[name] = np.asarray(result.holdout, np.float64), np.asarray(result.valid, np.float64)
         info[name] = {"kind": member.kind, **result.info, "seconds": round(time.time() - started, 2)}

@@ -16,6 +16,7 @@ from .config import CcksRunConfig
 from .data import CcksData, ccks_hashes, load_data
 from .members import build_members, score_members
 from .report import score_table, write_scoring
+from .reuse import EarlierRun
 from .select import SELECTION, choose, entry_rules, fit_entries, pair_components, selection_folds
 
 log = logging.getLogger(__name__)
@@ -25,9 +26,10 @@ def check_out(out: Path, overwrite: bool) -> None:
     if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
         raise FileExistsError(f"{out} already holds a run; pass overwrite=True (--overwrite) to replace it")
 
-def ccks_run(data_dir, config, out, *, overwrite: bool = False, progress: bool = True) -> dict:
+def ccks_run(data_dir, config, out, *, overwrite: bool = False, progress: bool = True, reuse=None) -> dict:
     """Train / score the members, fit ensembles on the held-out pairs, write ``out/`` (protocol:
-    ccks/README.md). The submission entry is the best cross-validated held-out F1; returns a summary dict
+    ccks/README.md); `reuse`: an earlier run folder whose unchanged members' scores are taken over
+    (`ccks.reuse`). The submission entry is the best cross-validated held-out F1; returns a summary dict
     (``chosen``, ``chosen_cv_f1``, ``chosen_held_out_f1``, per entry ``cv_f1`` / ``held_out_f1`` /
     ``valid_f1``, ``chosen_valid``, the artifact paths)."""
     started = time.time()
@@ -35,10 +37,15 @@ def ccks_run(data_dir, config, out, *, overwrite: bool = False, progress: bool =
     out = Path(out)
     check_out(out, overwrite)
     members = build_members(config)
+    earlier = None
+    if reuse is not None:
+        earlier = EarlierRun.read(reuse)
+        earlier.check_compatible(data_dir, config)
     with atomic_dir(out) as tmp, torch_threads(config.threads):
         data = load_data(data_dir, config, tmp, needs_images=any(m.reads_images for m in members))
         log.info("ccks: %d training / %d held-out / %d valid pairs", len(data.train), len(data.holdout), len(data.valid))
-        hold, valid, info = score_members(members, data, progress)
+        reused = earlier.member_scores(config, data) if earlier is not None else {}
+        hold, valid, info = score_members(members, data, progress, reused)
         summary = write_run(tmp, data_dir, config, data, hold, valid, info, started)
     summary.update({k: out / v.name for k, v in summary.items() if isinstance(v, Path)}, out=out)
     log.info("ccks: chosen %s (cv F1 %.4f, held-out F1 %.4f)", summary["chosen"], summary["chosen_cv_f1"],

@@ -296,7 +296,7 @@ class PairModel(nn.Module):
         for train_config.json."""
         return {}
 
-    def bind_items(self, items: pd.DataFrame) -> None:
+    def bind_items(self, items: pd.DataFrame, progress: bool = False) -> None:
         """Take what the whole item table decides (a kind that reads a graph over all items builds
         it here; saved with `save_assets`); nothing by default. Called before `prepare`."""
 
@@ -408,7 +408,8 @@ def save_text_assets(folder: Path, tokenizer, backbone) -> None:
         backbone.config.save_pretrained(str(tmp))
 
 
-PAIR_MODEL_MODULES = ("cross_encoder", "two_tower", "towers", "mm_cross", "coca")  # importing them registers their kinds
+# importing them registers their kinds
+PAIR_MODEL_MODULES = ("cross_encoder", "two_tower", "towers", "mm_cross", "coca", "graph", "knowledge")
 
 
 def pair_model_class(kind: str) -> type[PairModel]:

@@ -129,7 +129,8 @@ def adaptive_decision(sim, threshold) -> np.ndarray:
 # ------------------------------------------------------------------------------ models
 class TowerPairModel(PairModel):
     """u = item vector of a, v = of b, then a two-tower head (`two_tower.HEADS`). Subclasses say
-    which item fields they read (`reads`, also the key of unique-item inference) and implement
+    which item fields they read (`reads`: title, pvs, image, item (the id); also the key of
+    unique-item inference) and implement
     `encode_items` (fields -> tensors) and `embed_items` (tensors -> (B, item_dim))."""
 
     reads: ClassVar[tuple[str, ...]] = ("title", "pvs")
@@ -154,6 +155,11 @@ class TowerPairModel(PairModel):
                                 "pair_frame(pairs, items) from items with an image_path column")
             image_a, image_b = swap_sides(text_column(pairs, "image_a"), text_column(pairs, "image_b"), swap)
             fields["image"] = image_a + image_b
+        if "item" in self.reads:  # graph / knowledge kinds look the item up by id
+            from .item_tables import pair_item_ids
+
+            ids_a, ids_b = pair_item_ids(pairs, swap)
+            fields["item"] = ids_a + ids_b
         return {k: fields[k] for k in self.reads}
 
     def encode_items(self, fields: dict[str, list]) -> dict:

@@ -1,0 +1,66 @@
+"""Member scores taken over from an earlier CCKS run (``--reuse RUN``), so adding a member or changing an
+ensemble does not retrain the others: a member is reused only when its whole spec, the data files and
+the split settings are the same and the earlier run scored exactly these held-out and valid pairs."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..config import to_dict
+from ..errors import DataError
+from .config import CcksRunConfig
+from .data import CcksData, ccks_hashes
+from .members import MemberScores
+
+SPLIT_FIELDS = ("seed", "holdout_items", "train_pairs", "holdout_pairs", "unseen_share")
+
+
+@dataclass
+class EarlierRun:
+    """An earlier run's folder, its run.json and scores.parquet."""
+
+    folder: Path
+    record: dict
+    scores: pd.DataFrame
+
+    @classmethod
+    def read(cls, folder) -> "EarlierRun":
+        folder = Path(folder)
+        paths = [folder / "run.json", folder / "scores.parquet"]
+        missing = [p.name for p in paths if not p.is_file()]
+        if missing:
+            raise DataError(f"--reuse {folder}: not a finished CCKS run (no {', '.join(missing)})")
+        return cls(folder, json.loads(paths[0].read_text(encoding="utf-8")), pd.read_parquet(paths[1]))
+
+    def check_compatible(self, data_dir, config: CcksRunConfig) -> None:
+        """DataError unless the earlier run read the same files with the same split settings."""
+        if self.record.get("data") != ccks_hashes(data_dir):
+            raise DataError(f"--reuse {self.folder}: it read other data files than {data_dir}")
+        earlier, now = self.record.get("config", {}), to_dict(config)
+        differ = [f for f in SPLIT_FIELDS if earlier.get(f) != now.get(f)]
+        if differ:
+            raise DataError(f"--reuse {self.folder}: split settings differ ({', '.join(differ)}), so would the pairs")
+
+    def member_scores(self, config: CcksRunConfig, data: CcksData) -> dict[str, MemberScores]:
+        """{member name: its earlier scores} for each member whose spec is unchanged."""
+        specs = {m["name"]: m for m in self.record.get("config", {}).get("members", [])}
+        same = [m.name for m in config.members if specs.get(m.name) == to_dict(m) and m.name in self.scores.columns]
+        if not same:
+            return {}
+        hold = self.split_scores("holdout", data.holdout)
+        valid = self.split_scores("valid", data.valid)
+        info = self.record.get("members", {})
+        return {name: MemberScores(hold[name].to_numpy(np.float64), valid[name].to_numpy(np.float64),
+                                   {**info.get(name, {}), "reused_from": str(self.folder)}) for name in same}
+
+    def split_scores(self, split: str, pairs: pd.DataFrame) -> pd.DataFrame:
+        rows = self.scores[self.scores["split"] == split].reset_index(drop=True)
+        key = ["src_item_id", "tgt_item_id"]
+        if len(rows) != len(pairs) or not rows[key].astype(str).equals(pairs[key].astype(str).reset_index(drop=True)):
+            raise DataError(f"--reuse {self.folder}: its {split} pairs are not this run's (same files and split "
+                            "settings, so the split code changed); rerun the members")
+        return rows
