@@ -31,7 +31,10 @@ class GcnConfig(PairHeadConfig):
     """model: the frozen text encoder of the node features (local folder; None = the shipped MiniLM),
     reading `max_length` tokens; `gcn_dim` node width, `layers` RGCN layers (residual), the
     `max_relations` most frequent property names each their own edge type (the rest share one),
-    `bases` the RGCN basis decomposition (0: a full weight per relation)."""
+    `bases` the RGCN basis decomposition (0: a full weight per relation); `learn_values` adds a
+    trained embedding per value node, so items sharing a value (a model number) share a direction
+    even where the frozen text encoder cannot read the value (a held-out item's values are mostly
+    training items' values too)."""
 
     kind: Literal["gcn"] = "gcn"
     head: Literal["projection", "similarity", "adaptive"] = "similarity"
@@ -42,6 +45,7 @@ class GcnConfig(PairHeadConfig):
     max_relations: int = 32
     bases: int = 8
     feature_batch: int = 128
+    learn_values: bool = True
 
     def problems(self) -> list[str]:
         bad = super().problems()
@@ -143,6 +147,11 @@ class GcnTower(TowerPairModel):
         self.register_buffer("edge_type", edge_type.long().to(device), persistent=False)
         self.graph_meta = meta
         self.position = {item: i for i, item in enumerate(item_ids)}
+        if self.config.learn_values:  # one row per value node: its size is the bound graph's
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(self.config.seed + 1)
+                self.value_embedding = nn.Embedding(int(meta["n_values"]), self.config.gcn_dim).to(device)
+                nn.init.normal_(self.value_embedding.weight, std=0.1)
 
     def bind_items(self, items: pd.DataFrame, progress: bool = False) -> None:
         if self._feature_encoder is None:
@@ -168,7 +177,11 @@ class GcnTower(TowerPairModel):
         return {"nodes": item_positions(fields["item"], self.position, "gcn")}
 
     def node_states(self) -> Tensor:
-        x = self.dropout(F.relu(self.input(self.features)))
+        x = self.input(self.features)
+        if self.config.learn_values:
+            n_items = len(self.position)
+            x = torch.cat([x[:n_items], x[n_items:] + self.value_embedding.weight])
+        x = self.dropout(F.relu(x))
         for conv in self.convs:
             x = x + self.dropout(F.relu(conv(x, self.edge_index, self.edge_type)))
         return x
