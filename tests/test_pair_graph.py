@@ -74,11 +74,12 @@ def data(tmp_path_factory):
 
 def _config(kind, bert):
     return {"gcn": {"kind": "gcn", "model": str(bert), "gcn_dim": 16, "max_relations": 4, "bases": 2},
+            "gcn_tfidf": {"kind": "gcn", "features": "char_tfidf", "feature_dim": 12, "gcn_dim": 16},
             "pkgm": {"kind": "pkgm", "model": str(bert), "max_length": 48,
                      "knowledge": {"dim": 8, "epochs": 2, "max_pvs": 4}}}[kind]
 
 
-@pytest.mark.parametrize("kind", ["gcn", "pkgm"])
+@pytest.mark.parametrize("kind", ["gcn", "gcn_tfidf", "pkgm"])
 def test_transductive_kind_trains_a_step_and_round_trips(data, tmp_path, kind):
     items, frame, bert = data
     model = build_pair_model(_config(kind, bert))
@@ -107,6 +108,16 @@ def test_gcn_unique_item_inference_equals_the_pair_forward(data):
         direct = model(model.encode(pairs)).prob.double().numpy()
         unique = model.predict_unique(pairs, batch_size=5)
     np.testing.assert_allclose(unique, direct, rtol=1e-5, atol=1e-7)
+
+
+def test_tfidf_features_are_unit_rows_of_the_asked_width():
+    from prodmatch.pairs.graph import tfidf_features
+
+    features = tfidf_features(["red phone", "blue phone", "red", "x"], dim=8, seed=0)
+    assert features.shape == (4, 8) and features.dtype == torch.float32
+    torch.testing.assert_close(features.norm(dim=1)[:3], torch.ones(3))
+    same = tfidf_features(["red phone", "blue phone", "red", "x"], dim=8, seed=0)
+    assert torch.equal(features, same)
 
 
 def test_unbound_models_say_so(data):

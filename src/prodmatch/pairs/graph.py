@@ -28,8 +28,9 @@ OTHER_RELATION = "<other>"
 
 @dataclass(frozen=True)
 class GcnConfig(PairHeadConfig):
-    """model: the frozen text encoder of the node features (local folder; None = the shipped MiniLM),
-    reading `max_length` tokens; `gcn_dim` node width, `layers` RGCN layers (residual), the
+    """features: ``encoder`` (the frozen text encoder `model`, a local folder, None = the shipped
+    MiniLM, reading `max_length` tokens, as seed 000) or ``char_tfidf`` (char 2-4-gram TF-IDF of the
+    node texts reduced to `feature_dim` by truncated SVD: no pretrained weights, any script); `gcn_dim` node width, `layers` RGCN layers (residual), the
     `max_relations` most frequent property names each their own edge type (the rest share one),
     `bases` the RGCN basis decomposition (0: a full weight per relation); `learn_values` adds a
     trained embedding per value node, so items sharing a value (a model number) share a direction
@@ -38,7 +39,9 @@ class GcnConfig(PairHeadConfig):
 
     kind: Literal["gcn"] = "gcn"
     head: Literal["projection", "similarity", "adaptive"] = "similarity"
+    features: Literal["encoder", "char_tfidf"] = "encoder"
     model: str | None = None
+    feature_dim: int = 128
     max_length: int = 32
     gcn_dim: int = 128
     layers: int = 2
@@ -49,8 +52,10 @@ class GcnConfig(PairHeadConfig):
 
     def problems(self) -> list[str]:
         bad = super().problems()
-        if min(self.max_length, self.gcn_dim, self.layers, self.max_relations, self.feature_batch) < 1 or self.bases < 0:
-            bad.append("max_length, gcn_dim, layers, max_relations, feature_batch >= 1 and bases >= 0 needed")
+        sizes = (self.max_length, self.gcn_dim, self.layers, self.max_relations, self.feature_batch, self.feature_dim)
+        if min(sizes) < 1 or self.bases < 0:
+            bad.append("max_length, gcn_dim, layers, max_relations, feature_batch, feature_dim >= 1 and bases >= 0 "
+                       "needed")
         return bad
 
 
@@ -103,6 +108,22 @@ def item_graph(items: pd.DataFrame, max_relations: int, fields=PVS_FIELDS) -> It
                      np.concatenate([rel, rel + slots]), slots)
 
 
+def tfidf_features(texts: list[str], dim: int, seed: int) -> Tensor:
+    """(n, dim) float32 unit rows: char TF-IDF of `texts` -> truncated SVD (zero-padded when the
+    vocabulary is smaller than `dim`)."""
+    from sklearn.decomposition import TruncatedSVD
+
+    from ..encoders.tfidf import TfidfConfig, tfidf_embed
+
+    tfidf = tfidf_embed(texts, TfidfConfig.char())
+    out = np.zeros((len(texts), dim), dtype=np.float32)
+    k = min(dim, tfidf.shape[1] - 1, len(texts) - 1)
+    if k >= 1:
+        out[:, :k] = TruncatedSVD(n_components=k, random_state=seed).fit_transform(tfidf)
+    out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+    return torch.from_numpy(out)
+
+
 @register_pair_model("gcn")
 class GcnTower(TowerPairModel):
     """Two-tower over the item-property graph: features -> Linear -> `layers` x residual RGCNConv ->
@@ -114,14 +135,16 @@ class GcnTower(TowerPairModel):
 
     def build_encoder(self, *, pretrained: bool, assets: Path | None) -> None:
         saved = load_item_table(assets, GRAPH_TABLE)
-        if saved is None:  # a fresh model: the text encoder waits for bind_items
-            backbone, tokenizer = load_text_backbone(self.config.model, self.config.max_length, pretrained=True,
-                                                     assets=assets)
-            self._feature_encoder = (backbone, tokenizer)  # a tuple: not a submodule, never saved
-            feature_dim = int(backbone.config.hidden_size)
+        self._feature_encoder = None  # (backbone, tokenizer) as a tuple: not a submodule, never saved
+        self.loaded_graph = saved is not None
+        if saved is None and self.config.features == "char_tfidf":
+            feature_dim = self.config.feature_dim
+        elif saved is None:  # a fresh model: the text encoder waits for bind_items
+            self._feature_encoder = load_text_backbone(self.config.model, self.config.max_length, pretrained=True,
+                                                       assets=assets)
+            feature_dim = int(self._feature_encoder[0].config.hidden_size)
         else:
             tensors, meta = saved
-            self._feature_encoder = None
             feature_dim = int(tensors["features"].shape[1])
             self.set_graph(tensors["features"], tensors["edge_index"], tensors["edge_type"], meta["item_ids"],
                            meta)
@@ -154,12 +177,15 @@ class GcnTower(TowerPairModel):
                 nn.init.normal_(self.value_embedding.weight, std=0.1)
 
     def bind_items(self, items: pd.DataFrame, progress: bool = False) -> None:
-        if self._feature_encoder is None:
+        if self.loaded_graph:
             raise DataError("gcn: this model was loaded with its graph; it cannot be bound to another item table")
         graph = item_graph(items, self.config.max_relations)
-        backbone, tokenizer = self._feature_encoder
-        features = embed_texts(backbone, tokenizer, graph.node_texts(), self.config.max_length,
-                               self.config.feature_batch, progress)
+        if self.config.features == "char_tfidf":
+            features = tfidf_features(graph.node_texts(), self.config.feature_dim, self.config.seed)
+        else:
+            backbone, tokenizer = self._feature_encoder
+            features = embed_texts(backbone, tokenizer, graph.node_texts(), self.config.max_length,
+                                   self.config.feature_batch, progress)
         meta = {"item_ids": graph.item_ids, "relations": graph.relations, "n_values": len(graph.values)}
         self.set_graph(features, torch.from_numpy(graph.edge_index), torch.from_numpy(graph.edge_type),
                        graph.item_ids, meta)
