@@ -99,7 +99,7 @@ def test_score_parts_with_chisel_equals_scoring_each_segment():
     pool = Pool({m: ("dense", x) for m, x in models.items()}, titles=titles, groups=groups, segments=folds, k=10)
     parts = [(pool, f) for f in range(4)]
     sizes = tuple(int(s) for s in np.unique(groups, return_counts=True)[1])
-    params = MatcherParams(Stage("+chisel", ("a", "b"), min2=True, chisel=True), {}, 0.5, 0.3, sizes)
+    params = MatcherParams(Stage("+chisel", ("a", "b"), ("min2", "union", "chisel")), {}, 0.5, 0.3, sizes)
     grid = MatcherConfig().grid
     for rows in (None, 5_000):
         together = score_parts(parts, params, grid, rows)

@@ -162,9 +162,9 @@ def test_fitted_params_match_a_new_pool_and_round_trip():
 def test_pool_segments_score_fold_rows_inside_one_search():
     models, groups, folds, titles = clustered()
     pool = Pool({m: ("dense", x) for m, x in models.items()}, titles=titles, groups=groups, segments=folds, k=10)
-    st = Stage("threshold", ("a",))
-    whole = pool.curve(st, None, threshold_grid())
-    by_fold = [pool.curve(st, None, threshold_grid(), f) for f in range(4)]
+    stage = Stage("threshold", ("a",))
+    whole = pool.curve(stage, None, threshold_grid())
+    by_fold = [pool.curve(stage, None, threshold_grid(), f) for f in range(4)]
     assert sum(c.n_rows for c in by_fold) == whole.n_rows == len(groups)
     np.testing.assert_allclose(sum(c.base["f1"] for c in by_fold), whole.base["f1"])
 
@@ -276,8 +276,8 @@ def test_union_graph_nb_of_one_model_is_its_own_nb():
 
     models, groups, _, titles = clustered()
     pool = Pool({"a": ("dense", models["a"])}, titles=titles, groups=groups, k=10)
-    own = pool.candidates(Stage("+nb", ("a",), nb=True), {"a": 0.6})
-    union = pool.candidates(Stage("+nb", ("a",), nb=True, nb_graph="union"), {UNION_GRAPH: 0.6})
+    own = pool.candidates(Stage("+nb", ("a",), ("nb",)), {"a": 0.6})
+    union = pool.candidates(Stage("+nb", ("a",), ("nb",), nb_graph="union"), {UNION_GRAPH: 0.6})
     assert own.pair_set() == union.pair_set()
     np.testing.assert_allclose(own.scores, union.scores, rtol=1e-6)
 
@@ -289,13 +289,13 @@ def test_union_graph_nb_blends_every_model_on_the_members_union():
 
     models, groups, _, titles = clustered()
     pool = Pool({m: ("dense", x) for m, x in models.items()}, titles=titles, groups=groups, k=10)
-    got = pool.candidates(Stage("+union", ("a", "b"), nb=True, nb_graph="union"), {UNION_GRAPH: 0.5})
+    got = pool.candidates(Stage("+union", ("a", "b"), ("nb", "union"), nb_graph="union"), {UNION_GRAPH: 0.5})
     graph = select(similarity_union([search("dense", models[m], 10) for m in ("a", "b")])[0], 0.5)
     want, _ = similarity_union([search("dense", blend(models[m], graph), 10) for m in ("a", "b")])
     assert got.pair_set() == want.pair_set()
     np.testing.assert_allclose(got.scores, want.scores, rtol=1e-5)
     with pytest.raises(DataError, match="union graph"):
-        pool.candidates(Stage("+union", ("a", "b"), nb=True, nb_graph="union"), {"a": 0.5, "b": 0.5})
+        pool.candidates(Stage("+union", ("a", "b"), ("nb", "union"), nb_graph="union"), {"a": 0.5, "b": 0.5})
 
 
 def test_union_graph_nb_fits_round_trips_and_applies_to_a_new_pool():
@@ -322,7 +322,7 @@ def test_chisel_as_threshold_leaves_the_sizing_to_chisel():
     kinds = {"a": "dense", "b": "dense"}
     config = MatcherConfig(k=10, chisel_as_threshold=True)
     params = fit(parts, config, kinds, ["a", "b"])
-    assert params.stage.chisel and params.t == config.grid[0] and params.t_min2 is None
+    assert params.stage.has("chisel") and params.t == config.grid[0] and params.t_min2 is None
     pool = parts[0][0]
     out = pool.matches(params)
     allow = allowed_counts(params.target_sizes, pool.n)
@@ -335,13 +335,13 @@ def test_chisel_as_threshold_leaves_the_sizing_to_chisel():
 
 def test_union_graph_is_built_once_for_all_members(monkeypatch):
     """Was: every member rebuilt the same a+b-ab graph (one similarity_union per member)."""
-    import prodmatch.post.matcher as matcher
+    import prodmatch.post.pool as pool_module
     from prodmatch.post.matcher import UNION_GRAPH
 
     calls = []
-    real = matcher.similarity_union
-    monkeypatch.setattr(matcher, "similarity_union", lambda models: calls.append(len(models)) or real(models))
+    real = pool_module.similarity_union
+    monkeypatch.setattr(pool_module, "similarity_union", lambda models: calls.append(len(models)) or real(models))
     models, groups, _, titles = clustered()
     pool = Pool({m: ("dense", x) for m, x in models.items()}, titles=titles, groups=groups, k=10)
-    pool.candidates(Stage("+union", ("a", "b"), nb=True, nb_graph="union"), {UNION_GRAPH: 0.5})
+    pool.candidates(Stage("+union", ("a", "b"), ("nb", "union"), nb_graph="union"), {UNION_GRAPH: 0.5})
     assert calls == [2, 2]  # the graph once, then the union of the two blended models

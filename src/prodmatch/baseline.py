@@ -26,7 +26,7 @@ def neighbour_pairs(frame: pd.DataFrame, method: str, k: int = NEIGHBOURS, embed
     """(rows, cols, sims) of every row's exact top-`k` list (self included) for an unsupervised
     embedding method (`prodmatch.embedders`); `embedding`: its ``transform(frame)``, if the caller
     has it already."""
-    from .post.matcher import search
+    from .post.pool import search
 
     embedder = get_embedder(method)
     data = embedder.transform(frame) if embedding is None else embedding

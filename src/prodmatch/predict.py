@@ -277,7 +277,8 @@ def predict(data_dir, models_dir, out, *, batch_size: int = 64, num_workers: int
     offline()
     from .data.shopee import read_shopee_csv
     from .embedders import embedder_from_bundle
-    from .post.matcher import Pool, params_from_dict
+    from .post.pool import Pool
+    from .post.stage import params_from_dict
 
     timer = Timer()
     models_dir, data_dir = Path(models_dir), Path(data_dir)

@@ -26,7 +26,7 @@ def match_parts(rows: pd.DataFrame, models, *, titles=None, k: int = 50, backend
     ``cv_pool="fold"``: one pool per fold (OOF rows of one fold come from one fold model);
     ``"all"``: one pool of every row, each fold's rows scored in it (one embedding space only).
     """
-    from .matcher import Pool
+    from .pool import Pool
 
     folds = rows["fold"].to_numpy()
     if (folds < 0).any():
@@ -72,7 +72,8 @@ def match_run(runs, *, data_dir=None, titles=None, config=None, overwrite: bool 
     from dataclasses import replace
 
     from ..config import load_config, to_dict
-    from .matcher import MatcherConfig, ablation, params_to_dict
+    from .matcher import MatcherConfig, ablation
+    from .stage import params_to_dict
     from ..store import load_runs
 
     started = time.time()
@@ -131,7 +132,7 @@ def matcher_at_size(parts, config, kinds, names, stage) -> tuple:
     scores, _, _, _ = nested_score(parts, stage, config)
     params = fit(parts, config, kinds, names, stage=stage)
     predicted = {"test_rows": int(config.test_rows), **asdict(scores), "t": params.t, "t_min2": params.t_min2}
-    fixed = replace(params.stage, select=False)
+    fixed = params.stage.without("select")
     n_rows = sum(int(pool.mask(seg).sum()) for pool, seg in parts)
     table = []
     for size in sorted({*SIZE_GRID, int(config.test_rows)}):
@@ -173,7 +174,7 @@ def tuned_test_rows(given: int | None, configured: int | None, models) -> int | 
 
 def threshold_curves(parts, names, grid) -> pd.DataFrame:
     """Mean row-F1 of each model alone against its threshold, over every part (for plots)."""
-    from .matcher import Stage
+    from .stage import Stage
 
     n = sum(int(pool.mask(seg).sum()) for pool, seg in parts)
     frames = []
@@ -191,9 +192,9 @@ def size_distribution(parts, params) -> pd.DataFrame:
     for pool, seg in parts:
         mask = pool.mask(seg)
         truth.append(row_group_sizes(pool.groups)[mask])
-        no_chisel = replace(params, stage=replace(params.stage, chisel=False))
+        no_chisel = replace(params, stage=params.stage.without("chisel"))
         before.append(pool.matches(no_chisel).sizes()[mask])
-        after.append(pool.matches(params).sizes()[mask] if params.stage.chisel else before[-1])
+        after.append(pool.matches(params).sizes()[mask] if params.stage.has("chisel") else before[-1])
     top = max(int(np.concatenate(x).max()) for x in (truth, before, after))
     count = lambda x: np.bincount(np.concatenate(x), minlength=top + 1)[1:]
     return pd.DataFrame({"size": np.arange(1, top + 1), "truth": count(truth), "before_chisel": count(before),

@@ -19,6 +19,7 @@ from ..resources import available_cores
 from .threshold import Matches
 
 PAIR_CHUNK_VALUES = 2**19  # gathered embedding values per pair-similarity chunk (2 MB per side)
+BLENDABLE = ("dense", "sparse")  # model kinds with vectors to blend (NB); phash codes have none
 TIE_MARGIN = 8  # extra candidates per row a sparse search keeps, so ties at the k-th place resolve by index
 
 

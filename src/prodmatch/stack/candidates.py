@@ -106,7 +106,7 @@ def title_features(titles, i, j) -> dict[str, np.ndarray]:
 
 def pair_features(pool, names: Sequence[str], nb_thresholds: Mapping[str, float] | None = None,
                   extra: Mapping[str, np.ndarray] | None = None, *, graph: bool = False) -> pd.DataFrame:
-    """The candidate table of one pool (`prodmatch.post.matcher.Pool`): i, j, features (, label).
+    """The candidate table of one pool (`prodmatch.post.pool.Pool`): i, j, features (, label).
 
     `nb_thresholds` adds blended similarities for the models it names; `extra` holds per-pair
     scores aligned with the returned (i, j) order (or add such columns to the frame afterwards);

@@ -14,11 +14,11 @@ from typing import Literal
 
 import numpy as np
 import pandas as pd
-import scipy.sparse as sp
 
 from ..errors import DataError
 from ..io import atomic_path, write_text
 from .candidates import feature_columns
+from ..post.components import components  # noqa: F401  (was defined here)
 from ..post.threshold import Matches
 
 log = logging.getLogger(__name__)
@@ -141,39 +141,11 @@ def pair_matches(i, j, prob, n: int) -> Matches:
 
 
 def group_matches(candidates: Matches, t: float, t_min2: float | None, config: "StackerConfig") -> Matches:
-    """Per-row match sets from scored candidate pairs: threshold (+ Min2), then the graph step."""
-    from ..post.threshold import select
+    """Per-row match sets from scored candidate pairs: threshold (+ Min2), then the set steps
+    (the graph step) - the stacker's chain of `post.steps`."""
+    from ..post.steps import Context, chain, select_matches
 
-    out = select(candidates, t, t_min2 if config.min2 else None)
-    return components(out, config.component_cap) if config.graph == "components" else out
-
-
-def components(matches: Matches, cap: int) -> Matches:
-    """Rows in a connected component of at most `cap` rows match the whole component.
-
-    Larger components keep their own edges: chaining through a big component mostly adds false
-    matches. Scores of added pairs are 0 (they came from the graph, not the model).
-    """
-    from scipy.sparse.csgraph import connected_components
-
-    graph = sp.csr_matrix((np.ones(len(matches)), (matches.rows, matches.cols)), shape=(matches.n, matches.n))
-    _, label = connected_components(graph, directed=False)
-    size = np.bincount(label)
-    small = np.flatnonzero(size[label] <= cap)
-    order = small[np.argsort(label[small], kind="stable")]
-    lab = label[order]
-    starts = np.flatnonzero(np.r_[True, lab[1:] != lab[:-1]])
-    comp_size = np.diff(np.r_[starts, len(order)])
-    per_member = np.repeat(comp_size, comp_size)  # component size of each member, in `order`
-    first = np.repeat(starts, comp_size)  # where each member's component starts in `order`
-    # member e pairs with order[first_e : first_e + size_e]
-    a = np.repeat(order, per_member)
-    within = np.arange(len(a)) - np.repeat(np.cumsum(per_member) - per_member, per_member)
-    b = order[np.repeat(first, per_member) + within]
-    rows = np.r_[matches.rows, a]
-    cols = np.r_[matches.cols, b]
-    scores = np.r_[matches.scores, np.zeros(len(a))]
-    return Matches.from_pairs(rows, cols, scores, matches.n)
+    return select_matches(candidates, t, t_min2, chain(config, target="stacker"), Context(config=config))
 
 
 def plot_importance(importance: pd.DataFrame, path, top: int = 25) -> Path:

@@ -24,7 +24,8 @@ def stack_pairs(parts, names, config, matcher_config) -> pd.DataFrame:
     folds; a single pool of every row (cv_pool all) gives each pair the fold of its first row and
     no NB features (one NB threshold per fold would need the pool's features once per fold)."""
     from .candidates import pair_features
-    from ..post.matcher import Stage, tune
+    from ..post.matcher import tune
+    from ..post.steps import STEPS
 
     if _one_pool(parts):
         pool = parts[0][0]
@@ -34,7 +35,7 @@ def stack_pairs(parts, names, config, matcher_config) -> pd.DataFrame:
     frames = []
     for f, (pool, _) in enumerate(parts):
         others = parts[:f] + parts[f + 1 :]
-        nb = {m: tune(others, Stage("threshold", (m,)), matcher_config).t for m in names} if config.nb else None
+        nb = STEPS["nb"].graph_thresholds(others, names, matcher_config, tune) if STEPS["nb"].enabled(config) else None
         frame = pair_features(pool, names, nb, graph=config.graph_features)
         frame.insert(2, "fold", f)
         frames.append(frame)
@@ -91,7 +92,8 @@ def stack_run(runs, *, data_dir=None, titles=None, config=None, overwrite: bool 
     from dataclasses import replace
 
     from ..config import load_config, to_dict
-    from ..post.matcher import MatcherConfig, Stage, tune
+    from ..post.matcher import MatcherConfig, tune
+    from ..post.steps import STEPS, chain, changes_sets
     from ..post.tune import SIZE_GRID, best_thresholds, density_weight, nested_sums, size_table, threshold_grid
     from .lgbm import StackerConfig, fit_final, fit_oof, plot_importance, save_booster
     from .candidates import candidate_recall
@@ -122,19 +124,21 @@ def stack_run(runs, *, data_dir=None, titles=None, config=None, overwrite: bool 
     pairs["prob"] = oof.prob.astype(np.float32)
 
     grid = threshold_grid()
+    steps = chain(config, names, target="stacker")  # the stacker's post steps: Min2, the graph step
+    min2 = STEPS["min2"] in steps
     scored = ScoredParts.build(parts, pairs)
     n_rows = scored.n_rows
 
     def nested(test_size):
         curves = scored.curves(grid, test_size)
-        sums, chosen = nested_sums(curves, min2=config.min2)
+        sums, chosen = nested_sums(curves, min2=min2)
         chosen = [(float(grid[a]), None if b is None else float(grid[b])) for a, b in chosen]
-        ti, t2i = best_thresholds(curves, min2=config.min2)
-        return sums, chosen, (float(grid[ti]), None if t2i is None else float(grid[t2i]))
+        t_index, t_min2_index = best_thresholds(curves, min2=min2)
+        return sums, chosen, (float(grid[t_index]), None if t_min2_index is None else float(grid[t_min2_index]))
 
     sums, chosen, (threshold, t_min2) = nested(None)  # the CV pools' own density: the OOF F1
     predicted = nested(test_rows) if test_rows else None
-    if config.graph == "components":  # the graph step changes sets after thresholding: tune it in the loop
+    if changes_sets(steps):  # the graph step changes sets after thresholding: tune it in the loop
         cands = [c for c, _, _, _ in scored.parts]
         groups = [g for _, g, _, _ in scored.parts]
         sums, chosen, (threshold, t_min2) = graph_nested(cands, groups, config, chosen)
@@ -142,10 +146,12 @@ def stack_run(runs, *, data_dir=None, titles=None, config=None, overwrite: bool 
             weights = [density_weight(n, test_rows) for _, _, _, n in scored.parts]
             predicted = graph_nested(cands, groups, config, predicted[1], weights)
     scores = Scores(sums["f1"] / n_rows, sums["precision"] / n_rows, sums["recall"] / n_rows)
-    nb_all = {m: tune(parts, Stage("threshold", (m,)), MatcherConfig(k=config.k)).t for m in names} \
-        if config.nb and cv_pool == "fold" else {}
-    table = size_table(lambda size: scored.curves(grid, size), n_rows, min2=config.min2,
-                       sizes=SIZE_GRID + ((test_rows,) if test_rows else ())) if config.graph == "none" else []
+    # NB graph thresholds on every fold for predict (the match stage's own differ: its k, grid and
+    # test size; see stack/README.md)
+    nb_all = STEPS["nb"].graph_thresholds(parts, names, MatcherConfig(k=config.k), tune) \
+        if STEPS["nb"] in steps and cv_pool == "fold" else {}
+    table = size_table(lambda size: scored.curves(grid, size), n_rows, min2=min2,
+                       sizes=SIZE_GRID + ((test_rows,) if test_rows else ())) if not changes_sets(steps) else []
     if predicted:
         p_sums, _, (threshold, t_min2) = predicted  # predict's default: tuned for the run's test size
         predicted = {"test_rows": int(test_rows), "f1": p_sums["f1"] / n_rows,
@@ -202,13 +208,13 @@ def graph_nested(cands, groups, config, start, weights=None) -> tuple[dict, list
         return group_matches(cands[i], t, t2, config).per_row_scores(groups[i], weights[i])
 
     def best_on(idx):
-        t2 = start[idx[0]][1] if idx else None
+        start_min2 = start[idx[0]][1] if idx else None
         best, best_f1 = None, -1.0
         for t in grid:
-            t2t = None if t2 is None else min(t2, float(t))
-            f1 = sum(f1_sum(i, float(t), t2t)[0].sum() for i in idx)
+            t_min2 = None if start_min2 is None else min(start_min2, float(t))
+            f1 = sum(f1_sum(i, float(t), t_min2)[0].sum() for i in idx)
             if f1 > best_f1 + 1e-12:
-                best, best_f1 = (float(t), t2t), f1
+                best, best_f1 = (float(t), t_min2), f1
         return best
 
     folds = list(range(len(cands)))
