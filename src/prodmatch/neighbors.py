@@ -1,9 +1,11 @@
-"""Exact cosine top-K neighbours with interchangeable backends (faiss on CPU, cuML / torch on GPU) that
-return the same sorted arrays, so callers never branch on the backend (prodmatch/README.md)."""
+"""Cosine top-K neighbours with interchangeable backends that return the same sorted arrays, so callers
+never branch on the backend: exact (faiss on CPU, cuML / torch on GPU) and approximate (faiss IVF-Flat,
+IVF-PQ, HNSW, sized by `AnnRule`); prodmatch/README.md."""
 from __future__ import annotations
 
 import importlib.util
 import warnings
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
@@ -225,3 +227,104 @@ def _search_cuml(base, query, k, chunk):  # pragma: no cover - needs a GPU and c
         dist, ind = nn.kneighbors(query[s], n_neighbors=k, return_distance=True)
         sims[s], idx[s] = 1.0 - np.asarray(dist, np.float32), np.asarray(ind, np.int64)
     return sims, idx
+
+
+# ------------------------------------------------------------------------------ approximate search
+@dataclass(frozen=True)
+class AnnRule:
+    """How the approximate backends size their index for n base rows: IVF cells ``nlist =
+    cells_per_sqrt_n * sqrt(n)`` (at least 39 training rows per cell, faiss' floor), ``nprobe =
+    nlist * probe_share`` (at least `min_probe`); PQ codes of one byte per `pq_dims_per_code`
+    dimensions re-ranked exactly over `refine_factor` x k candidates; HNSW with `hnsw_m` links,
+    `ef_construction`, and ``ef_search = max(ef_search, 2 k)``. IVF centroids are trained on a
+    seeded sample of `train_rows_per_cell` x nlist rows (k-means cost grows with the sample)."""
+
+    cells_per_sqrt_n: float = 4.0
+    train_rows_per_cell: int = 64
+    probe_share: float = 1 / 16
+    min_probe: int = 8
+    pq_dims_per_code: int = 4
+    refine_factor: int = 4
+    hnsw_m: int = 32
+    ef_construction: int = 80
+    ef_search: int = 128
+
+    def nlist(self, n: int) -> int:
+        return int(max(1, min(round(self.cells_per_sqrt_n * np.sqrt(n)), n // 39)))
+
+    def nprobe(self, nlist: int) -> int:
+        return int(min(nlist, max(self.min_probe, round(nlist * self.probe_share))))
+
+    def pq_codes(self, dim: int) -> int:
+        """The most sub-quantisers <= dim / pq_dims_per_code that divide dim (faiss needs a divisor)."""
+        target = max(1, dim // self.pq_dims_per_code)
+        return max(m for m in range(1, target + 1) if dim % m == 0)
+
+
+ANN_RULE = AnnRule()
+
+
+def _ann_search(index, base, query, k, chunk):
+    """Search `index` by chunks; rows where it found fewer than k neighbours (an IVF probe of
+    sparse cells) are searched again exactly, so every row has k real neighbours."""
+    sims = np.empty((len(query), k), np.float32)
+    idx = np.empty((len(query), k), np.int64)
+    for s in _chunks(len(query), chunk):
+        sims[s], idx[s] = index.search(query[s], k)
+    short = np.flatnonzero((idx < 0).any(1))
+    if len(short):
+        sims[short], idx[short] = _search_faiss(base, query[short], k, chunk)
+    return sims, idx
+
+
+def _ivf_index(base, spec: str, rule: AnnRule | None = None):
+    """A trained and filled faiss IVF index from a factory string (``{nlist}`` filled in for n rows)."""
+    import faiss
+
+    rule = rule or ANN_RULE
+    n, dim = base.shape
+    nlist = rule.nlist(n)
+    index = faiss.index_factory(dim, spec.format(nlist=nlist, pq=rule.pq_codes(dim)), faiss.METRIC_INNER_PRODUCT)
+    sample = rule.train_rows_per_cell * nlist
+    rows = np.sort(np.random.default_rng(0).choice(n, sample, replace=False)) if sample < n else slice(None)
+    index.train(np.ascontiguousarray(base[rows]))
+    index.add(base)
+    faiss.extract_index_ivf(index).nprobe = rule.nprobe(nlist)
+    if spec.endswith("RFlat"):
+        faiss.downcast_index(index).k_factor = rule.refine_factor
+    return index
+
+
+@register_backend("faiss_ivf")
+def _search_faiss_ivf(base, query, k, chunk):
+    """faiss IVF-Flat (approximate): exact vectors in nlist ~ 4 sqrt(n) cells, nprobe of them searched."""
+    return _ann_search(ANN_INDEXES["faiss_ivf"](base, k), base, query, k, chunk)
+
+
+@register_backend("faiss_ivfpq")
+def _search_faiss_ivfpq(base, query, k, chunk):
+    """faiss IVF-PQ (approximate, 1 byte per 4 dims) with an exact re-rank of refine_factor x k candidates."""
+    return _ann_search(ANN_INDEXES["faiss_ivfpq"](base, k), base, query, k, chunk)
+
+
+def _hnsw_index(base, k: int):
+    import faiss
+
+    index = faiss.IndexHNSWFlat(base.shape[1], ANN_RULE.hnsw_m, faiss.METRIC_INNER_PRODUCT)
+    index.hnsw.efConstruction = ANN_RULE.ef_construction
+    index.add(base)
+    index.hnsw.efSearch = max(ANN_RULE.ef_search, 2 * k)
+    return index
+
+
+ANN_INDEXES = {  # backend -> (base, k) -> a filled faiss index (bench/ann.py times build and search apart)
+    "faiss_ivf": lambda base, k: _ivf_index(base, "IVF{nlist},Flat"),
+    "faiss_ivfpq": lambda base, k: _ivf_index(base, "IVF{nlist},PQ{pq}x8,RFlat"),
+    "faiss_hnsw": _hnsw_index,
+}
+
+
+@register_backend("faiss_hnsw")
+def _search_faiss_hnsw(base, query, k, chunk):
+    """faiss HNSW-Flat (approximate graph search, no training)."""
+    return _ann_search(_hnsw_index(base, k), base, query, k, chunk)
