@@ -56,7 +56,7 @@ def synth(args):
 
 @synth.arguments
 def _(p):
-    p.add_argument("task", choices=["shopee", "ccks"])
+    p.add_argument("task", choices=["shopee", "ccks", "kdd"])
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--seed", type=int, default=0)
     from .data.synth import PRESETS
