@@ -161,7 +161,7 @@ def _check_lengths(path: Path, col: str, nbytes: np.ndarray, expected: np.ndarra
     if wrong.any():
         i = int(np.flatnonzero(wrong)[0])
         raise DataError(f"{path}: line {lines[i]}: {col} decodes to {nbytes[i]} bytes, num_boxes needs {expected[i]} "
-                        f"(num_boxes x {width} values{' : is the feature dim right?' if col == 'features' else ''}); "
+                        f"(num_boxes x {width} values{': is feature_dim right?' if col == 'features' else ''}); "
                         f"{int(wrong.sum())} such line(s) in this chunk: {preview(lines[wrong].tolist())}")
 
 
