@@ -106,12 +106,13 @@ def concat_chunks(chunks: list[BoxChunk]) -> BoxChunk:
 
 def _chunk(path: Path, frame: pd.DataFrame, first_line: int, feature_dim: int, decode) -> BoxChunk:
     lines = np.arange(first_line, first_line + len(frame))
-    empty = frame[list(COLUMNS)].isna() | (frame[list(COLUMNS)] == "")
+    empty = frame[list(INT_COLUMNS)].isna() | (frame[list(INT_COLUMNS)] == "")
     empty["query"] = frame["query"].isna()  # an empty query string is allowed, a missing field is not
+    frame = frame.fillna({c: "" for c in ARRAYS})  # a box-less row's arrays are empty; lengths are checked below
     bad = empty.any(axis=1).to_numpy()
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
-        cols = [c for c in COLUMNS if empty.iloc[i][c]]
+        cols = [c for c in empty.columns if empty.iloc[i][c]]
         raise DataError(f"{path}: line {lines[i]}: empty {', '.join(cols)} ({int(bad.sum())} line(s) with empty fields "
                         f"in this chunk: {preview(lines[bad].tolist())})")
     rows = pd.DataFrame({"line": lines})

@@ -77,9 +77,15 @@ class RandomScores(Method):
 
 
 def words(text: str, stem: bool = True) -> list[str]:
-    """Lower-cased alphanumeric words; `stem` drops a plural 's' from words longer than 3 letters."""
+    """Lower-cased alphanumeric words; `stem` drops an English plural ending ("dresses", "shoes")."""
     found = re.findall(r"[a-z0-9]+", text.lower())
-    return [w[:-1] if stem and len(w) > 3 and w.endswith("s") and not w.endswith("ss") else w for w in found]
+    return [_singular(w) for w in found] if stem else found
+
+
+def _singular(word: str) -> str:
+    if word.endswith(("sses", "xes", "ches", "shes")):
+        return word[:-2]
+    return word[:-1] if len(word) > 3 and word.endswith("s") and not word.endswith(("ss", "us")) else word
 
 
 @dataclass(frozen=True)
