@@ -67,7 +67,10 @@ class _Preset:
 
 PRESETS = {
     "test": _Preset(feature_dim=32, n_classes=12, train_queries=150, valid_queries=24, test_queries=12),
-    "demo": _Preset(feature_dim=64, n_classes=len(CLASSES), train_queries=4000, valid_queries=500, test_queries=300),
+    # noise 2.0: a ridge map from query words to box features reaches valid NDCG@5 ~0.81 here (1.0: ~0.97),
+    # leaving trained models room to differ
+    "demo": _Preset(feature_dim=64, n_classes=len(CLASSES), train_queries=4000, valid_queries=500, test_queries=300,
+                    noise=2.0),
 }
 PRESET_STREAM = {"test": 0, "demo": 1}  # fixed per preset: adding one never changes another's data
 
