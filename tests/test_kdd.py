@@ -274,7 +274,8 @@ def test_config_errors_name_the_method():
         load_config({"methods": [{"name": "r", "kind": "random", "options": {"sed": 1}}]}, KddRunConfig)
     with pytest.raises(DataError, match="repeated method name"):
         load_config({"methods": [{"name": "r", "kind": "random"}] * 2}, KddRunConfig)
-    assert load_config("kdd", KddRunConfig).feature_dim == 2048
+    dims = {name: load_config(name, KddRunConfig).feature_dim for name in ("kdd", "kdd-demo", "kdd-test")}
+    assert dims == {"kdd": 2048, "kdd-demo": 64, "kdd-test": DIM}
 
 
 def test_a_new_method_kind_is_one_class(data, tmp_path):
