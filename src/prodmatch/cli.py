@@ -56,7 +56,7 @@ def synth(args):
 
 @synth.arguments
 def _(p):
-    p.add_argument("task", choices=["shopee", "ccks"])
+    p.add_argument("task", choices=["shopee", "ccks", "kdd"])
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--seed", type=int, default=0)
     from .data.synth import PRESETS
@@ -80,6 +80,16 @@ def check(args):
         groups = frame["label_group"].nunique() if "label_group" in frame else "n/a"
         bad = int((~frame["image_ok"]).sum()) if "image_ok" in frame else "not checked"
         print(f"{args.path}: {len(frame)} postings, {groups} groups, bad images: {bad}")
+    elif args.task == "kdd":
+        from .kdd.data import iter_tsv
+
+        rows = boxes = 0
+        queries = set()
+        for chunk in iter_tsv(args.path, feature_dim=args.feature_dim):
+            rows, boxes = rows + len(chunk), boxes + int(chunk.offsets[-1])
+            queries.update(chunk.rows["query_id"].tolist())
+        print(f"{args.path}: {rows} rows, {len(queries)} queries, {boxes} boxes (features x {args.feature_dim}), "
+              f"every base64 field decoded")
     else:
         from .ccks.data import check_ccks_images, read_ccks_items, read_ccks_pairs
 
@@ -99,11 +109,12 @@ def check(args):
 
 @check.arguments
 def _(p):
-    p.add_argument("task", choices=["shopee", "ccks"])
-    p.add_argument("path", help="Shopee train/test.csv, or CCKS item_*_info.jsonl")
+    p.add_argument("task", choices=["shopee", "ccks", "kdd"])
+    p.add_argument("path", help="Shopee train/test.csv, CCKS item_*_info.jsonl, or a KDD train/valid/test .tsv")
     p.add_argument("--pairs", help="CCKS item_*_pair.jsonl to check against the items")
     p.add_argument("--image-dir", help="image folder (default: train_images/ beside train.csv; item_train_images/ beside item_train_info.jsonl)")
     p.add_argument("--image-policy", choices=["error", "placeholder", "text-only"], default="error")
+    p.add_argument("--feature-dim", type=int, default=2048, help="KDD: values per box feature")
 
 
 @command("folds", "write group-disjoint folds (Shopee: by label_group; CCKS: by item components)")
@@ -377,6 +388,35 @@ def _(p):
     p.add_argument("--reuse", metavar="RUN", help="an earlier run on the same data and split: members whose "
                                                   "spec is unchanged take its scores instead of training again")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+@command("kdd", "KDD Cup 2020 recall: score ranking methods on valid (NDCG@5), write compare.csv + submission.csv")
+def kdd(args):
+    from pathlib import Path
+
+    from .io import new_run_dir
+    from .kdd import kdd_run
+
+    out = Path(args.out) if args.out else new_run_dir("oof", f"kdd-{Path(str(args.config)).stem}")
+    try:
+        r = kdd_run(args.data, args.config, out, overwrite=args.overwrite)
+    except BaseException:
+        if not args.out and out.is_dir() and not any(out.iterdir()):
+            out.rmdir()  # the fresh default folder stays only for a finished run
+        raise
+    print(r["table"].to_string(index=False))
+    subs = ", ".join(f"{split}/submission.csv" for split in r["submissions"]) or "no test split"
+    print(f"wrote {r['out']}/: compare.csv, scores.parquet, run.json, {subs} (method {r['chosen']}, "
+          f"valid NDCG@5 {r['valid'][r['chosen']]:.4f})")
+
+
+@kdd.arguments
+def _(p):
+    p.add_argument("--data", required=True, help="KDD folder: multimodal_labels.txt, valid.tsv, valid_answer.json "
+                                                 "(+ testA.tsv / testB.tsv; files may sit in valid/, testA/, ...)")
+    p.add_argument("--config", default="kdd", help="stage YAML (path or shipped name: kdd, kdd-demo, kdd-test)")
+    p.add_argument("--out", help="run folder (default: a fresh oof/kdd-<config>-<time>/)")
+    p.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
 
 
 @command("leaderboard", "every run under oof/ in leaderboard.md / .csv (best OOF F1 first) with PNG plots")

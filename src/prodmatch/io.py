@@ -98,6 +98,13 @@ def write_csv(path: str | os.PathLike, frame) -> Path:
     return write_text(path, frame.to_csv(index=False, lineterminator="\n"))
 
 
+def check_out(out: str | os.PathLike, overwrite: bool) -> None:
+    """Refuse a run folder that already holds files unless `overwrite` (an empty one is fine)."""
+    out = Path(out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
+        raise FileExistsError(f"{out} already holds a run; pass overwrite=True (--overwrite) to replace it")
+
+
 def new_run_dir(root: str | os.PathLike, name: str) -> Path:
     """Create and return a fresh ``root/name-YYYYmmdd-HHMMSS[-k]`` folder: runs never share one."""
     root = Path(root)

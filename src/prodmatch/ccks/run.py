@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from ..config import load_config, to_dict
-from ..io import atomic_dir, atomic_path, code_version, write_json
+from ..io import atomic_dir, atomic_path, check_out, code_version, write_json
 from ..resources import torch_threads
 from .config import CcksRunConfig
 from .data import CcksData, ccks_hashes, load_data
@@ -20,11 +20,6 @@ from .reuse import EarlierRun
 from .select import SELECTION, choose, entry_rules, fit_entries, pair_components, selection_folds
 
 log = logging.getLogger(__name__)
-
-def check_out(out: Path, overwrite: bool) -> None:
-    """Refuse a folder that already holds files unless `overwrite` (an empty one is fine)."""
-    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
-        raise FileExistsError(f"{out} already holds a run; pass overwrite=True (--overwrite) to replace it")
 
 def ccks_run(data_dir, config, out, *, overwrite: bool = False, progress: bool = True, reuse=None) -> dict:
     """Train / score the members, fit ensembles on the held-out pairs, write ``out/`` (protocol:

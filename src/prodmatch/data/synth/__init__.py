@@ -10,7 +10,7 @@ from pathlib import Path
 
 from ._registry import _GENERATORS, SynthReport, register  # noqa: F401  (re-exported)
 
-PRESETS = ("test", "demo", "kaggle")  # a task may not offer every one (CCKS: test, demo)
+PRESETS = ("test", "demo", "kaggle")  # a task may not offer every one (CCKS, KDD: test, demo)
 
 
 def list_generators() -> list[str]:
@@ -31,4 +31,4 @@ def generate(name: str, out, *, seed: int = 0, preset: str = "test", overwrite: 
 
 
 def _load_builtin() -> None:
-    from . import ccks, shopee  # noqa: F401  (importing registers them)
+    from . import ccks, kdd, shopee  # noqa: F401  (importing registers them)

@@ -1,0 +1,12 @@
+"""KDD Cup 2020 Multimodalities Recall: rank each query's candidate products by their image box
+features; metric NDCG@5. ``kdd_run(data_dir, "kdd-test", out)``; layout and protocol: kdd/README.md."""
+from __future__ import annotations
+
+from . import methods  # noqa: F401  (registers the built-in method kinds)
+from ._registry import METHODS, register_method
+from .config import KddRunConfig, MethodConfig
+from .methods import KddContext, Method, build_methods
+from .run import kdd_run
+
+__all__ = ["KddContext", "KddRunConfig", "METHODS", "Method", "MethodConfig", "build_methods", "kdd_run",
+           "register_method"]

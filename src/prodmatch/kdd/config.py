@@ -1,0 +1,56 @@
+"""The KDD stage's typed config: reader settings, test splits and the ranking methods to score."""
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from ..errors import DataError, preview
+from ._registry import METHODS
+
+RESERVED = ("split", "query_id", "product_id")
+
+
+@dataclass(frozen=True)
+class MethodConfig:
+    """One method: `name` (its compare.csv row and scores column), a registered `kind`, kind `options`."""
+
+    name: str
+    kind: str
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.name or self.name.startswith(".") or "/" in self.name or self.name in RESERVED:
+            raise DataError(f"method name {self.name!r}: must be non-empty, without '/', not starting with '.', "
+                            f"and none of {', '.join(RESERVED)}")
+        if self.kind not in METHODS:
+            close = difflib.get_close_matches(self.kind, list(METHODS), n=3, cutoff=0.5)
+            hint = f"did you mean {', '.join(close)}? " if close else ""
+            raise DataError(f"method {self.name!r}: unknown kind {self.kind!r}; {hint}known: {', '.join(sorted(METHODS))}")
+
+
+@dataclass(frozen=True)
+class KddRunConfig:
+    """The KDD stage (`prodmatch.kdd.run`): `feature_dim` of the box features (2048 in the real data),
+    `chunk_rows` per streamed .tsv chunk, the `test_splits` to write submissions for when present."""
+
+    name: str = "kdd"
+    seed: int = 0
+    feature_dim: int = 2048
+    chunk_rows: int = 10_000
+    test_splits: tuple[Literal["testA", "testB"], ...] = ("testA", "testB")
+    methods: tuple[MethodConfig, ...] = ()
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.feature_dim < 1 or self.chunk_rows < 1:
+            problems.append("feature_dim and chunk_rows must be >= 1")
+        names = [m.name for m in self.methods]
+        if not names:
+            problems.append("no methods")
+        if len(set(names)) < len(names):
+            problems.append(f"repeated method name(s) {preview(sorted({n for n in names if names.count(n) > 1}))}")
+        if problems:
+            raise DataError("KddRunConfig: " + "; ".join(problems))
+        for spec in self.methods:  # every method's options checked when the config is loaded
+            METHODS[spec.kind](spec, self)

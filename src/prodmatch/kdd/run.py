@@ -1,0 +1,90 @@
+"""The KDD stage: a KDD folder -> every method scores the valid and test candidates -> compare.csv
+(NDCG@5 on valid, and on a test split whose answers are present), the best valid method's
+submission.csv per test split, scores.parquet and run.json. Protocol: kdd/README.md."""
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from ..config import load_config, to_dict
+from ..errors import DataError
+from ..io import atomic_dir, check_out, code_version, write_csv, write_json
+from .config import KddRunConfig
+from .data import LABELS_FILE, Candidates, kdd_hashes, locate, read_answers, read_candidates, read_labels
+from .methods import KddContext, build_methods
+from .report import compare_rows, score_table, write_scores, write_submission
+
+log = logging.getLogger(__name__)
+
+
+def kdd_run(data_dir, config, out, *, overwrite: bool = False) -> dict:
+    """Score every configured method on `data_dir`'s valid (+ test) candidates and write ``out/``
+    atomically; the method with the best valid NDCG@5 (ties: config order) writes the submissions.
+    Returns a summary (``chosen``, ``valid`` NDCG@5 per method, ``test`` per scored test split, paths)."""
+    started = time.time()
+    config = load_config(config, KddRunConfig)
+    out = Path(out)
+    check_out(out, overwrite)
+    methods = build_methods(config)
+    needs = tuple(sorted({n for m in methods for n in m.needs}))
+    read = {"chunk_rows": config.chunk_rows, "feature_dim": config.feature_dim, "decode": needs}
+    labels_path = _required(data_dir, LABELS_FILE)
+    context = KddContext(str(data_dir), tuple(read_labels(labels_path)))
+    answers_path = _required(data_dir, "valid_answer.json")
+    answers = read_answers(answers_path)
+    splits = {"valid": (read_candidates(_required(data_dir, "valid.tsv"), answers, answers_path, **read), answers)}
+    for name in config.test_splits:
+        path = locate(data_dir, f"{name}.tsv")
+        if path is not None:
+            truth_path = locate(data_dir, f"{name}_answer.json")
+            truth = read_answers(truth_path) if truth_path else None
+            splits[name] = (read_candidates(path, truth, truth_path, **read), truth)
+    facts = {m.spec.name: m.fit(context) for m in methods}
+    scores = {split: {m.spec.name: m.score(split, cands, context) for m in methods} for split, (cands, _) in splits.items()}
+    valid_rows = compare_rows("valid", splits["valid"][0], scores["valid"], answers, None)
+    chosen = max(valid_rows, key=lambda r: r["NDCG@5"])["method"]  # max keeps the first of equals
+    rows = []
+    with atomic_dir(out) as tmp:
+        summary = {"chosen": chosen, "valid": {}, "test": {}, "submissions": {}}
+        for split, (cands, truth) in splits.items():
+            if truth is not None:
+                rows += compare_rows(split, cands, scores[split], truth, chosen)
+            if split != "valid":
+                rescored = write_submission(tmp / split / "submission.csv", cands, scores[split][chosen], truth)
+                summary["submissions"][split] = out / split / "submission.csv"
+                if rescored is not None:
+                    summary["test"][split] = rescored
+        table = pd.DataFrame(rows)
+        write_csv(tmp / "compare.csv", table)
+        write_scores(tmp / "scores.parquet", [score_table(s, c, scores[s]) for s, (c, _) in splits.items()])
+        summary["valid"] = dict(zip(table.loc[table["split"] == "valid", "method"], table.loc[table["split"] == "valid", "NDCG@5"]))
+        files = [LABELS_FILE, "valid.tsv", "valid_answer.json"] + [f"{s}{ext}" for s in splits if s != "valid"
+                                                                   for ext in (".tsv", "_answer.json")]
+        write_json(tmp / "run.json", {
+            "stage": "kdd", "config": to_dict(config), "data_dir": str(data_dir), "data": kdd_hashes(data_dir, files),
+            "code_version": code_version(), "chosen": chosen, "valid_ndcg5": summary["valid"],
+            "test_ndcg5": summary["test"], "methods": facts, "decoded": list(needs),
+            "splits": {s: _split_facts(c, t) for s, (c, t) in splits.items()}, "seconds": round(time.time() - started, 2)})
+    summary.update(out=out, compare=out / "compare.csv", scores=out / "scores.parquet", run=out / "run.json", table=table)
+    log.info("kdd: chosen %s (valid NDCG@5 %.4f)", chosen, summary["valid"][chosen])
+    return summary
+
+
+def _required(data_dir, name: str) -> Path:
+    path = locate(data_dir, name)
+    if path is None:
+        raise DataError(f"{data_dir}: no {name} (looked in the folder and its split sub-folder)")
+    return path
+
+
+def _split_facts(cands: Candidates, truth) -> dict:
+    """Rows, queries, boxes, and answers that are not among their query's candidates (unrankable)."""
+    facts = {"rows": len(cands.codes), "queries": len(cands.query_ids), "boxes": int(cands.data.offsets[-1])}
+    if truth is not None:
+        listed = set(zip(cands.query_ids[cands.codes].tolist(), cands.product_ids.tolist()))
+        facts["answers"] = sum(len(v) for v in truth.values())
+        facts["answers_not_in_candidates"] = sum((q, p) not in listed for q, ps in truth.items() for p in ps)
+    return facts
