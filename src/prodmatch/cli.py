@@ -356,21 +356,28 @@ def _(p):
     run_stage_arguments(p, config_help="stacker YAML (path or shipped name)", writes="stack/ folder")
 
 
-@command("ccks", "CCKS 2022 task 9.2: train pair models, fit ensembles on held-out train pairs, write result.jsonl")
-def ccks(args):
+def in_run_folder(args, prefix: str, run):
+    """`run(out)` in ``--out``, or in a fresh ``oof/<prefix>-<config>-<time>/`` that is removed again
+    when the run fails before writing anything."""
     from pathlib import Path
 
     from .io import new_run_dir
-    from .ccks import ccks_run
 
-    out = Path(args.out) if args.out else new_run_dir("oof", f"ccks-{Path(str(args.config)).stem}")
+    out = Path(args.out) if args.out else new_run_dir("oof", f"{prefix}-{Path(str(args.config)).stem}")
     try:
-        r = ccks_run(args.data, args.config, out, overwrite=args.overwrite, progress=not args.quiet,
-                     reuse=args.reuse)
+        return run(out)
     except BaseException:
         if not args.out and out.is_dir() and not any(out.iterdir()):
             out.rmdir()  # the fresh default folder stays only for a finished run
         raise
+
+
+@command("ccks", "CCKS 2022 task 9.2: train pair models, fit ensembles on held-out train pairs, write result.jsonl")
+def ccks(args):
+    from .ccks import ccks_run
+
+    r = in_run_folder(args, "ccks", lambda out: ccks_run(args.data, args.config, out, overwrite=args.overwrite,
+                                                          progress=not args.quiet, reuse=args.reuse))
     print(f"wrote {r['out']}/: result.jsonl ({r['valid_pairs']} valid pairs), scores.parquet, ensembles.json, run.json")
     print(f"chosen entry (best cross-validated held-out F1, {r['chosen_cv_f1']:.4f}; in-sample {r['chosen_held_out_f1']:.4f}): {r['chosen']}")
     if r["chosen_valid"] is not None:
@@ -392,18 +399,9 @@ def _(p):
 
 @command("kdd", "KDD Cup 2020 recall: score ranking methods on valid (NDCG@5), write compare.csv + submission.csv")
 def kdd(args):
-    from pathlib import Path
-
-    from .io import new_run_dir
     from .kdd import kdd_run
 
-    out = Path(args.out) if args.out else new_run_dir("oof", f"kdd-{Path(str(args.config)).stem}")
-    try:
-        r = kdd_run(args.data, args.config, out, overwrite=args.overwrite)
-    except BaseException:
-        if not args.out and out.is_dir() and not any(out.iterdir()):
-            out.rmdir()  # the fresh default folder stays only for a finished run
-        raise
+    r = in_run_folder(args, "kdd", lambda out: kdd_run(args.data, args.config, out, overwrite=args.overwrite))
     print(r["table"].to_string(index=False))
     subs = ", ".join(f"{split}/submission.csv" for split in r["submissions"]) or "no test split"
     print(f"wrote {r['out']}/: compare.csv, scores.parquet, run.json, {subs} (method {r['chosen']}, "

@@ -32,3 +32,19 @@ def lazy_attributes(package: str, table: dict[str, str]) -> Callable[[str], obje
         raise AttributeError(f"module {package!r} has no attribute {name!r}")
 
     return __getattr__
+
+
+def check_named_kind(what: str, name: str, kind: str, table: dict, reserved: tuple[str, ...] = ()) -> None:
+    """DataError unless `name` is a usable folder / column name and `kind` is registered in `table`
+    (naming the closest kinds); what configs of named members (CCKS members, KDD methods) share."""
+    import difflib
+
+    from .errors import DataError
+
+    if not name or name.startswith(".") or "/" in name or name in reserved:
+        raise DataError(f"{what} name {name!r}: must be non-empty, without '/', not starting with '.', "
+                        f"and none of {', '.join(reserved)}")
+    if kind not in table:
+        close = difflib.get_close_matches(kind, list(table), n=3, cutoff=0.5)
+        hint = f"did you mean {', '.join(close)}? " if close else ""
+        raise DataError(f"{what} {name!r}: unknown kind {kind!r}; {hint}known: {', '.join(sorted(table))}")

@@ -1,11 +1,11 @@
 """The CCKS stage's typed config: split, selection and device settings, and its members."""
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from ..errors import DataError, preview
+from ..registry import check_named_kind
 from ._registry import MEMBERS
 
 TINY_MODEL = "tiny-random"  # a member's `model`: build the tiny random test BERT into the run (backbones/)
@@ -23,13 +23,7 @@ class MemberConfig:
     train: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if not self.name or self.name.startswith(".") or "/" in self.name or self.name in RESERVED:
-            raise DataError(f"member name {self.name!r}: must be non-empty, without '/', not starting with '.', "
-                            f"and none of {', '.join(RESERVED)}")
-        if self.kind not in MEMBERS:
-            close = difflib.get_close_matches(self.kind, list(MEMBERS), n=3, cutoff=0.5)
-            hint = f"did you mean {', '.join(close)}? " if close else ""
-            raise DataError(f"member {self.name!r}: unknown kind {self.kind!r}; {hint}known: {', '.join(sorted(MEMBERS))}")
+        check_named_kind("member", self.name, self.kind, MEMBERS, RESERVED)
 
 @dataclass(frozen=True)
 class CcksRunConfig:

@@ -1,11 +1,11 @@
 """The KDD stage's typed config: reader settings, test splits and the ranking methods to score."""
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from ..errors import DataError, preview
+from ..registry import check_named_kind
 from ._registry import METHODS
 
 RESERVED = ("split", "query_id", "product_id")
@@ -20,13 +20,7 @@ class MethodConfig:
     options: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if not self.name or self.name.startswith(".") or "/" in self.name or self.name in RESERVED:
-            raise DataError(f"method name {self.name!r}: must be non-empty, without '/', not starting with '.', "
-                            f"and none of {', '.join(RESERVED)}")
-        if self.kind not in METHODS:
-            close = difflib.get_close_matches(self.kind, list(METHODS), n=3, cutoff=0.5)
-            hint = f"did you mean {', '.join(close)}? " if close else ""
-            raise DataError(f"method {self.name!r}: unknown kind {self.kind!r}; {hint}known: {', '.join(sorted(METHODS))}")
+        check_named_kind("method", self.name, self.kind, METHODS, RESERVED)
 
 
 @dataclass(frozen=True)
