@@ -48,3 +48,13 @@ def check_named_kind(what: str, name: str, kind: str, table: dict, reserved: tup
         close = difflib.get_close_matches(kind, list(table), n=3, cutoff=0.5)
         hint = f"did you mean {', '.join(close)}? " if close else ""
         raise DataError(f"{what} {name!r}: unknown kind {kind!r}; {hint}known: {', '.join(sorted(table))}")
+
+
+def name_problems(what: str, names: list[str]) -> list[str]:
+    """What is wrong with a config's list of `what` names: none at all, or some repeated."""
+    from .errors import preview
+
+    if not names:
+        return [f"no {what}s"]
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    return [f"repeated {what} name(s) {preview(repeated)}"] if repeated else []

@@ -4,8 +4,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from ..errors import DataError, preview
-from ..registry import check_named_kind
+from ..errors import DataError
+from ..registry import check_named_kind, name_problems
 from ._registry import MEMBERS
 
 TINY_MODEL = "tiny-random"  # a member's `model`: build the tiny random test BERT into the run (backbones/)
@@ -56,11 +56,7 @@ class CcksRunConfig:
             problems.append(f"unseen_share={self.unseen_share} not in [0, 1)")
         if self.select_folds < 2:
             problems.append(f"select_folds={self.select_folds}: cross-validated selection needs at least 2 folds")
-        names = [m.name for m in self.members]
-        if not names:
-            problems.append("no members")
-        if len(set(names)) < len(names):
-            problems.append(f"repeated member name(s) {preview(sorted({n for n in names if names.count(n) > 1}))}")
+        problems += name_problems("member", [m.name for m in self.members])
         if problems:
             raise DataError("CcksRunConfig: " + "; ".join(problems))
         for spec in self.members:  # every member's options checked when the config is loaded

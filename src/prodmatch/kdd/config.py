@@ -4,8 +4,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from ..errors import DataError, preview
-from ..registry import check_named_kind
+from ..errors import DataError
+from ..registry import check_named_kind, name_problems
 from ._registry import METHODS
 
 RESERVED = ("split", "query_id", "product_id")
@@ -39,11 +39,7 @@ class KddRunConfig:
         problems = []
         if self.feature_dim < 1 or self.chunk_rows < 1:
             problems.append("feature_dim and chunk_rows must be >= 1")
-        names = [m.name for m in self.methods]
-        if not names:
-            problems.append("no methods")
-        if len(set(names)) < len(names):
-            problems.append(f"repeated method name(s) {preview(sorted({n for n in names if names.count(n) > 1}))}")
+        problems += name_problems("method", [m.name for m in self.methods])
         if problems:
             raise DataError("KddRunConfig: " + "; ".join(problems))
         for spec in self.methods:  # every method's options checked when the config is loaded
