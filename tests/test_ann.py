@@ -46,6 +46,17 @@ def test_rows_an_ivf_probe_leaves_short_are_searched_exactly(monkeypatch):
     assert all(len(set(row)) == 60 for row in idx)
 
 
+@pytest.mark.parametrize("backend", APPROXIMATE)
+@pytest.mark.parametrize("n", [1, 3, 300])
+def test_tiny_inputs_are_searched_exactly(backend, n):
+    """Below AnnRule.min_rows no index is built (IVF-PQ could not train on 300 rows): the exact lists."""
+    x = clustered(n=n, clusters=min(n, 10), seed=2)
+    exact = knn(x, 5, backend="faiss")
+    got = knn(x, 5, backend=backend)
+    np.testing.assert_array_equal(got[1], exact[1])
+    np.testing.assert_array_equal(got[0], exact[0])
+
+
 def test_ann_rule_scales_with_n():
     rule = AnnRule()
     assert rule.nlist(1_000_000) == 4000 and rule.nprobe(4000) == 250

@@ -237,8 +237,10 @@ class AnnRule:
     nlist * probe_share`` (at least `min_probe`); PQ codes of one byte per `pq_dims_per_code`
     dimensions re-ranked exactly over `refine_factor` x k candidates; HNSW with `hnsw_m` links,
     `ef_construction`, and ``ef_search = max(ef_search, 2 k)``. IVF centroids are trained on a
-    seeded sample of `train_rows_per_cell` x nlist rows (k-means cost grows with the sample)."""
+    seeded sample of `train_rows_per_cell` x nlist rows (k-means cost grows with the sample). Below
+    `min_rows` base rows an index does not pay (and PQ cannot train its 256 codes): exact search."""
 
+    min_rows: int = 1000
     cells_per_sqrt_n: float = 4.0
     train_rows_per_cell: int = 64
     probe_share: float = 1 / 16
@@ -295,18 +297,6 @@ def _ivf_index(base, spec: str, rule: AnnRule | None = None):
     return index
 
 
-@register_backend("faiss_ivf")
-def _search_faiss_ivf(base, query, k, chunk):
-    """faiss IVF-Flat (approximate): exact vectors in nlist ~ 4 sqrt(n) cells, nprobe of them searched."""
-    return _ann_search(ANN_INDEXES["faiss_ivf"](base, k), base, query, k, chunk)
-
-
-@register_backend("faiss_ivfpq")
-def _search_faiss_ivfpq(base, query, k, chunk):
-    """faiss IVF-PQ (approximate, 1 byte per 4 dims) with an exact re-rank of refine_factor x k candidates."""
-    return _ann_search(ANN_INDEXES["faiss_ivfpq"](base, k), base, query, k, chunk)
-
-
 def _hnsw_index(base, k: int):
     import faiss
 
@@ -324,7 +314,26 @@ ANN_INDEXES = {  # backend -> (base, k) -> a filled faiss index (bench/ann.py ti
 }
 
 
+def _approximate(name: str, base, query, k, chunk):
+    """Build the `name` index over `base` and search it; exact search below `AnnRule.min_rows`."""
+    if len(base) < ANN_RULE.min_rows:
+        return _search_faiss(base, query, k, chunk)
+    return _ann_search(ANN_INDEXES[name](base, k), base, query, k, chunk)
+
+
+@register_backend("faiss_ivf")
+def _search_faiss_ivf(base, query, k, chunk):
+    """faiss IVF-Flat (approximate): exact vectors in nlist ~ 4 sqrt(n) cells, nprobe of them searched."""
+    return _approximate("faiss_ivf", base, query, k, chunk)
+
+
+@register_backend("faiss_ivfpq")
+def _search_faiss_ivfpq(base, query, k, chunk):
+    """faiss IVF-PQ (approximate, 1 byte per 4 dims) with an exact re-rank of refine_factor x k candidates."""
+    return _approximate("faiss_ivfpq", base, query, k, chunk)
+
+
 @register_backend("faiss_hnsw")
 def _search_faiss_hnsw(base, query, k, chunk):
     """faiss HNSW-Flat (approximate graph search, no training)."""
-    return _ann_search(_hnsw_index(base, k), base, query, k, chunk)
+    return _approximate("faiss_hnsw", base, query, k, chunk)
