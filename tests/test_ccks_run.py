@@ -353,6 +353,12 @@ def test_reuse_takes_unchanged_members_from_an_earlier_run(run, data, tmp_path):
         np.testing.assert_array_equal(now[name].to_numpy(), earlier[name].to_numpy())
     assert not np.array_equal(now[members[i].name].to_numpy(), earlier[members[i].name].to_numpy())
     assert "pvs_jaccard" not in now.columns
+    # reusing the reusing run: each member still names the run that trained it
+    ccks_run(data, asdict(replace(config, members=tuple(members))), tmp_path / "third", progress=False,
+             reuse=tmp_path / "again")
+    third = json.loads((tmp_path / "third" / "run.json").read_text())["members"]
+    assert {third[name]["reused_from"] for name in reused} == {str(run["out"])}
+    assert third[members[i].name]["reused_from"] == str(tmp_path / "again")
 
 
 def test_reuse_refuses_a_run_on_other_data_or_split(run, data, tmp_path):

@@ -54,8 +54,11 @@ class EarlierRun:
         hold = self.split_scores("holdout", data.holdout)
         valid = self.split_scores("valid", data.valid)
         info = self.record.get("members", {})
+        # a member the earlier run itself reused still points at the run that trained it (its members/ folder)
         return {name: MemberScores(hold[name].to_numpy(np.float64), valid[name].to_numpy(np.float64),
-                                   {**info.get(name, {}), "reused_from": str(self.folder)}) for name in same}
+                                   {**info.get(name, {}),
+                                    "reused_from": info.get(name, {}).get("reused_from", str(self.folder))})
+                for name in same}
 
     def split_scores(self, split: str, pairs: pd.DataFrame) -> pd.DataFrame:
         rows = self.scores[self.scores["split"] == split].reset_index(drop=True)
