@@ -120,6 +120,16 @@ def test_tfidf_features_are_unit_rows_of_the_asked_width():
     assert torch.equal(features, same)
 
 
+def test_a_fresh_gcn_can_be_bound_again(data):
+    """Binding twice (a second item table) rebuilds the graph; it used to fail on the dropped encoder."""
+    items, frame, bert = data
+    model = build_pair_model(_config("gcn", bert))
+    model.bind_items(items.iloc[:50])
+    model.bind_items(items)
+    assert len(model.position) == len(items)
+    model.encode(frame.iloc[:4])
+
+
 def test_unbound_models_say_so(data):
     _, frame, bert = data
     for kind in ("gcn", "pkgm"):

@@ -189,7 +189,6 @@ class GcnTower(TowerPairModel):
         meta = {"item_ids": graph.item_ids, "relations": graph.relations, "n_values": len(graph.values)}
         self.set_graph(features, torch.from_numpy(graph.edge_index), torch.from_numpy(graph.edge_type),
                        graph.item_ids, meta)
-        self._feature_encoder = None
 
     def save_assets(self, folder: Path) -> None:
         from .base import ASSETS

@@ -112,18 +112,17 @@ def knowledge_table(items: pd.DataFrame, entity_to_id: dict, relation_to_id: dic
     item's category (ties by key), and the (n_items, max_pvs) mask of the filled positions."""
     freqs = key_frequencies(items, category=category)
     cats = items[category].fillna("").astype(str) if category in items.columns else pd.Series("", index=items.index)
-    top = {cat: [k or NO_KEY for k in sorted(counts, key=lambda k: (-counts[k], k))][:max_pvs]
-           for cat, counts in freqs.items()}
-    table = torch.zeros(len(items), max_pvs, entities.shape[1])
-    mask = torch.zeros(len(items), max_pvs, dtype=torch.bool)
-    for row, (item, cat) in enumerate(zip(items["item_id"].astype(str), cats)):
-        head = entity_to_id.get(f"item:{item}")
-        keys = [relation_to_id[k] for k in top.get(cat, []) if k in relation_to_id]
-        if head is None or not keys:
-            continue  # an item without properties has no knowledge positions
-        table[row, :len(keys)] = entities[head] + relations[torch.as_tensor(keys)]
-        mask[row, :len(keys)] = True
-    return table, mask
+    top = {cat: [relation_to_id[k or NO_KEY] for k in sorted(counts, key=lambda k: (-counts[k], k))
+                 if (k or NO_KEY) in relation_to_id][:max_pvs] for cat, counts in freqs.items()}
+    heads = np.array([entity_to_id.get(f"item:{i}", -1) for i in items["item_id"].astype(str)], dtype=np.int64)
+    keys = np.full((len(items), max_pvs), -1, dtype=np.int64)
+    for row, cat in enumerate(cats):
+        ids = top.get(cat, [])
+        keys[row, :len(ids)] = ids
+    keys[heads < 0] = -1  # an item without properties has no entity, so no knowledge positions
+    mask = torch.from_numpy(keys >= 0)
+    table = entities[torch.from_numpy(heads.clip(0))][:, None, :] + relations[torch.from_numpy(keys.clip(0))]
+    return table * mask[..., None], mask
 
 
 @register_pair_model("pkgm")
