@@ -299,3 +299,15 @@ def test_cli_runs_on_the_test_preset(data, tmp_path, capsys):
     assert main(["synth", "kdd", "--preset", "test", "--out", str(tmp_path / "syn")]) == 0
     assert main(["check", "kdd", str(data / "valid.tsv"), "--feature-dim", str(DIM)]) == 0
     assert main(["check", "kdd", str(data / "valid.tsv")]) == 2
+
+
+def test_no_answers_at_all_is_a_clear_error_and_scores_nothing(tmp_path):
+    from prodmatch.kdd.data import read_answers
+    from prodmatch.kdd.metrics import relevance
+
+    path = tmp_path / "valid_answer.json"
+    path.write_text("{}")
+    with pytest.raises(DataError, match="no queries"):
+        read_answers(path)
+    assert relevance([1, 2], [3, 4], {}).tolist() == [False, False]
+    assert relevance([1, 2], [3, 4], {1: []}).tolist() == [False, False]

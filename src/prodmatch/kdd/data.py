@@ -215,6 +215,8 @@ def read_answers(path) -> dict[int, list[int]]:
         raise DataError(f"{path}: {err}") from err
     if not isinstance(raw, dict):
         raise DataError(f"{path}: expected a JSON object query_id -> [product_id, ...], got {type(raw).__name__}")
+    if not raw:
+        raise DataError(f"{path}: no queries: there is nothing to score")
     answers = {}
     for qid, pids in raw.items():
         if not isinstance(pids, list) or not str(qid).strip().isdigit() or not all(str(p).strip().isdigit() for p in pids):

@@ -52,7 +52,10 @@ def top_k(codes, scores, n_queries: int, k: int = K) -> np.ndarray:
 
 def relevance(query_ids, product_ids, answers: dict[int, list[int]]) -> np.ndarray:
     """Boolean per row: is (query_id, product_id) an answer."""
-    keys = pd.MultiIndex.from_tuples([(q, p) for q, ps in answers.items() for p in ps])
+    pairs = [(q, p) for q, ps in answers.items() for p in ps]
+    if not pairs:  # no answer at all (pandas cannot build an empty MultiIndex from tuples)
+        return np.zeros(len(query_ids), dtype=bool)
+    keys = pd.MultiIndex.from_tuples(pairs)
     return pd.MultiIndex.from_arrays([np.asarray(query_ids), np.asarray(product_ids)]).isin(keys)
 
 
