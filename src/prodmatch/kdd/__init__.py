@@ -3,6 +3,7 @@ features; metric NDCG@5. ``kdd_run(data_dir, "kdd-test", out)``; layout and prot
 from __future__ import annotations
 
 from . import methods  # noqa: F401  (registers the built-in method kinds)
+from . import sentence_match, word_match  # noqa: F401  (seed 003's trained kinds)
 from ._registry import METHODS, register_method
 from .config import KddRunConfig, MethodConfig
 from .methods import KddContext, Method, build_methods
