@@ -73,7 +73,7 @@ class ImageWordCore(nn.Module):
     def __init__(self, n_labels: int, feature_dim: int, n_words: int, options: MatchOptions) -> None:
         super().__init__()
         self.encoder = BoxEncoder(n_labels, feature_dim, options.boxes)
-        self.box_proj = nn.Linear(2 * options.boxes.hidden, options.word_dim)
+        self.box_proj = nn.Linear(2 * options.boxes.hidden, options.word_dim, bias=False)
         self.words = nn.Embedding(n_words, options.word_dim, padding_idx=PAD)
         nn.init.normal_(self.words.weight, std=options.word_dim ** -0.5)
         with torch.no_grad():

@@ -26,7 +26,7 @@ class PretrainOptions:
     epochs: int = 0
     caption: bool = True
     caption_weight: float = 1.0
-    lr: float = 2e-3
+    lr: float = 5e-3
     batch_size: int = 256
     stop_words: bool = True
 
@@ -153,6 +153,9 @@ def pretrain(core: nn.Module, data, options: PretrainOptions, *, seed: int, boxe
     keep = torch.ones(n_words, device=device)
     keep[torch.as_tensor(ignored)] = 0.0  # padding, unknown and stop words are no classes
     model = Pretrainer(core, n_words, options.caption).to(device)
+    with torch.no_grad():  # the bias starts at each word's log-odds: the match term need only learn the image's part
+        share = np.asarray(targets[data.train.query_codes].mean(0)).ravel().clip(1e-4, 1 - 1e-4)
+        model.multilabel.bias.copy_(torch.from_numpy(np.log(share / (1 - share))).float())
     optimizer = torch.optim.Adam(model.parameters(), lr=options.lr)
     codes = data.train.query_codes
     history: dict[str, list[float]] = {"multilabel": [], **({"caption": []} if options.caption else {})}
@@ -170,7 +173,7 @@ def pretrain(core: nn.Module, data, options: PretrainOptions, *, seed: int, boxe
             loss.backward()
             optimizer.step()
             for k, v in parts.items():
-                sums[k] += float(v) * len(rows)
+                sums[k] += v.item() * len(rows)
         for k in history:
             history[k].append(round(sums[k] / len(order), 5))
     core.eval()
