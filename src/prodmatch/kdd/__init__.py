@@ -2,7 +2,7 @@
 features; metric NDCG@5. ``kdd_run(data_dir, "kdd-test", out)``; layout and protocol: kdd/README.md."""
 from __future__ import annotations
 
-from . import methods  # noqa: F401  (registers the built-in method kinds)
+from . import methods, two_tower  # noqa: F401  (registers the built-in method kinds)
 from . import sentence_match, word_match  # noqa: F401  (seed 003's trained kinds)
 from ._registry import METHODS, register_method
 from .config import KddRunConfig, MethodConfig

@@ -14,11 +14,11 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from ..errors import DataError, preview
+from ..errors import DataError
 from ..layers import device_for
 from .boxes import BoxBatch, padded_boxes
 from .data import BoxChunk, Candidates
-from .methods import KddContext, Method
+from .methods import KddContext, Method, check_labels
 from .negatives import NegativeSpec, build_samplers, draw_negatives
 from .pretrain import PretrainOptions, pretrain
 from .towers import PAD, BoxEncoder, BoxTowerConfig, WordVocab
@@ -99,16 +99,6 @@ class MatchData:
 
     def row_words(self, rows: np.ndarray) -> Tensor:
         return torch.from_numpy(self.query_words[self.train.query_codes[rows]])
-
-
-def check_labels(chunk: BoxChunk, n_labels: int, where) -> None:
-    """DataError naming the lines whose class labels lie outside multimodal_labels.txt's ids."""
-    labels = chunk.class_labels
-    bad = (labels < 0) | (labels >= n_labels)
-    if bad.any():
-        lines = chunk.rows["line"].to_numpy()[chunk.box_rows()[bad]]
-        raise DataError(f"{where}: class label outside 0..{n_labels - 1} (multimodal_labels.txt) on line(s) "
-                        f"{preview(np.unique(lines).tolist())}")
 
 
 _PRETRAINED: dict[tuple, tuple[dict, dict]] = {}  # in-process: both kinds of one run share one pre-training
