@@ -180,7 +180,7 @@ class MatchMethod(Method):
                 optimizer.zero_grad()
                 loss.backward()
                 optimizer.step()
-                total += float(loss) * len(order[start:stop])
+                total += loss.item() * len(order[start:stop])
             losses.append(round(total / len(order), 5))
             log.info("kdd %s: epoch %d loss %.4f", self.spec.name, epoch + 1, losses[-1])
         self.model.eval()
