@@ -11,12 +11,17 @@ import torch
 import torch.nn.functional as F
 
 from prodmatch.config import load_config, read_yaml
-from prodmatch.data.synth import generate
 from prodmatch.errors import DataError
 from prodmatch.kdd import KddContext, KddRunConfig, build_methods, kdd_run
 from prodmatch.kdd.data import read_labels
-from prodmatch.kdd.pretrain import CaptionDecoder, box_match, multilabel_loss, word_targets
+from prodmatch.kdd.towers import WordVocab
+from prodmatch.kdd.train_data import load_train
+from prodmatch.kdd.pretrain import STOP_WORDS, CaptionDecoder, box_match, multilabel_loss, word_targets
 from prodmatch.kdd.word_match import WordWeights, pairwise_loss
+
+from .test_kdd import data  # the synthetic test-preset folder (module-scoped fixture)
+
+__all__ = ["data"]  # a fixture: used by name, not referenced
 
 
 # ---------------------------------------------------------------- heads, exact values
@@ -108,13 +113,6 @@ def test_sentence_options_checked():
 
 # ---------------------------------------------------------------- trained on the test preset
 @pytest.fixture(scope="module")
-def data(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("kdd") / "data"
-    generate("kdd", folder, seed=0, preset="test")
-    return folder
-
-
-@pytest.fixture(scope="module")
 def run(data, tmp_path_factory):
     out = tmp_path_factory.mktemp("runs") / "run"
     shipped = read_yaml("kdd-test")  # the shipped test config, with only this file's kinds and the floor
@@ -150,3 +148,16 @@ def test_word_weights_change_with_training(data):
     used = torch.from_numpy(np.unique(method.vocab.encode(["red dress", "black shoes"], 4)))
     assert prior[used[used > 1]].abs().min() > 1e-3
     assert F.pairwise_distance(prior[None], torch.zeros_like(prior)[None]).item() > 1e-2
+
+
+def test_pretraining_learns_more_than_the_word_priors(run, data):
+    """The multi-label head once collapsed to each word's prior (loss stuck at the bias-only BCE)."""
+    train = load_train(data, feature_dim=32, decode=())
+    vocab = WordVocab.build(train.queries)
+    ignore = [0, 1] + [i + 2 for i, w in enumerate(vocab.tokens) if w in STOP_WORDS]  # as pretrain()
+    targets = word_targets(vocab.encode(train.queries, 12), len(vocab), ignore, train.query_codes).toarray()
+    targets = np.delete(targets, ignore, axis=1)
+    share = targets.mean(0).clip(1e-4, 1 - 1e-4)
+    prior = -(targets * np.log(share) + (1 - targets) * np.log(1 - share)).sum(1).mean()  # best constant logits
+    final = run[1]["methods"]["sentence_match"]["pretrain"]["epoch_loss"]["multilabel"][-1]
+    assert final < 0.9 * prior, (final, prior)
