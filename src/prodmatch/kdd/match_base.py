@@ -34,7 +34,7 @@ class MatchOptions:
     box-match vectors, `max_words` per query, `max_boxes` per product, `min_count` of a vocabulary word,
     `max_rows` of train.tsv read (None: all; the real file has 3M), `epochs`, `batch_size` (positives per
     step), `lr` (Adam), `negatives` samplers, `pretrain` (seed 003's image-encoder pre-training),
-    `device`, `seed` (None: the run's)."""
+    `device`, `seed` (None: the run's), `score_batch` candidate rows per scoring step."""
 
     boxes: BoxTowerConfig = BoxTowerConfig(hidden=64, dim=128)
     word_dim: int = 64

@@ -112,7 +112,7 @@ class CaptionDecoder(nn.Module):
         n_words = words.shape[0]
         lengths = token_mask.sum(1)
         targets = torch.cat([torch.where(token_mask, tokens, -100), torch.full_like(tokens[:, :1], -100)], 1)
-        targets[torch.arange(len(tokens)), lengths] = n_words
+        targets[torch.arange(len(tokens), device=tokens.device), lengths] = n_words
         logits = self.logits(image, tokens, words)
         return F.cross_entropy(logits.reshape(-1, n_words + 1), targets.reshape(-1), ignore_index=-100)
 
