@@ -9,28 +9,20 @@ import pandas as pd
 import pytest
 
 from prodmatch.config import load_config
-from prodmatch.data.synth import generate
 from prodmatch.errors import DataError
-from prodmatch.kdd import METHODS, KddRunConfig, Method, StackedMethod, StackTable, kdd_run, register_method
+from prodmatch.kdd import (
+    METHODS, KddRunConfig, Method, StackedMethod, StackTable, build_methods, kdd_run, register_method,
+)
 from prodmatch.kdd.data import read_answers, read_candidates
 from prodmatch.kdd.features import (
     CANDIDATE_FEATURES, minus_query_max, query_features, query_rank, query_zscore, rank_unit,
 )
 from prodmatch.kdd.stacked import stack_table
 
-DIM = 32
+from . import test_kdd
 
-
-@pytest.fixture(scope="module")
-def data(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("kdd-stack") / "data"
-    generate("kdd", folder, seed=0, preset="test")
-    return folder
-
-
-@pytest.fixture(scope="module")
-def run(data, tmp_path_factory):
-    return kdd_run(data, "kdd-test", tmp_path_factory.mktemp("runs") / "run")
+DIM = test_kdd.DIM
+data, run = test_kdd.data, test_kdd.run  # fixtures: the test preset's data and its kdd-test run
 
 
 @pytest.fixture
@@ -97,7 +89,7 @@ def test_out_of_fold_never_scores_a_query_it_was_fitted_on(data, kind):
             return pairs.isin(list(model)).astype(float) if model else np.zeros(len(t))
 
     cfg = config({"name": "random", "kind": "random"}, {"name": "m", "kind": "memorise", "options": {"folds": 3}})
-    method = [m for m in _build(cfg) if m.spec.name == "m"][0]
+    method = [m for m in build_methods(cfg) if m.spec.name == "m"][0]
     answers = read_answers(data / "valid_answer.json")
     cands = read_candidates(data / "valid.tsv", answers, feature_dim=DIM)
     t = stack_table(cands, {"random": np.zeros(len(cands.codes))}, method.inputs, (), answers)
@@ -109,12 +101,6 @@ def test_out_of_fold_never_scores_a_query_it_was_fitted_on(data, kind):
     assert facts["in_sample_ndcg5"] == 1.0 and facts["oof_ndcg5"] == pytest.approx(t.ndcg(np.zeros(len(t))), abs=1e-6)
     assert facts["oof_ndcg5"] < 0.5
     assert method.predict(t).sum() == t.relevant.sum()  # the refit on all of valid is what scores the tests
-
-
-def _build(cfg):
-    from prodmatch.kdd import build_methods
-
-    return build_methods(cfg)
 
 
 def test_stage_valid_rows_of_level_2_are_out_of_fold(run):
@@ -164,7 +150,7 @@ def test_an_in_sample_valid_score_is_never_chosen(data, tmp_path, kind):
 def ensemble(**options):
     cfg = config({"name": "a", "kind": "random"}, {"name": "b", "kind": "random"},
                  {"name": "ens", "kind": "weighted_ensemble", "options": options})
-    return _build(cfg)[2]
+    return build_methods(cfg)[2]
 
 
 def test_weighted_ensemble_puts_the_weight_on_the_truth():
@@ -227,11 +213,11 @@ def test_level_2_config_errors_at_load(methods, message):
 def test_defaults_and_shipped_configs():
     cfg = config({"name": "r", "kind": "random"}, {"name": "l", "kind": "lgbm_rerank"},
                  {"name": "o", "kind": "box_label_overlap"}, {"name": "e", "kind": "weighted_ensemble"})
-    lgbm, ens = _build(cfg)[1], _build(cfg)[3]
+    lgbm, ens = build_methods(cfg)[1], build_methods(cfg)[3]
     assert lgbm.inputs == ("r",) and ens.inputs == ("r", "o")  # default: the level-1 methods listed before it
     assert lgbm.needs == () and lgbm.extras == ("num_boxes", "image_area")
     boxes = config({"name": "r", "kind": "random"}, {"name": "l", "kind": "lgbm_rerank", "options": {"extras": ["box_area"]}})
-    assert _build(boxes)[1].needs == ("boxes",) and set(CANDIDATE_FEATURES) >= {"num_boxes", "image_area", "box_area"}
+    assert build_methods(boxes)[1].needs == ("boxes",) and set(CANDIDATE_FEATURES) >= {"num_boxes", "image_area", "box_area"}
     for name in ("kdd-test", "kdd-demo"):
         kinds = [m.kind for m in load_config(name, KddRunConfig).methods]
         assert kinds[-2:] == ["lgbm_rerank", "weighted_ensemble"]
@@ -241,6 +227,18 @@ def test_too_few_valid_queries_for_the_folds_is_a_data_error(data, tmp_path):
     cfg = {"feature_dim": DIM, "test_splits": [], "methods": [
         {"name": "r", "kind": "random"}, {"name": "l", "kind": "lgbm_rerank", "options": {"folds": 50}}]}
     with pytest.raises(DataError, match=r"method 'l': valid queries: 24 group\(s\) cannot fill 50 folds"):
+        kdd_run(data, cfg, tmp_path / "run")
+
+
+def test_non_finite_input_scores_are_a_data_error(data, tmp_path, kind):
+    @kind("nan_scores")
+    class NanScores(Method):
+        def score(self, split, candidates, context):
+            return np.where(np.arange(len(candidates.codes)) == 3, np.nan, 1.0)
+
+    cfg = {"feature_dim": DIM, "test_splits": [], "methods": [
+        {"name": "bad", "kind": "nan_scores"}, {"name": "e", "kind": "weighted_ensemble", "options": {"folds": 2}}]}
+    with pytest.raises(DataError, match=r"valid.tsv: level-1 method\(s\) 'bad' gave non-finite scores"):
         kdd_run(data, cfg, tmp_path / "run")
 
 

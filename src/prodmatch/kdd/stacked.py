@@ -55,6 +55,10 @@ class StackTable:
 def stack_table(candidates: Candidates, scores: dict[str, np.ndarray], inputs, extras=(), answers=None) -> StackTable:
     """The `inputs` columns of a split's level-1 `scores` plus the candidate features `extras`."""
     matrix = np.column_stack([np.asarray(scores[name], dtype=np.float64) for name in inputs])
+    bad = ~np.isfinite(matrix).all(axis=0)
+    if bad.any():
+        raise DataError(f"{candidates.path}: level-1 method(s) {preview(np.asarray(inputs)[bad].tolist())} gave "
+                        f"non-finite scores; a level-2 method cannot combine them")
     extra = np.column_stack([CANDIDATE_FEATURES[e][1](candidates) for e in extras]) if extras else np.zeros((len(matrix), 0))
     labels = {}
     if answers is not None:
