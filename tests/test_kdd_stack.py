@@ -118,6 +118,18 @@ def test_stage_valid_rows_of_level_2_are_out_of_fold(run):
     assert record["methods"]["lgbm_rerank"]["in_sample_ndcg5"] > valid.loc["lgbm_rerank", "NDCG@5"]  # the gap OOF hides
     scores = pd.read_parquet(out / "scores.parquet")
     assert list(scores.columns[3:]) == ["random", "box_label_overlap", "lgbm_rerank", "weighted_ensemble"]
+    assert record["methods"]["lgbm_rerank"]["saved"] == ["models/lgbm_rerank/model.txt"]
+
+
+def test_the_saved_reranker_reproduces_the_test_scores(run, data):
+    import lightgbm as lgb
+
+    booster = lgb.Booster(model_file=str(run["out"] / "models" / "lgbm_rerank" / "model.txt"))
+    method = build_methods(load_config("kdd-test", KddRunConfig))[2]
+    cands = read_candidates(data / "testA.tsv", feature_dim=DIM)
+    scores = pd.read_parquet(run["out"] / "scores.parquet").query("split == 'testA'")
+    t = stack_table(cands, {n: scores[n].to_numpy() for n in method.inputs}, method.inputs, method.extras)
+    np.testing.assert_allclose(booster.predict(method.features(t)[0]), scores["lgbm_rerank"], rtol=1e-12)
 
 
 def test_lgbm_rerank_beats_its_best_input_out_of_fold(run):

@@ -197,6 +197,8 @@ def write_leaderboard(root="oof", *, plots: bool = True) -> dict:
     write_csv(root / "leaderboard.csv", table)
     lines = ["# Local CV leaderboard", "", f"{len(table)} entries from {table['run'].nunique()} runs under `{root}`, best F1 first, then KDD rows (metric NDCG@5) best ndcg5 first.",
              "Matcher, stacker and encoder F1 are out-of-fold with thresholds tuned on other folds; a baseline's is its held-out test (synthetic) or train score.",
+             "KDD rows (metric NDCG@5): ndcg5 is the chosen method's valid score (held-out, or out-of-fold for a level-2 method), "
+             "test_ndcg5 its score on the first test split with answers.",
              "predicted_f1: the F1 the matcher / stacker expects on a test set of test_rows rows (thresholds tuned for that size; "
              "decide by this one when the test set is bigger than a CV pool).",
              "", markdown_table(table.astype(object).where(table.notna(), "-")) if len(table) else "(no scored runs yet)"]

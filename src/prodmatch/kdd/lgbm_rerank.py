@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import DataError, preview
+from ..io import write_text
 from ._registry import register_method
 from .features import TRANSFORMS, query_features
 from .stacked import StackedMethod, StackedOptions, StackTable
@@ -68,6 +69,10 @@ class LgbmRerank(StackedMethod):
 
     def predict_model(self, model, table):
         return model.predict(self.features(table)[0], num_threads=self.options.num_threads)
+
+    def save(self, folder):
+        write_text(folder / "model.txt", self.model.model_to_string())  # LightGBM's own text format
+        return ["model.txt"]
 
     def describe(self, model) -> dict:
         gain = model.feature_importance(importance_type="gain")

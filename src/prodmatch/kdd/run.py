@@ -1,6 +1,7 @@
-"""The KDD stage: a KDD folder -> every method scores the valid and test candidates -> compare.csv
-(NDCG@5 on valid, and on a test split whose answers are present), the best valid method's
-submission.csv per test split, scores.parquet and run.json. Protocol: kdd/README.md."""
+"""The KDD stage: a KDD folder -> every level-1 method scores the valid and test candidates, level-2
+methods combine those scores (fitted on valid, out-of-fold there) -> compare.csv (NDCG@5 on valid, and
+on a test split whose answers are present), the best valid method's submission.csv per test split,
+scores.parquet and run.json. Protocol: kdd/README.md."""
 from __future__ import annotations
 
 import logging
@@ -43,10 +44,10 @@ def kdd_run(data_dir, config, out, *, overwrite: bool = False) -> dict:
             truth_path = locate(data_dir, f"{name}_answer.json")
             truth = read_answers(truth_path) if truth_path else None
             splits[name] = (read_candidates(path, truth, truth_path, **read), truth)
-    level1 = [m for m in methods if m.level == 1]
+    level1, stacked = [m for m in methods if m.level == 1], [m for m in methods if m.level == 2]
     facts = {m.spec.name: m.fit(context) for m in level1}
     scores = {split: {m.spec.name: m.score(split, cands, context) for m in level1} for split, (cands, _) in splits.items()}
-    for m in (m for m in methods if m.level == 2):  # fitted on valid's level-1 scores: valid out-of-fold
+    for m in stacked:  # fitted on valid's level-1 scores: valid out-of-fold
         tables = {split: stack_table(cands, scores[split], m.inputs, m.extras, truth if split == "valid" else None)
                   for split, (cands, truth) in splits.items()}
         scores["valid"][m.spec.name], facts[m.spec.name] = m.fit_scores(tables["valid"])
@@ -71,6 +72,10 @@ def kdd_run(data_dir, config, out, *, overwrite: bool = False) -> dict:
                     summary["test"][split] = rescored
         table = pd.DataFrame(rows)
         write_csv(tmp / "compare.csv", table)
+        for m in stacked:  # the final level-2 models (fitted on all of valid), where the kind saves one
+            saved = m.save(tmp / "models" / m.spec.name)
+            if saved:
+                facts[m.spec.name]["saved"] = [f"models/{m.spec.name}/{name}" for name in saved]
         write_scores(tmp / "scores.parquet", [score_table(s, c, scores[s]) for s, (c, _) in splits.items()])
         summary["valid"] = dict(zip(table.loc[table["split"] == "valid", "method"], table.loc[table["split"] == "valid", "NDCG@5"]))
         files = [LABELS_FILE, "valid.tsv", "valid_answer.json"] + [f"{s}{ext}" for s in splits if s != "valid"

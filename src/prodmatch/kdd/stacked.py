@@ -4,6 +4,7 @@ scores a query it was fitted on); one more fit on all of valid scores the test s
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
@@ -115,6 +116,10 @@ class StackedMethod(Method):
     def describe(self, model: Any) -> dict:
         """run.json facts about a fitted model (weights, importance)."""
         return {}
+
+    def save(self, folder: Path) -> list[str]:
+        """Write the model fitted on all of valid into `folder` (no pickle); the file names written."""
+        return []
 
     def fit_scores(self, valid: StackTable) -> tuple[np.ndarray, dict]:
         """Out-of-fold scores of valid's rows (each query scored by a model fitted on the other folds'
