@@ -156,6 +156,11 @@ def test_an_in_sample_valid_score_is_never_chosen(data, tmp_path, kind):
     compare = pd.read_csv(tmp_path / "run" / "compare.csv").set_index("method")
     assert compare.loc["peek", "NDCG@5"] == 1.0 and compare.loc["peek", "score_kind"] == "in_sample"
     assert result["chosen"] == "overlap" and not compare.loc["peek", "chosen"]
+    from prodmatch.leaderboard import collect
+
+    row = collect(tmp_path).iloc[0]  # a level-1 choice: its valid score is held-out
+    assert row["what"].startswith("KDD recall: overlap (valid NDCG@5 held-out")
+    assert row["ndcg5"] == round(compare.loc["overlap", "NDCG@5"], 4) and pd.isna(row["test_ndcg5"])
 
 
 # ---------------------------------------------------------------- weighted ensemble

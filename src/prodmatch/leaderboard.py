@@ -3,8 +3,8 @@
 A run folder is recognised by what it holds: ``result.json`` (baseline), ``models/*/model.json``
 (stored embeddings, with OOF F1 when an encoder wrote one), ``ablation.csv`` + ``matcher.json``
 (matcher), ``stack/stack.json`` (stacker), ``run.json`` of stage ``ccks`` (CCKS: the chosen entry's
-valid-pair F1) or ``kdd`` (KDD recall: the chosen method's NDCG@5, in its own columns). Writes ``leaderboard.md`` and ``leaderboard.csv``
-beside the runs and PNGs under ``leaderboard/``: F1 vs threshold per model, match-set sizes
+valid-pair F1) or ``kdd`` (KDD recall: the chosen method's NDCG@5, in its own columns). Writes
+``leaderboard.md`` and ``leaderboard.csv`` beside the runs and PNGs under ``leaderboard/``: F1 vs threshold per model, match-set sizes
 before/after chisel against the truth, stacker feature importance.
 """
 from __future__ import annotations
@@ -119,7 +119,7 @@ def _kdd(run: Path) -> list[dict]:
     chosen = info.get("chosen")
     if info.get("stage") != "kdd" or chosen not in (info.get("valid_ndcg5") or {}):
         return []
-    how = "out-of-fold" if "oof_ndcg5" in (info.get("methods") or {}).get(chosen, {}) else "held-out"
+    how = {"oof": "out-of-fold", "in_sample": "in-sample"}.get((info.get("valid_score_kind") or {}).get(chosen), "held-out")
     tests = info.get("test_ndcg5") or {}
     row = _row(run, "kdd", f"KDD recall: {chosen} (valid NDCG@5 {how}; of {', '.join(info['valid_ndcg5'])})", info, {},
                " ".join(f"{split} {float(v):.4f}" for split, v in tests.items()))

@@ -83,6 +83,7 @@ def kdd_run(data_dir, config, out, *, overwrite: bool = False) -> dict:
         write_json(tmp / "run.json", {
             "stage": "kdd", "config": to_dict(config), "data_dir": str(data_dir), "data": kdd_hashes(data_dir, files),
             "code_version": code_version(), "chosen": chosen, "valid_ndcg5": summary["valid"],
+            "valid_score_kind": kinds,
             "test_ndcg5": summary["test"], "methods": facts, "decoded": list(needs),
             "splits": {s: _split_facts(c, t) for s, (c, t) in splits.items()}, "seconds": round(time.time() - started, 2)})
     summary.update(out=out, compare=out / "compare.csv", scores=out / "scores.parquet", run=out / "run.json", table=table)
