@@ -209,6 +209,8 @@ def test_weighted_ensemble_on_the_test_preset_holds_its_best_member_in_sample(ru
      r"input 'r' is listed after it"),
     ([{"name": "r", "kind": "random"}, {"name": "l", "kind": "lgbm_rerank"},
       {"name": "e", "kind": "weighted_ensemble", "options": {"inputs": ["r", "l"]}}], r"input 'l' is a level-2 method"),
+    ([{"name": "r", "kind": "random"}, {"name": "l", "kind": "lgbm_rerank"}, {"name": "o", "kind": "box_label_overlap"}],
+     r"method 'l': level-1 method\(s\) 'o' listed after this level-2 method; list every level-1 method before"),
     ([{"name": "r", "kind": "random"}, {"name": "e", "kind": "weighted_ensemble", "options": {"inputs": ["r", "r"]}}],
      r"repeated input\(s\) 'r'"),
     ([{"name": "r", "kind": "random"}, {"name": "l", "kind": "lgbm_rerank", "options": {"folds": 1}}],
@@ -228,10 +230,10 @@ def test_level_2_config_errors_at_load(methods, message):
 
 
 def test_defaults_and_shipped_configs():
-    cfg = config({"name": "r", "kind": "random"}, {"name": "l", "kind": "lgbm_rerank"},
-                 {"name": "o", "kind": "box_label_overlap"}, {"name": "e", "kind": "weighted_ensemble"})
-    lgbm, ens = build_methods(cfg)[1], build_methods(cfg)[3]
-    assert lgbm.inputs == ("r",) and ens.inputs == ("r", "o")  # default: the level-1 methods listed before it
+    cfg = config({"name": "r", "kind": "random"}, {"name": "o", "kind": "box_label_overlap"},
+                 {"name": "l", "kind": "lgbm_rerank", "options": {"inputs": ["o"]}}, {"name": "e", "kind": "weighted_ensemble"})
+    lgbm, ens = build_methods(cfg)[2:]
+    assert lgbm.inputs == ("o",) and ens.inputs == ("r", "o")  # default: all level-1 methods
     assert lgbm.needs == () and lgbm.extras == ("num_boxes", "image_area")
     boxes = config({"name": "r", "kind": "random"}, {"name": "l", "kind": "lgbm_rerank", "options": {"extras": ["box_area"]}})
     assert build_methods(boxes)[1].needs == ("boxes",) and set(CANDIDATE_FEATURES) >= {"num_boxes", "image_area", "box_area"}

@@ -73,7 +73,7 @@ def stack_table(candidates: Candidates, scores: dict[str, np.ndarray], inputs, e
 
 @dataclass(frozen=True)
 class StackedOptions:
-    """`inputs`: level-1 method names listed before this one (empty: all of those); `extras`: cheap
+    """`inputs`: level-1 method names (empty: all; the config lists them before level 2); `extras`: cheap
     candidate features added to them (names in features.CANDIDATE_FEATURES); `folds`: query-grouped folds
     of valid for the out-of-fold valid score (>= 2); `seed` of the fold shuffle (None: the run's)."""
 
@@ -150,12 +150,17 @@ class StackedMethod(Method):
 
 
 def resolve_inputs(spec: MethodConfig, config: KddRunConfig, inputs: tuple[str, ...]) -> tuple[str, ...]:
-    """The level-1 methods a level-2 `spec` reads: those named (each must be a level-1 method listed
-    before it) or, when none are named, every level-1 method before it."""
+    """The level-1 methods a level-2 `spec` reads: those named (each a level-1 method listed before it)
+    or, when none are named, all level-1 methods. A config lists its level-1 methods first, so a method
+    appended after the level-2 ones fails loudly instead of silently missing from a default."""
     names = [m.name for m in config.methods]
     here = names.index(spec.name)
     level = {m.name: getattr(METHODS[m.kind], "level", 1) for m in config.methods}
     earlier = [n for n in names[:here] if level[n] == 1]
+    late = [n for n in names[here + 1:] if level[n] == 1 and n not in inputs]
+    if late:
+        raise DataError(f"method {spec.name!r}: level-1 method(s) {preview(late)} listed after this level-2 method; "
+                        f"list every level-1 method before the level-2 ones")
     if not inputs:
         if not earlier:
             raise DataError(f"method {spec.name!r}: no level-1 method is listed before it to combine")
