@@ -234,7 +234,7 @@ def test_stage_writes_its_artifacts_and_label_overlap_beats_random(run, data):
     compare = pd.read_csv(out / "compare.csv")
     valid = compare[compare["split"] == "valid"].set_index("method")["NDCG@5"]
     assert valid["box_label_overlap"] > valid["random"] + 0.05
-    assert run["chosen"] == valid.idxmax() and set(compare["split"]) == {"valid", "testA", "testB"}
+    assert run["chosen"] == valid.idxmax() and set(compare["split"]) == {"valid", "testA", "testB"}  # level 2 included
     record = json.loads((out / "run.json").read_text())
     assert record["stage"] == "kdd" and record["config"]["feature_dim"] == DIM and record["code_version"]
     assert {"valid.tsv", "valid_answer.json", "multimodal_labels.txt", "testA.tsv"} <= set(record["data"])
