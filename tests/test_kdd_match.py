@@ -19,7 +19,7 @@ from prodmatch.kdd.train_data import load_train
 from prodmatch.kdd.pretrain import STOP_WORDS, CaptionDecoder, box_match, multilabel_loss, word_targets
 from prodmatch.kdd.word_match import WordWeights, pairwise_loss
 
-from .test_kdd import data  # the synthetic test-preset folder (module-scoped fixture)
+from .test_kdd import data, kdd_test_with  # data: the synthetic test-preset folder (module-scoped fixture)
 
 __all__ = ["data"]  # a fixture: used by name, not referenced
 
@@ -115,9 +115,7 @@ def test_sentence_options_checked():
 @pytest.fixture(scope="module")
 def run(data, tmp_path_factory):
     out = tmp_path_factory.mktemp("runs") / "run"
-    shipped = read_yaml("kdd-test")  # the shipped test config, with only this file's kinds and the floor
-    methods = [m for m in shipped["methods"] if m["kind"] in ("random", "word_match", "sentence_match")]
-    summary = kdd_run(data, {**shipped, "methods": methods}, out)
+    summary = kdd_run(data, kdd_test_with("random", "word_match", "sentence_match"), out)  # this file's kinds + the floor
     return summary, json.loads((out / "run.json").read_text())
 
 
