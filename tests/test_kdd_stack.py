@@ -22,7 +22,14 @@ from prodmatch.kdd.stacked import stack_table
 from . import test_kdd
 
 DIM = test_kdd.DIM
-data, run = test_kdd.data, test_kdd.run  # fixtures: the test preset's data and its kdd-test run
+data = test_kdd.data  # fixture: the test preset's data
+STACK_KINDS = ("random", "box_label_overlap", "lgbm_rerank", "weighted_ensemble")
+
+
+@pytest.fixture(scope="module")
+def run(data, tmp_path_factory):
+    """kdd-test's baselines and level-2 members (the trained level-1 kinds have their own test files)."""
+    return kdd_run(data, test_kdd.kdd_test_with(*STACK_KINDS), tmp_path_factory.mktemp("runs") / "run")
 
 
 @pytest.fixture
@@ -125,7 +132,7 @@ def test_the_saved_reranker_reproduces_the_test_scores(run, data):
     import lightgbm as lgb
 
     booster = lgb.Booster(model_file=str(run["out"] / "models" / "lgbm_rerank" / "model.txt"))
-    method = build_methods(load_config("kdd-test", KddRunConfig))[2]
+    method = build_methods(load_config(test_kdd.kdd_test_with(*STACK_KINDS), KddRunConfig))[2]
     cands = read_candidates(data / "testA.tsv", feature_dim=DIM)
     scores = pd.read_parquet(run["out"] / "scores.parquet").query("split == 'testA'")
     t = stack_table(cands, {n: scores[n].to_numpy() for n in method.inputs}, method.inputs, method.extras)

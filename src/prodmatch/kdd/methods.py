@@ -16,7 +16,7 @@ from ..config import from_dict
 from ..errors import DataError
 from ._registry import METHODS, register_method
 from .config import KddRunConfig, MethodConfig
-from .data import Candidates
+from .data import BoxChunk, Candidates
 
 
 @dataclass(frozen=True)
@@ -111,10 +111,7 @@ class BoxLabelOverlap(Method):
         label_matrix = _binary([np.array(ws, np.int64) for ws in label_words], len(vocab))
         data = candidates.data
         labels = data.class_labels
-        if len(labels) and (labels.min() < 0 or labels.max() >= len(names)):
-            bad = data.rows["line"].to_numpy()[data.box_rows()[(labels < 0) | (labels >= len(names))]]
-            raise DataError(f"{candidates.path}: class label outside 0..{len(names) - 1} (multimodal_labels.txt) "
-                            f"on line(s) {bad[:5].tolist()}")
+        check_labels(data, len(names), candidates.path)
         n_rows = len(data)
         boxes = sp.csr_matrix((np.ones(len(labels)), (data.box_rows(), labels)), shape=(n_rows, len(names)))
         product_words = (boxes @ label_matrix) > 0
@@ -123,6 +120,16 @@ class BoxLabelOverlap(Method):
         n_words = np.array([max(len(ws), 1) for ws in query_words], np.float64)
         matched = np.asarray(known[candidates.codes].multiply(product_words).sum(axis=1)).ravel()
         return matched / n_words[candidates.codes]
+
+
+def check_labels(chunk: BoxChunk, n_labels: int, path) -> None:
+    """DataError naming the lines of `chunk` whose box class labels are outside 0..n_labels-1."""
+    labels = chunk.class_labels
+    bad = (labels < 0) | (labels >= n_labels)
+    if bad.any():
+        lines = chunk.rows["line"].to_numpy()[chunk.box_rows()[bad]]
+        raise DataError(f"{path}: class label outside 0..{n_labels - 1} (multimodal_labels.txt) "
+                        f"on line(s) {lines[:5].tolist()}")
 
 
 def _binary(lists: list[np.ndarray], width: int) -> sp.csr_matrix:
