@@ -236,3 +236,17 @@ def test_normalising_unit_rows_is_idempotent():
     y = normalize_rows(unit(200, 16))
     np.testing.assert_array_equal(normalize_rows(y), y)
     np.testing.assert_array_equal(normalize_rows(normalize_rows(unit(50, 8) * 2.5)), normalize_rows(unit(50, 8) * 2.5))
+
+
+def test_tie_run_re_search_in_bounded_blocks_equals_torch(monkeypatch):
+    # phash-like data: many rows whose ties run past the margin. Their re-search over every base
+    # row once took rows x N memory at once (256 MiB at 20k rows); it now goes in blocks
+    import prodmatch.neighbors as nb
+
+    monkeypatch.setattr(nb, "FULL_LIST_ENTRIES", 3 * 200)  # 3 rows per block
+    bits = np.random.default_rng(5).integers(0, 2, (200, 4)).astype(np.float32) * 2 - 1
+    base = bits / 2.0  # 16 distinct codes over 200 rows: every row ties far past k + margin
+    s1, i1 = knn(base, 5, backend="faiss")
+    s2, i2 = knn(base, 5, backend="torch")
+    np.testing.assert_array_equal(i1, i2)
+    np.testing.assert_allclose(s1, s2, atol=1e-6)

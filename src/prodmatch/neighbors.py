@@ -162,6 +162,9 @@ def _chunks(n: int, chunk: int):
         yield slice(start, min(n, start + chunk))
 
 
+FULL_LIST_ENTRIES = 1 << 22  # a tie-run re-search holds at most this many (sim, id) pairs (~50 MB)
+
+
 @register_backend("faiss")
 def _search_faiss(base, query, k, chunk):
     """faiss IndexFlatIP: exact inner product (the CPU default). faiss' heap keeps an arbitrary
@@ -178,9 +181,10 @@ def _search_faiss(base, query, k, chunk):
     sims, idx = order_ties(sims, idx)
     # a tie run that fills the margin may go on past it: those rows are searched over every base row
     long = np.flatnonzero(sims[:, -1] == sims[:, k - 1]) if k + extra < len(base) else np.zeros(0, np.int64)
-    for s in _chunks(len(long), chunk):
+    block = max(1, min(chunk, FULL_LIST_ENTRIES // len(base)))  # rows x len(base) lists: bounded memory
+    for s in _chunks(len(long), block):
         rows = long[s]
-        sims[rows], idx[rows] = (a[:, : k + extra] for a in order_ties(*_flat_lists(index, query[rows], len(base), chunk)))
+        sims[rows], idx[rows] = (a[:, : k + extra] for a in order_ties(*_flat_lists(index, query[rows], len(base), block)))
     return np.ascontiguousarray(sims[:, :k]), np.ascontiguousarray(idx[:, :k])
 
 
