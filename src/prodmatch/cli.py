@@ -423,7 +423,8 @@ def leaderboard(args):
 
     result = write_leaderboard(args.root, plots=not args.no_plots)
     table = result["table"]
-    print(table[["run", "entry", "what", "f1"]].head(args.top).to_string(index=False) if len(table) else "no scored runs")
+    shown = table[["run", "entry", "what", "metric", "f1", "ndcg5"]].head(args.top)
+    print(shown.to_string(index=False) if len(table) else "no scored runs")
     print(f"wrote {result['markdown']}, {result['csv']} and {len(result['plots'])} plots")
 
 

@@ -3,8 +3,8 @@
 A run folder is recognised by what it holds: ``result.json`` (baseline), ``models/*/model.json``
 (stored embeddings, with OOF F1 when an encoder wrote one), ``ablation.csv`` + ``matcher.json``
 (matcher), ``stack/stack.json`` (stacker), ``run.json`` of stage ``ccks`` (CCKS: the chosen entry's
-valid-pair F1). Writes ``leaderboard.md`` and ``leaderboard.csv``
-beside the runs and PNGs under ``leaderboard/``: F1 vs threshold per model, match-set sizes
+valid-pair F1) or ``kdd`` (KDD recall: the chosen method's NDCG@5, in its own columns). Writes
+``leaderboard.md`` and ``leaderboard.csv`` beside the runs and PNGs under ``leaderboard/``: F1 vs threshold per model, match-set sizes
 before/after chisel against the truth, stacker feature importance.
 """
 from __future__ import annotations
@@ -17,7 +17,10 @@ import pandas as pd
 from .io import atomic_path, write_csv, write_text
 from .report import markdown_table
 
-COLUMNS = ["run", "entry", "what", "data", "f1", "precision", "recall", "predicted_f1", "test_rows", "stages", "seconds"]
+COLUMNS = ["run", "entry", "what", "data", "metric", "f1", "precision", "recall", "predicted_f1", "ndcg5", "test_ndcg5",
+           "test_rows", "stages", "seconds"]
+"""`metric` names a row's score: ``F1`` (f1 / precision / recall / predicted_f1) or ``NDCG@5`` (KDD runs:
+ndcg5 on valid, test_ndcg5 on the first scored test split); F1 rows come first, then NDCG@5 rows, each best first."""
 
 
 def collect(root) -> pd.DataFrame:
@@ -29,7 +32,7 @@ def collect(root) -> pd.DataFrame:
             rows += reader(run)
     frame = pd.DataFrame(rows, columns=COLUMNS)
     frame["test_rows"] = frame["test_rows"].astype("Int64")
-    return frame.sort_values("f1", ascending=False, na_position="last", ignore_index=True)
+    return frame.sort_values(["f1", "ndcg5"], ascending=False, na_position="last", ignore_index=True)
 
 
 def _read_json(path: Path) -> dict:
@@ -109,7 +112,23 @@ def _ccks(run: Path) -> list[dict]:
     return [_row(run, "ccks", what, info, info["chosen_valid"], "" if cv is None else f"cv F1 {float(cv):.4f}")]
 
 
-READERS = (_baseline, _models, _matcher, _stacker, _ccks)
+def _kdd(run: Path) -> list[dict]:
+    """KDD recall: the chosen method's valid NDCG@5 (held-out, or out-of-fold for a level-2 method) and
+    its test NDCG@5 where the test answers were known (synthetic testA / testB)."""
+    info = _read_json(run / "run.json")
+    chosen = info.get("chosen")
+    if info.get("stage") != "kdd" or chosen not in (info.get("valid_ndcg5") or {}):
+        return []
+    how = {"oof": "out-of-fold", "in_sample": "in-sample"}.get((info.get("valid_score_kind") or {}).get(chosen), "held-out")
+    tests = info.get("test_ndcg5") or {}
+    row = _row(run, "kdd", f"KDD recall: {chosen} (valid NDCG@5 {how}; of {', '.join(info['valid_ndcg5'])})", info, {},
+               " ".join(f"{split} {float(v):.4f}" for split, v in tests.items()))
+    first = next(iter(tests.values()), None)
+    return [{**row, "metric": "NDCG@5", "ndcg5": round(float(info["valid_ndcg5"][chosen]), 4),
+             "test_ndcg5": None if first is None else round(float(first), 4)}]
+
+
+READERS = (_baseline, _models, _matcher, _stacker, _ccks, _kdd)
 
 
 def _row(run: Path, entry: str, what: str, info: dict, score: dict, stages: str = "", predicted: dict | None = None) -> dict:
@@ -118,7 +137,7 @@ def _row(run: Path, entry: str, what: str, info: dict, score: dict, stages: str 
         return None if value is None else round(float(value), 4)
 
     predicted = predicted or {}
-    return {"run": run.name, "entry": entry, "what": what, "data": _data_hash(info), "f1": num("f1"),
+    return {"run": run.name, "entry": entry, "what": what, "data": _data_hash(info), "metric": "F1", "f1": num("f1"),
             "precision": num("precision"), "recall": num("recall"), "predicted_f1": num("f1", predicted),
             "test_rows": predicted.get("test_rows"), "stages": stages, "seconds": info.get("seconds")}
 
@@ -176,8 +195,10 @@ def write_leaderboard(root="oof", *, plots: bool = True) -> dict:
         for run in sorted(set(table["run"])):
             images += plot_run(root / run, root / "leaderboard")
     write_csv(root / "leaderboard.csv", table)
-    lines = ["# Local CV leaderboard", "", f"{len(table)} entries from {table['run'].nunique()} runs under `{root}`, best F1 first.",
+    lines = ["# Local CV leaderboard", "", f"{len(table)} entries from {table['run'].nunique()} runs under `{root}`, best F1 first, then KDD rows (metric NDCG@5) best ndcg5 first.",
              "Matcher, stacker and encoder F1 are out-of-fold with thresholds tuned on other folds; a baseline's is its held-out test (synthetic) or train score.",
+             "KDD rows (metric NDCG@5): ndcg5 is the chosen method's valid score (held-out, or out-of-fold for a level-2 method), "
+             "test_ndcg5 its score on the first test split with answers.",
              "predicted_f1: the F1 the matcher / stacker expects on a test set of test_rows rows (thresholds tuned for that size; "
              "decide by this one when the test set is bigger than a CV pool).",
              "", markdown_table(table.astype(object).where(table.notna(), "-")) if len(table) else "(no scored runs yet)"]

@@ -1,10 +1,12 @@
 """Cosine top-K neighbours with interchangeable backends that return the same sorted arrays, so callers
-never branch on the backend: exact (faiss on CPU, cuML / torch on GPU) and approximate (faiss IVF-Flat,
-IVF-PQ, HNSW, sized by `AnnRule`); prodmatch/README.md."""
+never branch on the backend: exact (faiss on CPU, cuML / torch on GPU), approximate (faiss IVF-Flat,
+IVF-PQ, HNSW, sized by `AnnRule`) and sharded on a Dask cluster (`dask*`, prodmatch.distributed);
+prodmatch/README.md."""
 from __future__ import annotations
 
 import importlib.util
 import warnings
+from functools import partial
 from dataclasses import dataclass
 from typing import Callable
 
@@ -16,6 +18,8 @@ Backend = Callable[[np.ndarray, np.ndarray, int, int], "tuple[np.ndarray, np.nda
 BACKENDS: dict[str, Backend] = {}
 CHUNK_BYTES = 256 * 2**20  # a (chunk x N) float32 block of similarities is about this big
 NORM_TOLERANCE = 1e-3
+UNIT_TOLERANCE = 1e-6  # rows this close to unit norm are kept bit for bit: normalising twice changes nothing
+TIE_MARGIN = 8  # extra neighbours a faiss search lists, so ties at the k-th place resolve to the lowest indices
 
 
 def register_backend(name: str):
@@ -52,7 +56,7 @@ def knn(emb, k: int, *, query=None, backend: str = "auto", chunk: int | None = N
 def sort_neighbours(sims, idx, *, self_search: bool):
     """The common finish of every search: clip to [-1, 1], order ties by index, self first."""
     sims = np.clip(np.asarray(sims, dtype=np.float32), -1.0, 1.0)
-    sims, idx = _order_ties(sims, np.asarray(idx, dtype=np.int64))
+    sims, idx = order_ties(sims, np.asarray(idx, dtype=np.int64))
     if self_search:
         sims, idx = _self_first(sims, idx)
     return sims, idx
@@ -100,7 +104,10 @@ def normalize_rows(x, name: str = "emb") -> np.ndarray:
             RuntimeWarning,
             stacklevel=3,
         )
-    return x / norms.astype(np.float32)[:, None]
+    # unit rows stay as they are (float32 rounding would move their last bits on every call, and
+    # a sharded search must see the very floats one machine's search sees)
+    scale = np.where(np.abs(norms - 1.0) <= UNIT_TOLERANCE, 1.0, norms).astype(np.float32)
+    return x / scale[:, None]
 
 
 def _check_k(k, n: int) -> int:
@@ -123,8 +130,9 @@ def _cuml_installed() -> bool:
     return importlib.util.find_spec("cuml") is not None
 
 
-def _order_ties(sims: np.ndarray, idx: np.ndarray):
-    """Re-sort each row by (similarity desc, index asc) so backends agree on tie order."""
+def order_ties(sims: np.ndarray, idx: np.ndarray):
+    """Re-sort each row by (similarity desc, index asc) so backends agree on tie order (and a
+    sharded search's merge, `prodmatch.distributed.merge`, keeps what one machine would)."""
     by_idx = np.argsort(idx, axis=1, kind="stable")
     sims, idx = np.take_along_axis(sims, by_idx, 1), np.take_along_axis(idx, by_idx, 1)
     by_sim = np.argsort(-sims, axis=1, kind="stable")
@@ -156,11 +164,28 @@ def _chunks(n: int, chunk: int):
 
 @register_backend("faiss")
 def _search_faiss(base, query, k, chunk):
-    """faiss IndexFlatIP: exact inner product, BLAS-blocked (the CPU default)."""
+    """faiss IndexFlatIP: exact inner product (the CPU default). faiss' heap keeps an arbitrary
+    one of values tied at the k-th place (the order it met them), so it lists TIE_MARGIN more and
+    keeps the lowest indices of a tie, as torch does and a sharded search's merge needs."""
     import faiss
 
     index = faiss.IndexFlatIP(base.shape[1])
     index.add(base)
+    extra = min(TIE_MARGIN, len(base) - k)
+    sims, idx = _flat_lists(index, query, k + extra, chunk)
+    if not extra:
+        return sims, idx
+    sims, idx = order_ties(sims, idx)
+    # a tie run that fills the margin may go on past it: those rows are searched over every base row
+    long = np.flatnonzero(sims[:, -1] == sims[:, k - 1]) if k + extra < len(base) else np.zeros(0, np.int64)
+    for s in _chunks(len(long), chunk):
+        rows = long[s]
+        sims[rows], idx[rows] = (a[:, : k + extra] for a in order_ties(*_flat_lists(index, query[rows], len(base), chunk)))
+    return np.ascontiguousarray(sims[:, :k]), np.ascontiguousarray(idx[:, :k])
+
+
+def _flat_lists(index, query, k, chunk):
+    """``index.search`` of `query` by chunks of rows."""
     sims = np.empty((len(query), k), np.float32)
     idx = np.empty((len(query), k), np.int64)
     for s in _chunks(len(query), chunk):
@@ -191,7 +216,7 @@ def _search_torch(base, query, k, chunk):
 
 
 def _lowest_index_ties(block, values, indices) -> None:
-    """Where the k-th value is tied beyond the top-k, keep the lowest indices (as faiss does), in place.
+    """Where the k-th value is tied beyond the top-k, keep the lowest indices (as the faiss backend does), in place.
 
     `values`/`indices` hold the top k+1 sorted descending; a row is ambiguous when its (k+1)-th
     value equals its k-th: its slots from the first tied one on get the tied columns in index order.
@@ -337,3 +362,19 @@ def _search_faiss_ivfpq(base, query, k, chunk):
 def _search_faiss_hnsw(base, query, k, chunk):
     """faiss HNSW-Flat (approximate graph search, no training)."""
     return _approximate("faiss_hnsw", base, query, k, chunk)
+
+
+# ------------------------------------------------------------------------------ sharded on a Dask cluster
+DISTRIBUTED = {"dask": "faiss", "dask_ivf": "faiss_ivf", "dask_ivfpq": "faiss_ivfpq", "dask_hnsw": "faiss_hnsw"}
+"""Cluster backend -> the backend each shard runs: the base rows are split into one shard per
+worker of the current Dask client, every shard searched where it lives, the lists merged."""
+
+
+def _search_on_cluster(shard_backend: str, base, query, k, chunk):
+    from .distributed.search import cluster_search  # dask is imported only when a cluster is asked for
+
+    return cluster_search(base, query, k, chunk, shard_backend)
+
+
+for _name, _shard_backend in DISTRIBUTED.items():
+    register_backend(_name)(partial(_search_on_cluster, _shard_backend))

@@ -34,12 +34,14 @@ class KddContext:
 
 
 class Method:
-    """A method kind: options checked at construction (before any work); `fit` once, then `score` per split.
-    `needs` names the box arrays (``boxes``, ``features``, ``class_labels``) the reader must decode."""
+    """A level-1 method kind: options checked at construction (before any work); `fit` once, then `score`
+    per split. `needs` names the box arrays (``boxes``, ``features``, ``class_labels``) the reader must decode."""
 
     kind: ClassVar[str] = ""
     needs: ClassVar[tuple[str, ...]] = ()
     options_class: ClassVar[type] = NoOptions
+    level: ClassVar[int] = 1  # 2: combines level-1 scores (stacked.StackedMethod)
+    valid_kind: ClassVar[str] = "held_out"  # its valid score: fitted without valid's answers; "in_sample" never chosen
 
     def __init__(self, spec: MethodConfig, config: KddRunConfig) -> None:
         self.spec, self.config = spec, config

@@ -63,11 +63,19 @@ def rank_ndcg(query_ids, codes, product_ids, scores, answers: dict[int, list[int
     """Per answered query NDCG@k of ranking each query's candidate rows by `scores` (higher first);
     `query_ids[codes[r]]` is row r's query. Answered queries absent from the rows score 0."""
     query_ids = np.asarray(query_ids)
-    top = top_k(codes, scores, len(query_ids), k)
     rel = relevance(query_ids[codes], product_ids, answers)
-    hits = np.where(top >= 0, rel[np.maximum(top, 0)], False)
-    per_query = pd.Series(ndcg_at_k(hits, [len(answers.get(int(q), ())) for q in query_ids], k), index=query_ids)
+    per_query = pd.Series(row_ndcg(codes, scores, rel, [len(answers.get(int(q), ())) for q in query_ids], k),
+                          index=query_ids)
     return per_query.reindex(list(answers), fill_value=0.0).to_numpy()
+
+
+def row_ndcg(codes, scores, relevant, n_relevant, k: int = K) -> np.ndarray:
+    """Per query (code 0..Q-1) NDCG@k of ranking its rows by `scores`, given each row's `relevant` flag
+    and each query's number of distinct answers `n_relevant` (Q,): the inner loop of a weight search."""
+    n_relevant = np.asarray(n_relevant)
+    top = top_k(codes, scores, len(n_relevant), k)
+    hits = np.where(top >= 0, np.asarray(relevant)[np.maximum(top, 0)], False)
+    return ndcg_at_k(hits, n_relevant, k)
 
 
 def submission_frame(query_ids, top: np.ndarray, product_ids) -> pd.DataFrame:

@@ -11,13 +11,16 @@ from .data import Candidates
 from .metrics import K, rank_ndcg, score_submission, submission_frame, top_k
 
 
-def compare_rows(split: str, candidates: Candidates, scores: dict[str, np.ndarray], answers, chosen: str | None) -> list[dict]:
-    """One compare.csv row per method: mean NDCG@5 over the split's answered queries."""
+def compare_rows(split: str, candidates: Candidates, scores: dict[str, np.ndarray], answers, chosen: str | None,
+                 kinds: dict[str, str] | None = None) -> list[dict]:
+    """One compare.csv row per method: mean NDCG@5 over the split's answered queries; `score_kind` from
+    `kinds` (valid: ``held_out`` for level 1, ``oof`` for level 2), else ``held_out`` (a test split)."""
     rows = []
     for name, s in scores.items():
         per_query = rank_ndcg(candidates.query_ids, candidates.codes, candidates.product_ids, s, answers)
         rows.append({"split": split, "method": name, "NDCG@5": round(float(per_query.mean()), 6),
-                     "queries": len(per_query), "chosen": name == chosen})
+                     "queries": len(per_query), "score_kind": (kinds or {}).get(name, "held_out"),
+                     "chosen": name == chosen})
     return rows
 
 

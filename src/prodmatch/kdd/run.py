@@ -1,6 +1,7 @@
-"""The KDD stage: a KDD folder -> every method scores the valid and test candidates -> compare.csv
-(NDCG@5 on valid, and on a test split whose answers are present), the best valid method's
-submission.csv per test split, scores.parquet and run.json. Protocol: kdd/README.md."""
+"""The KDD stage: a KDD folder -> every level-1 method scores the valid and test candidates, level-2
+methods combine those scores (fitted on valid, out-of-fold there) -> compare.csv (NDCG@5 on valid, and
+on a test split whose answers are present), the best valid method's submission.csv per test split,
+scores.parquet and run.json. Protocol: kdd/README.md."""
 from __future__ import annotations
 
 import logging
@@ -16,6 +17,7 @@ from .config import KddRunConfig
 from .data import LABELS_FILE, Candidates, kdd_hashes, locate, read_answers, read_candidates, read_labels
 from .methods import KddContext, build_methods
 from .report import compare_rows, score_table, write_scores, write_submission
+from .stacked import stack_table
 
 log = logging.getLogger(__name__)
 
@@ -42,16 +44,27 @@ def kdd_run(data_dir, config, out, *, overwrite: bool = False) -> dict:
             truth_path = locate(data_dir, f"{name}_answer.json")
             truth = read_answers(truth_path) if truth_path else None
             splits[name] = (read_candidates(path, truth, truth_path, **read), truth)
-    facts = {m.spec.name: m.fit(context) for m in methods}
-    scores = {split: {m.spec.name: m.score(split, cands, context) for m in methods} for split, (cands, _) in splits.items()}
-    valid_rows = compare_rows("valid", splits["valid"][0], scores["valid"], answers, None)
-    chosen = max(valid_rows, key=lambda r: r["NDCG@5"])["method"]  # max keeps the first of equals
+    level1, stacked = [m for m in methods if m.level == 1], [m for m in methods if m.level == 2]
+    facts = {m.spec.name: m.fit(context) for m in level1}
+    scores = {split: {m.spec.name: m.score(split, cands, context) for m in level1} for split, (cands, _) in splits.items()}
+    for m in stacked:  # fitted on valid's level-1 scores: valid out-of-fold
+        tables = {split: stack_table(cands, scores[split], m.inputs, m.extras, truth if split == "valid" else None)
+                  for split, (cands, truth) in splits.items()}
+        scores["valid"][m.spec.name], facts[m.spec.name] = m.fit_scores(tables["valid"])
+        for split in splits:
+            if split != "valid":
+                scores[split][m.spec.name] = m.predict(tables[split])
+    order = [m.spec.name for m in methods]  # config order: compare.csv rows, scores columns, ties
+    scores = {split: {name: s[name] for name in order} for split, s in scores.items()}
+    kinds = {m.spec.name: m.valid_kind for m in methods}
+    valid_rows = compare_rows("valid", splits["valid"][0], scores["valid"], answers, None, kinds)
+    chosen = _choose(valid_rows)
     rows = []
     with atomic_dir(out) as tmp:
         summary = {"chosen": chosen, "valid": {}, "test": {}, "submissions": {}}
         for split, (cands, truth) in splits.items():
             if truth is not None:
-                rows += compare_rows(split, cands, scores[split], truth, chosen)
+                rows += compare_rows(split, cands, scores[split], truth, chosen, None if split != "valid" else kinds)
             if split != "valid":
                 rescored = write_submission(tmp / split / "submission.csv", cands, scores[split][chosen], truth)
                 summary["submissions"][split] = out / split / "submission.csv"
@@ -59,6 +72,10 @@ def kdd_run(data_dir, config, out, *, overwrite: bool = False) -> dict:
                     summary["test"][split] = rescored
         table = pd.DataFrame(rows)
         write_csv(tmp / "compare.csv", table)
+        for m in stacked:  # the final level-2 models (fitted on all of valid), where the kind saves one
+            saved = m.save(tmp / "models" / m.spec.name)
+            if saved:
+                facts[m.spec.name]["saved"] = [f"models/{m.spec.name}/{name}" for name in saved]
         write_scores(tmp / "scores.parquet", [score_table(s, c, scores[s]) for s, (c, _) in splits.items()])
         summary["valid"] = dict(zip(table.loc[table["split"] == "valid", "method"], table.loc[table["split"] == "valid", "NDCG@5"]))
         files = [LABELS_FILE, "valid.tsv", "valid_answer.json"] + [f"{s}{ext}" for s in splits if s != "valid"
@@ -66,11 +83,19 @@ def kdd_run(data_dir, config, out, *, overwrite: bool = False) -> dict:
         write_json(tmp / "run.json", {
             "stage": "kdd", "config": to_dict(config), "data_dir": str(data_dir), "data": kdd_hashes(data_dir, files),
             "code_version": code_version(), "chosen": chosen, "valid_ndcg5": summary["valid"],
+            "valid_score_kind": kinds,
             "test_ndcg5": summary["test"], "methods": facts, "decoded": list(needs),
             "splits": {s: _split_facts(c, t) for s, (c, t) in splits.items()}, "seconds": round(time.time() - started, 2)})
     summary.update(out=out, compare=out / "compare.csv", scores=out / "scores.parquet", run=out / "run.json", table=table)
     log.info("kdd: chosen %s (valid NDCG@5 %.4f)", chosen, summary["valid"][chosen])
     return summary
+
+
+def _choose(valid_rows: list[dict]) -> str:
+    """The best valid NDCG@5 (ties: config order) among the honest rows (held-out or out-of-fold); an
+    in-sample score only competes when no other exists."""
+    honest = [r for r in valid_rows if r["score_kind"] != "in_sample"] or valid_rows
+    return max(honest, key=lambda r: r["NDCG@5"])["method"]  # max keeps the first of equals
 
 
 def _required(data_dir, name: str) -> Path:

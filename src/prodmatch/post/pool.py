@@ -47,6 +47,14 @@ class Pool:
             return self._searched(name, (name, None), lambda: self.data[name][1])
         return self._blended(name, (name, nb_graph_t), lambda: self._own_graph(name, nb_graph_t))
 
+    def use_searched(self, name: str, model) -> None:
+        """Take `model` (a `DenseModel` with its top-k lists, searched elsewhere: e.g. sharded on a
+        cluster, `prodmatch.distributed.match`) as model `name`'s search; every step runs on it."""
+        kind = self.data[name][0]
+        if not isinstance(model, MODEL_TYPES[kind]) or model.n != self.n or model.idx is None:
+            raise DataError(f"model {name!r}: expected a searched {MODEL_TYPES[kind].__name__} of {self.n} rows")
+        self._models[(name, None)] = model
+
     def union_blended(self, name: str, members: tuple[str, ...], t: float):
         """Model `name` blended on the union graph of `members` at threshold t, searched again."""
         if self.data[name][0] not in BLENDABLE:

@@ -1,0 +1,76 @@
+"""A Dask cluster to run on: processes on this machine (`local_cluster`, loopback only) or an
+existing scheduler (`connect`); dask-jobqueue / dask-kubernetes clusters hand out the same Client."""
+from __future__ import annotations
+
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Iterator
+
+from ..errors import DataError
+
+if TYPE_CHECKING:
+    from distributed import Client
+
+
+@dataclass(frozen=True)
+class ClusterOptions:
+    """A LocalCluster of worker processes: one shard per worker by default, one thread each
+    (BLAS / faiss threads stay with the worker count, so shards do not oversubscribe cores)."""
+
+    n_workers: int = 2
+    threads_per_worker: int = 1
+    memory_limit: str = "auto"  # per worker; "auto": this machine's memory / n_workers
+    host: str = "127.0.0.1"  # loopback: nothing listens beyond this machine
+
+    def __post_init__(self) -> None:
+        if self.n_workers < 1 or self.threads_per_worker < 1:
+            raise DataError(f"ClusterOptions: need n_workers >= 1 and threads_per_worker >= 1, got "
+                            f"{self.n_workers} and {self.threads_per_worker}")
+
+
+@contextmanager
+def local_cluster(options: ClusterOptions = ClusterOptions()) -> Iterator["Client"]:
+    """A Client on a fresh LocalCluster of worker processes (dashboard off); both closed on exit."""
+    from distributed import Client, LocalCluster
+
+    with LocalCluster(n_workers=options.n_workers, threads_per_worker=options.threads_per_worker,
+                      processes=True, host=options.host, dashboard_address=None,
+                      # no dashboard; the scheduler's health routes on a free loopback port, not 8787
+                      scheduler_kwargs={"dashboard_address": f"{options.host}:0"},
+                      memory_limit=options.memory_limit) as cluster, Client(cluster) as client:
+        client.run(_limit_threads, options.threads_per_worker)
+        yield client
+
+
+def connect(address: str) -> "Client":
+    """A Client of a running scheduler (``tcp://host:8786``: dask-ssh, dask-jobqueue, dask-kubernetes)."""
+    from distributed import Client
+
+    return Client(address)
+
+
+def current_client() -> "Client":
+    """The Client the `dask*` KNN backends run on: the one this process (or task) made last."""
+    from distributed import get_client
+
+    try:
+        return get_client()
+    except ValueError:
+        raise DataError("the dask knn backends need a running Dask client: open one first, e.g. "
+                        "`with prodmatch.distributed.local_cluster() as client:`") from None
+
+
+def worker_count(client) -> int:
+    """Workers the scheduler knows now (at least 1: a cluster still starting gets one shard)."""
+    return max(1, len(client.scheduler_info(n_workers=-1)["workers"]))
+
+
+def _limit_threads(threads: int) -> None:
+    """faiss (and torch, where a task imported it already) threads of a worker = its Dask threads."""
+    import sys
+
+    import faiss
+
+    faiss.omp_set_num_threads(threads)
+    if "torch" in sys.modules:  # importing torch would cost every worker seconds; the encoder plugin sets it
+        sys.modules["torch"].set_num_threads(threads)
