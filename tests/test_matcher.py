@@ -267,6 +267,27 @@ def test_match_cli(run_folder, capsys):
     assert "exists" in capsys.readouterr().err
 
 
+def test_match_cli_on_a_local_dask_cluster_equals_one_machine(run_folder, capsys):
+    """`prodmatch --dask local:2 match --backend dask` shards the exact search over 2 worker processes
+    and writes the same ablation as faiss on one machine; bad cluster / backend flags exit 2."""
+    pytest.importorskip("distributed")
+    run, data = run_folder
+    base = ["match", "--run", str(run), "--data", str(data), "--overwrite"]
+    assert main(base + ["--backend", "faiss"]) == 0
+    local = pd.read_csv(run / "ablation.csv")
+    assert main(["--dask", "local:2"] + base + ["--backend", "dask"]) == 0
+    on_cluster = pd.read_csv(run / "ablation.csv")
+    pd.testing.assert_frame_equal(on_cluster.drop(columns="seconds"), local.drop(columns="seconds"))
+    assert json.loads((run / "matcher.json").read_text())["config"]["backend"] == "dask"
+    capsys.readouterr()
+    assert main(base + ["--backend", "dask"]) == 2
+    assert "need a running Dask client" in capsys.readouterr().err
+    assert main(["--dask", "local:two"] + base) == 2
+    assert "local:N" in capsys.readouterr().err
+    assert main(base + ["--backend", "fais"]) == 2
+    assert "choose from auto" in capsys.readouterr().err
+
+
 # ---------------------------------------------------------------- issue 12's variants
 
 

@@ -1,6 +1,7 @@
 """Offline inference: bundle a training run, predict test.csv, bad models folders fail early."""
 from __future__ import annotations
 
+import importlib.util
 import json
 import shutil
 
@@ -121,6 +122,17 @@ def test_predict_cli(trained, tmp_path, capsys):
     text = capsys.readouterr().out
     assert "timing:" in text and out.is_file()
     assert main(["predict", "--data", str(data), "--models", str(tmp_path / "none"), "--out", str(out)]) == 2
+    torch_out = tmp_path / "sub-torch.csv"  # --backend reaches the search: torch's exact lists, the same sets
+    assert main(["predict", "--data", str(data), "--models", str(matcher_only), "--out", str(torch_out), "--quiet",
+                 "--backend", "torch"]) == 0
+    assert torch_out.read_text() == out.read_text()
+    assert main(["predict", "--data", str(data), "--models", str(matcher_only), "--out", str(tmp_path / "x.csv"),
+                 "--backend", "fais"]) == 2
+    assert "choose from auto" in capsys.readouterr().err and not (tmp_path / "x.csv").exists()
+    if importlib.util.find_spec("distributed"):  # the dask backends reach the search: no client, a clear error
+        assert main(["predict", "--data", str(data), "--models", str(matcher_only), "--out", str(tmp_path / "x.csv"),
+                     "--backend", "dask"]) == 2
+        assert "need a running Dask client" in capsys.readouterr().err
 
 
 @pytest.fixture(scope="module")

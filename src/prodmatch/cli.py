@@ -7,6 +7,7 @@ because it holds every sub-command's flags; each body is a few lines calling its
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import sys
 from typing import Callable
@@ -209,13 +210,35 @@ def _(p):
 def match(args):
     from .post.run import match_run
 
-    result = match_run(args.run, data_dir=args.data, config=args.config, overwrite=args.overwrite,
+    config = with_backend(args.config, args.backend)
+    result = match_run(args.run, data_dir=args.data, config=config, overwrite=args.overwrite,
                        test_rows=args.test_rows)
     print(result["table"].to_string(index=False))
     info = result["info"]
     print(f"matcher OOF F1 {info['oof_f1']:.4f}; " + predicted_line(info.get("predicted"), info["params"]["t"],
                                                                   info["params"]["t_min2"]))
     print(f"wrote {result['ablation']} and {result['matcher']} ({result['seconds']} s)")
+
+
+def with_backend(config, backend: str | None):
+    """The matcher config (a YAML path, a shipped name or None) with `backend` set when given."""
+    if backend is None:
+        return config
+    from .config import load_config, to_dict
+    from .post.matcher import MatcherConfig
+
+    return {**to_dict(load_config(config if config is not None else {}, MatcherConfig)), "backend": checked_backend(backend)}
+
+
+def checked_backend(backend: str | None) -> str:
+    """A `--backend` flag's value (None: auto), refused with the known names when unknown."""
+    from .neighbors import BACKENDS
+
+    if backend is None:
+        return "auto"
+    if backend != "auto" and backend not in BACKENDS:
+        raise DataError(f"--backend {backend!r}: choose from auto, {', '.join(sorted(BACKENDS))}")
+    return backend
 
 
 def predicted_line(predicted: dict | None, t, t_min2) -> str:
@@ -240,6 +263,7 @@ def run_stage_arguments(p, *, config_help: str, writes: str) -> None:
 def _(p):
     run_stage_arguments(p, config_help="matcher YAML (path or shipped name); default: every model, full chain",
                         writes="ablation.csv / matcher.json")
+    backend_argument(p, "replacing the config's")
 
 
 @command("train", "train an image/text encoder with ArcFace per fold and store its OOF + test embeddings")
@@ -480,7 +504,7 @@ def predict(args):
     from .predict import predict as run_predict
 
     result = run_predict(args.data, args.models, args.out, batch_size=args.batch_size, num_workers=args.workers,
-                         progress=not args.quiet, overwrite=args.overwrite)
+                         progress=not args.quiet, overwrite=args.overwrite, backend=checked_backend(args.backend))
     print(f"wrote {result['submission']} ({result['rows']} rows, {result['used']})")
     print(result["timing"].summary())
 
@@ -494,14 +518,22 @@ def _(p):
     p.add_argument("--workers", type=int, default=0, help="DataLoader workers for image decoding")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    backend_argument(p, "default auto: cuml on a GPU, else faiss")
+
+
+def backend_argument(p, default: str) -> None:
+    p.add_argument("--backend", help=f"KNN backend ({default}): faiss, torch, cuml, faiss_ivf, faiss_ivfpq, faiss_hnsw, "
+                                     "or dask / dask_ivf / dask_ivfpq / dask_hnsw (with --dask)")
 
 
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
-    parser = argparse.ArgumentParser(prog="prodmatch", description="Find the postings that sell the same product (Shopee, CCKS 2022 task 9.2).")
+    parser = argparse.ArgumentParser(prog="prodmatch", description="Find the postings that sell the same product (Shopee, CCKS 2022 task 9.2, KDD Cup 2020 recall).")
     parser.add_argument("--version", action="version", version=f"prodmatch {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("--dask", metavar="CLUSTER", help="run the dask* KNN backends on a Dask cluster: local (2 worker "
+                        "processes here), local:N, or a scheduler address such as tcp://host:8786")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (help_text, arguments, run) in _COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
@@ -510,13 +542,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def cluster_for(spec: str | None):
+    """The Dask client a `--dask` flag asks for, open while the command runs (none: a no-op)."""
+    if spec is None:
+        return contextlib.nullcontext()
+    from .distributed import open_cluster
+
+    return open_cluster(spec)
+
+
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("faiss.loader").setLevel(logging.WARNING)  # its CPU-feature probing is noise
     try:
-        args.handler(args)
+        with cluster_for(args.dask):
+            args.handler(args)
     except (DataError, FileExistsError, FileNotFoundError) as err:
         print(f"prodmatch {args.command}: error: {err}", file=sys.stderr)
         return 2

@@ -269,9 +269,10 @@ def embed_test(models_dir: Path, spec: dict, frame: pd.DataFrame, *, batch_size:
 
 
 def predict(data_dir, models_dir, out, *, batch_size: int = 64, num_workers: int = 0, progress: bool = True,
-            image_policy: str = "placeholder", overwrite: bool = False) -> dict:
+            image_policy: str = "placeholder", overwrite: bool = False, backend: str = "auto") -> dict:
     """test.csv -> submission.csv (posting_id, matches), written atomically; returns timings.
-    An existing `out` is replaced only with `overwrite` (checked before any work)."""
+    An existing `out` is replaced only with `overwrite` (checked before any work); `backend` is the
+    KNN search's (`neighbors.BACKENDS`; the dask* ones need an open Dask client)."""
     if Path(out).exists() and not overwrite:
         raise FileExistsError(f"{out} exists; pass --overwrite to replace it")
     offline()
@@ -296,7 +297,7 @@ def predict(data_dir, models_dir, out, *, batch_size: int = 64, num_workers: int
                                                    num_workers=num_workers, progress=progress))
     stacker = bundle.get("stacker")
     k = stacker["k"] if stacker else bundle["matcher_k"]
-    pool = Pool(data, titles=frame["title"].to_numpy(object), k=k)
+    pool = Pool(data, titles=frame["title"].to_numpy(object), k=k, backend=backend)
     if stacker:
         t, t_min2 = thresholds_at(stacker["threshold"], stacker["t_min2"], stacker.get("size_table"), pool.n)
         matches = _stacked_matches(pool, {**stacker, "threshold": t, "t_min2": t_min2}, models_dir, timer)

@@ -12,7 +12,8 @@ from __future__ import annotations
 from ..registry import lazy_attributes
 
 _LAZY = {
-    "ClusterOptions": "cluster", "local_cluster": "cluster", "connect": "cluster", "current_client": "cluster",
+    "ClusterOptions": "cluster", "local_cluster": "cluster", "connect": "cluster", "open_cluster": "cluster",
+    "current_client": "cluster",
     "worker_count": "cluster",
     "Shard": "shards", "shard_bounds": "shards", "scatter_rows": "shards", "gather_rows": "shards",
     "merge_topk": "merge", "reduce_topk": "merge",

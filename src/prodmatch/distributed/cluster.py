@@ -49,6 +49,23 @@ def connect(address: str) -> "Client":
     return Client(address)
 
 
+@contextmanager
+def open_cluster(spec: str) -> Iterator["Client"]:
+    """The cluster a `--dask` flag names: ``local`` (a LocalCluster of 2 worker processes),
+    ``local:N`` (N of them) or a scheduler address (``tcp://host:8786``); closed on exit."""
+    name, _, count = spec.partition(":")
+    if name == "local":
+        if count and not count.isdigit():
+            raise DataError(f"--dask {spec!r}: write local:N with N a worker count, e.g. local:4")
+        with local_cluster(ClusterOptions(n_workers=int(count) if count else 2)) as client:
+            yield client
+        return
+    if "://" not in spec:
+        raise DataError(f"--dask {spec!r}: give local, local:N or a scheduler address like tcp://host:8786")
+    with connect(spec) as client:
+        yield client
+
+
 def current_client() -> "Client":
     """The Client the `dask*` KNN backends run on: the one this process (or task) made last."""
     from distributed import get_client
