@@ -159,3 +159,27 @@ def test_pretraining_learns_more_than_the_word_priors(run, data):
     prior = -(targets * np.log(share) + (1 - targets) * np.log(1 - share)).sum(1).mean()  # best constant logits
     final = run[1]["methods"]["sentence_match"]["pretrain"]["epoch_loss"]["multilabel"][-1]
     assert final < 0.9 * prior, (final, prior)
+
+
+def test_sentence_loss_encodes_each_product_once_and_equals_the_per_pair_loss(data):
+    """The pointwise loss encodes a step's products once and reuses the positives' image vectors for
+    the (negative's query, positive) rows: the same BCE as encoding every scored pair's product."""
+    from prodmatch.kdd.match_base import MatchData
+
+    spec = next(m for m in read_yaml("kdd-test")["methods"] if m["kind"] == "sentence_match")
+    spec = {**spec, "options": {**spec["options"], "epochs": 1, "pretrain": {"epochs": 0}}}
+    method = build_methods(load_config({"feature_dim": 32, "chunk_rows": 128, "methods": [spec]}, KddRunConfig))[0]
+    method.fit(KddContext(str(data), tuple(read_labels(data / "multimodal_labels.txt"))))
+    train = load_train(data, feature_dim=32, decode=("features", "class_labels", "boxes"))
+    match = MatchData(train, method.vocab, method.vocab.encode(train.queries, method.options.max_words))
+    pos, neg = np.array([0, 5, 9]), np.array([[1, 2], [30, 40], [7, 8]])
+    encoded = []
+    method.model.core.register_forward_hook(lambda module, args, out: encoded.append(len(args[0].mask)))
+    with torch.no_grad():
+        got = method.loss(method.model, match, pos, neg).item()
+        assert encoded == [3 + 6]  # 3 positives + 6 negatives, each once
+        words = torch.cat([match.row_words(pos), match.row_words(pos).repeat_interleave(2, 0),
+                           match.row_words(neg.ravel())])
+        logits = method.model(words, method.boxes(train.chunk, np.concatenate([pos, neg.ravel(), np.repeat(pos, 2)])))
+        want = F.binary_cross_entropy_with_logits(logits, torch.tensor([1.0] * 3 + [0.0] * 12)).item()
+    assert got == pytest.approx(want, abs=1e-6)

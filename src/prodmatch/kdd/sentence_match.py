@@ -97,8 +97,9 @@ class SentenceMatch(MatchMethod):
         b, k = neg.shape
         pos_words = data.row_words(pos)
         words = torch.cat([pos_words, pos_words.repeat_interleave(k, 0), data.row_words(neg.ravel())]).to(self.device)
-        products = np.concatenate([pos, neg.ravel(), np.repeat(pos, k)])
-        logits = model(words, self.boxes(data.train.chunk, products))
+        image, _ = model.core(self.boxes(data.train.chunk, np.concatenate([pos, neg.ravel()])))
+        image = torch.cat([image, image[:b].repeat_interleave(k, 0)])  # each product encoded once per step
+        logits = model.interaction(words, image)
         labels = torch.zeros_like(logits)
         labels[:b] = 1.0
         return F.binary_cross_entropy_with_logits(logits, labels)
