@@ -167,7 +167,7 @@ def test_two_tower_beats_random_on_the_test_preset(data, tmp_path):
 
 def test_two_tower_fine_tunes_the_text_encoder_or_runs_without_one(data, tmp_path):
     for name, options in (("tuned", {"freeze_text": False}), ("words", {"text_model": "none"})):
-        result = kdd_run(data, tower_config(epochs=1, max_train_rows=64, **options), tmp_path / name)
+        result = kdd_run(data, tower_config(epochs=1, max_rows=64, **options), tmp_path / name)
         facts = json.loads((tmp_path / name / "run.json").read_text())["methods"]["two_tower"]
         assert facts["train_rows"] == 64 and 0 <= result["valid"]["two_tower"] <= 1
 

@@ -29,7 +29,7 @@ NEEDS = ("boxes", "features", "class_labels")
 @dataclass(frozen=True)
 class TwoTowerOptions:
     """Training: `epochs`, Adam `lr`, `batch_size` positives per step (each with its negatives),
-    `negatives` (samplers and ratios), `max_train_rows` read from train.tsv (None: all; the real
+    `negatives` (samplers and ratios), `max_rows` read from train.tsv (None: all; the real
     file has 3M), `seed` (None: the run's). Model: `box` / `query` tower sizes (equal `dim`),
     `hidden` and `dropout` of the MLP head, `max_boxes` / `max_words` per row / query. Text:
     `text_model` ``default`` (local all-MiniLM-L6-v2), ``tiny`` (random, tests), ``none`` or a
@@ -40,7 +40,7 @@ class TwoTowerOptions:
     lr: float = 1e-3
     batch_size: int = 256
     negatives: tuple[NegativeSpec, ...] = (NegativeSpec("random", 1),)
-    max_train_rows: int | None = 100_000
+    max_rows: int | None = 100_000
     seed: int | None = None
     box: BoxTowerConfig = field(default_factory=BoxTowerConfig)
     query: QueryTowerConfig = field(default_factory=QueryTowerConfig)
@@ -66,8 +66,8 @@ class TwoTowerOptions:
             problems.append(f"dropout must be in [0, 1), got {self.dropout}")
         if not self.negatives:
             problems.append("negatives: at least one sampler")
-        if self.max_train_rows is not None and self.max_train_rows < 1:
-            problems.append(f"max_train_rows must be >= 1 or null, got {self.max_train_rows}")
+        if self.max_rows is not None and self.max_rows < 1:
+            problems.append(f"max_rows must be >= 1 or null, got {self.max_rows}")
         if self.box.dim != self.query.dim:
             problems.append(f"box.dim ({self.box.dim}) and query.dim ({self.query.dim}) must be equal")
         if problems:
@@ -102,7 +102,7 @@ class TwoTower(Method):
         o = self.options
         seed = self.config.seed if o.seed is None else o.seed
         self.device = device_for(o.device)
-        train = load_train(context.data_dir, decode=NEEDS, max_rows=o.max_train_rows,
+        train = load_train(context.data_dir, decode=NEEDS, max_rows=o.max_rows,
                            feature_dim=self.config.feature_dim, chunk_rows=self.config.chunk_rows)
         n_labels = len(context.label_names)
         check_labels(train.chunk, n_labels, train.path)
