@@ -46,9 +46,9 @@ def run_one(args) -> None:
         index = faiss.IndexFlatIP(args.dim)
         index.add(x)
     else:
-        index = neighbors.ANN_INDEXES[args.backend](x, args.k)
+        index = neighbors.ANN_INDEXES[args.backend](x)
     built = time.perf_counter()
-    _, idx = neighbors._ann_search(index, x, query, args.k, 4096)
+    _, idx = neighbors.search_index(index, x, query, args.k, 4096)
     searched = time.perf_counter()
     np.save(Path(args.work) / f"{args.backend}.npy", idx)
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20

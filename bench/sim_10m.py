@@ -78,12 +78,9 @@ def run_shard(args, shard: int, query: np.ndarray) -> dict:
         t0 = time.perf_counter()
         base = shard_rows(args, shard, args.rows)
         t1 = time.perf_counter()
-        index = neighbors.ANN_INDEXES[args.backend](base, args.k) if args.backend != "faiss" else None
+        index = neighbors.ANN_INDEXES[args.backend](base) if args.backend != "faiss" else None
         t2 = time.perf_counter()
-        if index is None:
-            sims, idx = neighbors._search_faiss(base, query, args.k, 4096)
-        else:
-            sims, idx = neighbors._ann_search(index, base, query, args.k, 4096)
+        sims, idx = neighbors.search_index(index, base, query, args.k, 4096)
         t3 = time.perf_counter()
         exact = neighbors._search_faiss(base, query[: args.recall_queries], args.k, 4096)
         t4 = time.perf_counter()

@@ -147,6 +147,30 @@ def test_approximate_shards_keep_the_contract(client):
     assert recall > 0.95
 
 
+@pytest.mark.parametrize("backend", ["faiss", "faiss_ivf", "faiss_hnsw"])
+def test_resident_index_is_built_once_and_answers_as_sharded_knn(client, backend):
+    from prodmatch.distributed import ShardedIndex
+
+    x = catalogue(n=2400, dim=16)
+    shards = scatter_rows(client, x, 2)  # 1,200 rows each: real IVF / HNSW indexes
+    batches = [catalogue(n=150, dim=16, seed=s) for s in (1, 2)]
+    with ShardedIndex.build(client, shards, backend).wait() as index:
+        for q in batches:  # each batch: the lists sharded_knn builds its indexes afresh for
+            sims, idx = index.search(q, 20)
+            want_sims, want_idx = sharded_knn(client, shards, 20, query=q, backend=backend)
+            np.testing.assert_array_equal(idx, want_idx)
+            np.testing.assert_array_equal(sims, want_sims)
+        served = client.gather([client.submit(lambda part: part.searches, part, workers=[w], pure=False)
+                                for part, w in zip(index.parts, index.workers)])
+        assert served == [2, 2]  # one ShardIndex object per shard answered both batches: built once
+        holders = client.who_has(index.parts)
+        assert [holders[p.key][0] for p in index.parts] == [client.who_has([s.data])[s.data.key][0] for s in shards]
+    with pytest.raises(DataError, match="closed"):
+        index.search(batches[0], 5)
+    with pytest.raises(DataError, match="shard backend"):
+        ShardedIndex.build(client, shards, "cuml")
+
+
 def test_local_cluster_shuts_down_its_processes():
     psutil = pytest.importorskip("psutil")
     with local_cluster(OPTIONS) as client:

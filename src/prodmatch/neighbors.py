@@ -326,28 +326,43 @@ def _ivf_index(base, spec: str, rule: AnnRule | None = None):
     return index
 
 
-def _hnsw_index(base, k: int):
+def _hnsw_index(base):
     import faiss
 
     index = faiss.IndexHNSWFlat(base.shape[1], ANN_RULE.hnsw_m, faiss.METRIC_INNER_PRODUCT)
     index.hnsw.efConstruction = ANN_RULE.ef_construction
     index.add(base)
-    index.hnsw.efSearch = max(ANN_RULE.ef_search, 2 * k)
     return index
 
 
-ANN_INDEXES = {  # backend -> (base, k) -> a filled faiss index (bench/ann.py times build and search apart)
-    "faiss_ivf": lambda base, k: _ivf_index(base, "IVF{nlist},Flat"),
-    "faiss_ivfpq": lambda base, k: _ivf_index(base, "IVF{nlist},PQ{pq}x8,RFlat"),
+ANN_INDEXES = {  # backend -> base -> a filled faiss index (k-independent: built once, searched many times)
+    "faiss_ivf": lambda base: _ivf_index(base, "IVF{nlist},Flat"),
+    "faiss_ivfpq": lambda base: _ivf_index(base, "IVF{nlist},PQ{pq}x8,RFlat"),
     "faiss_hnsw": _hnsw_index,
 }
 
 
-def _approximate(name: str, base, query, k, chunk):
-    """Build the `name` index over `base` and search it; exact search below `AnnRule.min_rows`."""
-    if len(base) < ANN_RULE.min_rows:
+def build_index(name: str, base):
+    """The filled `name` index over unit rows `base`, or None below `AnnRule.min_rows` (exact search
+    there: an index does not pay). Keep it with `base` to search many query batches."""
+    if name not in ANN_INDEXES:
+        raise ValueError(f"no index for backend {name!r}; choose from {sorted(ANN_INDEXES)}")
+    return None if len(base) < ANN_RULE.min_rows else ANN_INDEXES[name](base)
+
+
+def search_index(index, base, query, k: int, chunk: int):
+    """(sims, idx) of `query` in a :func:`build_index` result (None: exact faiss over `base`); HNSW
+    searches with ``efSearch = max(ef_search, 2 k)``."""
+    if index is None:
         return _search_faiss(base, query, k, chunk)
-    return _ann_search(ANN_INDEXES[name](base, k), base, query, k, chunk)
+    if hasattr(index, "hnsw"):
+        index.hnsw.efSearch = max(ANN_RULE.ef_search, 2 * k)
+    return _ann_search(index, base, query, k, chunk)
+
+
+def _approximate(name: str, base, query, k, chunk):
+    """Build the `name` index over `base` and search it once."""
+    return search_index(build_index(name, base), base, query, k, chunk)
 
 
 @register_backend("faiss_ivf")
