@@ -93,7 +93,12 @@ def main() -> None:
             f"embedding {embed_s:.0f} s", ""]
     text = "\n".join(head) + "\n" + markdown_table(table) + "\n"
     print(text)
-    write_text(args.out or Path(__file__).resolve().parent / "results" / f"ann_f1-{args.score.stem}.md", text)
+    write_text(args.out or default_out(args.score), text)
+
+
+def default_out(score: Path) -> Path:
+    """bench/results/ann_f1-<score folder>-<score file>.md: runs on other data sets keep their own tables."""
+    return Path(__file__).resolve().parent / "results" / f"ann_f1-{score.resolve().parent.name}-{score.stem}.md"
 
 
 if __name__ == "__main__":
