@@ -210,7 +210,9 @@ def _(p):
 def match(args):
     from .post.run import match_run
 
-    config = with_backend(args.config, args.backend)
+    from .post.matcher import MatcherConfig
+
+    config = with_backend(args.config, args.backend, MatcherConfig)
     result = match_run(args.run, data_dir=args.data, config=config, overwrite=args.overwrite,
                        test_rows=args.test_rows)
     print(result["table"].to_string(index=False))
@@ -220,14 +222,13 @@ def match(args):
     print(f"wrote {result['ablation']} and {result['matcher']} ({result['seconds']} s)")
 
 
-def with_backend(config, backend: str | None):
-    """The matcher config (a YAML path, a shipped name or None) with `backend` set when given."""
+def with_backend(config, backend: str | None, config_class):
+    """A stage config (a YAML path, a shipped name or None) of `config_class` with `backend` set when given."""
     if backend is None:
         return config
     from .config import load_config, to_dict
-    from .post.matcher import MatcherConfig
 
-    return {**to_dict(load_config(config if config is not None else {}, MatcherConfig)), "backend": checked_backend(backend)}
+    return {**to_dict(load_config(config if config is not None else {}, config_class)), "backend": checked_backend(backend)}
 
 
 def checked_backend(backend: str | None) -> str:
@@ -363,7 +364,10 @@ def _(p):
 def stack(args):
     from .stack.run import stack_run
 
-    result = stack_run(args.run, data_dir=args.data, config=args.config, overwrite=args.overwrite,
+    from .stack.lgbm import StackerConfig
+
+    result = stack_run(args.run, data_dir=args.data, config=with_backend(args.config, args.backend, StackerConfig),
+                       overwrite=args.overwrite,
                        test_rows=args.test_rows)
     info = result["info"]
     print(f"{info['pairs']} candidate pairs ({info['positives']} true), candidate recall per fold {info['candidate_recall']}")
@@ -378,6 +382,7 @@ def stack(args):
 @stack.arguments
 def _(p):
     run_stage_arguments(p, config_help="stacker YAML (path or shipped name)", writes="stack/ folder")
+    backend_argument(p, "replacing the config's")
 
 
 def in_run_folder(args, prefix: str, run):

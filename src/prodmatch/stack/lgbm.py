@@ -65,6 +65,7 @@ class StackerConfig:
     # "auto": "all" unless a model was trained per fold
     cv_pool: Literal["auto", "fold", "all"] = "auto"
     test_rows: int | None = None  # test size the threshold is tuned for; None: the run's test.csv rows
+    backend: str = "auto"  # KNN search of the candidate lists (neighbors.BACKENDS; dask*: on a Dask client)
 
 
 @dataclass

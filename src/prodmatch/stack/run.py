@@ -116,7 +116,7 @@ def stack_run(runs, *, data_dir=None, titles=None, config=None, overwrite: bool 
         raise DataError("stacker graph 'components' is tuned per fold pool: use cv_pool 'fold' with it")
     test_rows = tuned_test_rows(test_rows, config.test_rows, models)
     config = replace(config, cv_pool=cv_pool, test_rows=test_rows)
-    parts = match_parts(rows, models, titles=titles, k=config.k, cv_pool=cv_pool)
+    parts = match_parts(rows, models, titles=titles, k=config.k, backend=config.backend, cv_pool=cv_pool)
     pairs = stack_pairs(parts, names, config, MatcherConfig(k=config.k))
     recall = [candidate_recall(pairs[pairs["fold"] == f], pool.groups[pool.mask(seg)] if seg is not None else pool.groups)
               for f, (pool, seg) in enumerate(parts)]
