@@ -3,8 +3,8 @@ for each call) against `ShardedIndex` (built once, kept on the workers); seconds
 
     .venv/bin/python bench/resident_index.py --rows 400000 --shards 2 --batches 5 --queries 2000
 
-Vectors: `clusters` random centres + Gaussian noise, unit float32 rows (seeded); queries: fresh rows
-of the same mixture, one seed per batch. Writes the table to bench/results/resident_index.md.
+Vectors: bench/ann.py's clustered unit rows (`clusters` centres + Gaussian noise, seeded); the query
+batches are further rows of the same draw, not in the catalogue. Writes the table to bench/results/resident_index.md.
 """
 from __future__ import annotations
 
@@ -12,15 +12,12 @@ import argparse
 import shlex
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
-
-def mixture(n: int, dim: int, clusters: int, noise: float, seed: int, centre_seed: int = 0) -> np.ndarray:
-    c = np.random.default_rng(centre_seed).normal(size=(clusters, dim)).astype(np.float32)
-    rng = np.random.default_rng(seed)
-    x = c[rng.integers(0, clusters, n)] + noise * rng.normal(size=(n, dim)).astype(np.float32)
-    return x / np.linalg.norm(x, axis=1, keepdims=True)
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from ann import vectors  # noqa: E402
 
 
 def main(argv=None) -> int:
@@ -41,8 +38,9 @@ def main(argv=None) -> int:
     from prodmatch.distributed import ClusterOptions, ShardedIndex, local_cluster, scatter_rows, sharded_knn
     from prodmatch.io import write_text
 
-    x = mixture(args.rows, args.dim, args.clusters, args.noise, seed=1)
-    batches = [mixture(args.queries, args.dim, args.clusters, args.noise, seed=100 + b) for b in range(args.batches)]
+    rows_and_queries = vectors(args.rows + args.batches * args.queries, args.dim, args.clusters, args.noise, seed=1)
+    x = rows_and_queries[:args.rows]  # the catalogue; the rows after it are the query batches (not in it)
+    batches = np.split(rows_and_queries[args.rows:], args.batches)
     rows = []
     with local_cluster(ClusterOptions(n_workers=args.workers)) as client:
         shards = scatter_rows(client, x, args.shards)

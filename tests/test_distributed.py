@@ -167,6 +167,24 @@ def test_resident_index_is_built_once_and_answers_as_sharded_knn(client, backend
         assert [holders[p.key][0] for p in index.parts] == [client.who_has([s.data])[s.data.key][0] for s in shards]
     with pytest.raises(DataError, match="closed"):
         index.search(batches[0], 5)
+
+
+def test_resident_index_on_a_tiny_catalogue_and_bad_queries(client):
+    from prodmatch.distributed import ShardedIndex
+
+    x = catalogue(n=3, dim=4)
+    shards = scatter_rows(client, x, 2)  # 2 + 1 rows: below AnnRule.min_rows, exact in each shard
+    with ShardedIndex.build(client, shards, "faiss_hnsw").wait() as index:
+        sims, idx = index.search(x, 5)  # k past the catalogue: all 3 rows
+        want_sims, want_idx = knn(x, 5, query=x, backend="faiss")
+        np.testing.assert_array_equal(idx, want_idx)
+        np.testing.assert_array_equal(sims, want_sims)
+        sims, idx = index.search(np.zeros((0, 4), np.float32), 2)
+        assert sims.shape == idx.shape == (0, 2)
+        with pytest.raises(DataError, match="query has 3 columns but the shard rows have 4"):
+            index.search(np.ones((2, 3), np.float32), 2)
+    with pytest.raises(DataError, match="query has 3 columns"):  # the per-call path: the same check
+        sharded_knn(client, shards, 2, query=np.ones((2, 3), np.float32))
     with pytest.raises(DataError, match="shard backend"):
         ShardedIndex.build(client, shards, "cuml")
 

@@ -20,7 +20,7 @@ _LAZY = {
     "sharded_knn": "search", "shard_topk": "search", "SHARD_BACKENDS": "search",
     "EncoderPlugin": "embed", "embed_shards": "embed", "encoder_loads": "embed",
     "sharded_matches": "match",
-    "ShardedIndex": "index", "ShardIndex": "index",
+    "ShardedIndex": "index", "ShardIndex": "search",
 }
 
 __getattr__ = lazy_attributes(__name__, _LAZY)

@@ -9,26 +9,10 @@ from typing import Sequence
 import numpy as np
 
 from ..errors import DataError
-from ..neighbors import _check_k, build_index, default_chunk, normalize_rows, order_ties, search_index, sort_neighbours
+from ..neighbors import _check_k, default_chunk, normalize_rows, sort_neighbours
 from .merge import reduce_topk
-from .search import SHARD_BACKENDS
+from .search import SHARD_BACKENDS, ShardIndex
 from .shards import Shard, check_shards
-
-
-class ShardIndex:
-    """One shard's unit rows and their index (None for exact search), on the worker that built it."""
-
-    def __init__(self, base: np.ndarray, backend: str, offset: int) -> None:
-        self.base = normalize_rows(base, "shard")
-        self.index = None if backend == "faiss" else build_index(backend, self.base)
-        self.offset = offset
-        self.searches = 0  # query batches served (the index is built once for all of them)
-
-    def topk(self, query: np.ndarray, k: int, chunk: int):
-        """(raw sims, global ids) of `query` among this shard, top-min(k, rows), as `shard_topk`."""
-        self.searches += 1
-        sims, idx = search_index(self.index, self.base, query, min(k, len(self.base)), chunk)
-        return order_ties(np.asarray(sims, np.float32), np.asarray(idx, np.int64) + self.offset)
 
 
 def _build(base, backend: str, offset: int) -> ShardIndex:

@@ -8,7 +8,7 @@ from typing import Sequence
 import numpy as np
 
 from ..errors import DataError
-from ..neighbors import BACKENDS, _check_k, default_chunk, normalize_rows, order_ties, sort_neighbours
+from ..neighbors import _check_k, build_index, default_chunk, normalize_rows, order_ties, search_index, sort_neighbours
 from .cluster import current_client, worker_count
 from .merge import reduce_topk
 from .shards import Shard, check_shards, scatter_rows
@@ -16,13 +16,29 @@ from .shards import Shard, check_shards, scatter_rows
 SHARD_BACKENDS = ("faiss", "faiss_ivf", "faiss_ivfpq", "faiss_hnsw")  # what a shard may run (CPU, in-process)
 
 
+class ShardIndex:
+    """One shard's unit rows and their index (None: exact search), on the worker that built it.
+    Rows are normalised here as `knn` normalises its input (row by row: one machine's floats)."""
+
+    def __init__(self, base: np.ndarray, backend: str, offset: int) -> None:
+        self.base = normalize_rows(base, "shard")
+        self.index = None if backend == "faiss" else build_index(backend, self.base)
+        self.offset = offset
+        self.searches = 0  # query batches served (a resident index is built once for all of them)
+
+    def topk(self, query: np.ndarray, k: int, chunk: int):
+        """The top-min(k, rows) of `query` among this shard, as (raw sims, global ids) ordered by
+        (sim desc, id asc); raw: clipping waits for the merged lists."""
+        if query.shape[1] != self.base.shape[1]:
+            raise DataError(f"query has {query.shape[1]} columns but the shard rows have {self.base.shape[1]}")
+        self.searches += 1
+        sims, idx = search_index(self.index, self.base, query, min(k, len(self.base)), chunk)
+        return order_ties(np.asarray(sims, np.float32), np.asarray(idx, np.int64) + self.offset)
+
+
 def shard_topk(base: np.ndarray, query: np.ndarray, k: int, chunk: int, backend: str, offset: int):
-    """On a worker: the top-min(k, rows) of `query` among one shard's rows, as (raw sims, global
-    ids) ordered by (sim desc, id asc); raw: clipping waits for the merged lists. Rows are
-    normalised here as `knn` normalises its input (row by row: the same floats as one machine's)."""
-    base = normalize_rows(base, "shard")
-    sims, idx = BACKENDS[backend](base, query, min(k, len(base)), chunk)
-    return order_ties(np.asarray(sims, np.float32), np.asarray(idx, np.int64) + offset)
+    """On a worker: one shard's top-K of `query`, its index built for this call (`ShardIndex`)."""
+    return ShardIndex(base, backend, offset).topk(query, k, chunk)
 
 
 def _stack(*parts):
