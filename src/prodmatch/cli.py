@@ -426,6 +426,39 @@ def _(p):
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
+@command("pairs", "labelled product pairs (Ditto lines / DeepMatcher CSVs): fit on train, choose on valid, "
+                  "score test once; write predictions.csv")
+def pairs(args):
+    from .ccks import ccks_run
+    from .ccks.formats import detect_format
+    from .errors import DataError
+
+    if detect_format(args.data) is None:
+        raise DataError(f"{args.data}: not a benchmark folder (no test.txt, nor tableA.csv); a CCKS folder runs with "
+                        "`prodmatch ccks`")
+    r = in_run_folder(args, "pairs", lambda out: ccks_run(args.data, args.config, out, overwrite=args.overwrite,
+                                                           progress=not args.quiet, reuse=args.reuse,
+                                                           train_size=args.train_size))
+    print(f"wrote {r['out']}/: predictions.csv ({r['valid_pairs']} test pairs), compare.csv, report.md, run.json")
+    print(f"chosen entry (best cross-validated valid F1, {r['chosen_cv_f1']:.4f}; in-sample "
+          f"{r['chosen_held_out_f1']:.4f}): {r['chosen']}")
+    t = r["chosen_valid"]
+    print(f"test F1 {t['f1']:.4f} (P {t['precision']:.4f}, R {t['recall']:.4f}); every entry: {r['report']}")
+
+
+@pairs.arguments
+def _(p):
+    p.add_argument("--data", required=True, help="benchmark folder: Ditto's train/valid/test.txt (WDC: "
+                                                 "train.txt.<size>), or DeepMatcher's tableA/tableB + train/valid/test.csv")
+    p.add_argument("--train-size", help="WDC training size (small, medium, large: those the folder has)")
+    p.add_argument("--config", default="em-cpu", help="stage YAML (path or shipped name: em-cpu, em-fast, em-test)")
+    p.add_argument("--out", help="run folder (default: a fresh oof/pairs-<config>-<time>/)")
+    p.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
+    p.add_argument("--reuse", metavar="RUN", help="an earlier run (or a failed run's RUN.failed) on the same files: "
+                                                  "members whose spec is unchanged take its scores")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
 @command("kdd", "KDD Cup 2020 recall: score ranking methods on valid (NDCG@5), write compare.csv + submission.csv")
 def kdd(args):
     from .kdd import kdd_run

@@ -44,6 +44,10 @@ class CcksRunConfig:
     threads: int = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"
     image_policy: Literal["error", "placeholder"] = "error"  # an image an item names but the folder lacks
+    summarize_words: int = 0  # > 0: attribute values longer than this keep their highest-idf words (Ditto)
+    stacker: bool = False  # a LightGBM entry over member scores + `comparisons`, fitted on the held-out pairs
+    comparisons: tuple[str, ...] = ()  # named pair comparisons (stack.comparisons) the stacker reads; () = all
+    prune: bool = False  # ensemble entries also with weak members dropped (greedy, refitted in every CV fold)
     members: tuple[MemberConfig, ...] = ()
 
     def __post_init__(self) -> None:
@@ -54,6 +58,8 @@ class CcksRunConfig:
             problems.append("train_pairs, holdout_pairs and threads must be >= 0")
         if not 0.0 <= self.unseen_share < 1.0:
             problems.append(f"unseen_share={self.unseen_share} not in [0, 1)")
+        if self.summarize_words < 0:
+            problems.append(f"summarize_words={self.summarize_words} must be >= 0 (0: off)")
         if self.select_folds < 2:
             problems.append(f"select_folds={self.select_folds}: cross-validated selection needs at least 2 folds")
         problems += name_problems("member", [m.name for m in self.members])

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
 
@@ -154,10 +154,16 @@ FILES = {"train_info": "item_train_info.jsonl", "valid_info": "item_valid_info.j
          "train_pairs": "item_train_pair.jsonl", "valid_pairs": "item_valid_pair.jsonl",
          "valid_truth": "item_valid_pair_truth.jsonl"}
 
+CCKS_SPLITS = ("held-out", "valid")  # what the stage calls its choosing and its scored pairs, per protocol
+BENCHMARK_SPLITS = ("valid", "test")
+
+
 @dataclass
 class CcksData:
-    """Pair frames (``pair_frame``) of the training, held-out and valid pairs, plus masks.
-    `valid` carries no labels; `y_valid` holds the truth's (None without it)."""
+    """Pair frames (``pair_frame``) of the training, held-out (choosing) and valid (scored) pairs, plus
+    masks. `valid` carries no labels; `y_valid` holds the truth's (None without it). `split_names` say
+    what the protocol calls the held-out and the scored pairs (a benchmark's own valid and test
+    splits); `lines` are the scored pairs' file lines (benchmarks); `hashes` the files read."""
 
     items: pd.DataFrame
     train: pd.DataFrame
@@ -169,6 +175,10 @@ class CcksData:
     pseudo_unseen: list[str]
     folder: Path
     seed: int
+    split_names: tuple[str, str] = CCKS_SPLITS
+    lines: np.ndarray | None = None
+    hashes: dict = field(default_factory=dict)
+    facts: dict = field(default_factory=dict)
 
 def read_items(data_dir: Path) -> pd.DataFrame:
     """Train + valid items of a CCKS folder, with ``image_path``: the item's image under
@@ -254,13 +264,23 @@ def check_item_images(items: pd.DataFrame, policy: str) -> None:
         enforce_image_policy([p.name for p in group], folder, policy, what="CCKS items")
 
 
-def load_data(data_dir, config: CcksRunConfig, folder: Path, *, needs_images: bool = False) -> CcksData:
+def load_data(data_dir, config: CcksRunConfig, folder: Path, *, needs_images: bool = False,
+              train_size: str | None = None) -> CcksData:
     """Read a CCKS folder, split the train pairs and build the pair frames and unseen masks; with
-    `needs_images` (a member reads them) the items' images are checked under ``config.image_policy``."""
+    `needs_images` (a member reads them) the items' images are checked under ``config.image_policy``.
+    A benchmark folder of the entity-matching field (`formats`) is read by `load_benchmark`."""
     from ..pairs.pvs import pair_frame
     from ..stack.ensemble import unseen_mask
+    from .formats import detect_format
 
     data_dir = Path(data_dir)
+    if detect_format(data_dir) is not None:
+        if needs_images:
+            raise DataError(f"{data_dir}: a benchmark folder has no images; drop the image-reading members")
+        return load_benchmark(data_dir, config, folder, train_size)
+    if train_size is not None:
+        raise DataError(f"{data_dir}: --train-size is for the field's benchmark folders (Ditto / DeepMatcher), "
+                        "not a CCKS folder")
     items = read_items(data_dir)
     if needs_images:
         check_item_images(items, config.image_policy)
@@ -276,7 +296,60 @@ def load_data(data_dir, config: CcksRunConfig, folder: Path, *, needs_images: bo
     unseen_valid = unseen_mask(valid_f["cate_a"], seen) | unseen_mask(valid_f["cate_b"], seen)
     pseudo = pseudo_unseen(hold_f, config)
     unseen_hold = (hold_f["cate_a"].isin(pseudo) | hold_f["cate_b"].isin(pseudo)).to_numpy()
-    return CcksData(items, train_f, hold_f, valid_f, y_valid, unseen_hold, unseen_valid, pseudo, folder, config.seed)
+    return CcksData(items, train_f, hold_f, valid_f, y_valid, unseen_hold, unseen_valid, pseudo, folder, config.seed,
+                    hashes=ccks_hashes(data_dir))
+
+
+def load_benchmark(data_dir: Path, config: CcksRunConfig, folder: Path, train_size: str | None) -> CcksData:
+    """A benchmark folder under the field's protocol: members fit on its train split, everything is
+    chosen on its valid split (the stage's held-out part), its test split is scored once (its labels
+    go to the scorer only). No item hold-out and no unseen categories."""
+    from ..io import file_sha256
+    from ..pairs.pvs import pair_frame
+    from .formats import read_benchmark
+
+    bench = read_benchmark(data_dir, train_size)
+    labels = set(bench.valid["item_label"].tolist())
+    if labels != {0, 1}:
+        raise DataError(f"{bench.files['valid']}: the valid split has labels {sorted(labels)}; choosing thresholds "
+                        "needs both 0 and 1")
+    items = summarize_values(bench.items, config.summarize_words)
+    train, hold, valid = (pair_frame(split.drop(columns="line"), items)
+                          for split in (bench.train, bench.valid, bench.test))
+    y_test = valid.pop("item_label").to_numpy(np.int64)
+    no = np.zeros
+    facts = {"format": bench.format, "train_size": bench.train_size, "repeats": bench.repeats,
+             "warnings": bench.warnings, "items": len(items), "attributes": list(bench.attributes)}
+    return CcksData(items, train, hold, valid, y_test, no(len(hold), bool), no(len(valid), bool), [], folder,
+                    config.seed, BENCHMARK_SPLITS, bench.test["line"].to_numpy(np.int64),
+                    {path.name: file_sha256(path) for path in bench.files.values()}, facts)
+
+
+def summarize_values(items: pd.DataFrame, words: int) -> pd.DataFrame:
+    """`items` with each pvs value longer than `words` words cut to its `words` highest-idf words, in
+    their order (Ditto's summariser: the rare tokens, model numbers, survive a pair model's
+    truncation); idf over the items' pvs texts. `words` 0 leaves them."""
+    import math
+    from collections import Counter
+
+    from ..pairs.pvs import PVS_ENTRY_SEP, PVS_KV_SEP, parse_pvs
+
+    if not words:
+        return items
+    parsed = [parse_pvs(text) for text in items["item_pvs"]]
+    tokens = [{k: [v.split() for v in values] for k, values in pvs.items()} for pvs in parsed]
+    df = Counter(w for pvs in tokens for values in pvs.values() for value in values for w in set(value))
+    idf = {w: math.log(len(items) / n) for w, n in df.items()}
+
+    def cut(value: list[str]) -> str:
+        if len(value) <= words:
+            return " ".join(value)
+        keep = set(sorted(range(len(value)), key=lambda i: (-idf[value[i]], i))[:words])
+        return " ".join(w for i, w in enumerate(value) if i in keep)
+
+    text = [PVS_ENTRY_SEP.join(f"{k}{PVS_KV_SEP}{cut(v)}" for k, values in pvs.items() for v in values)
+            for pvs in tokens]
+    return items.assign(item_pvs=text)
 
 def ccks_hashes(data_dir) -> dict:
     """SHA-256 of each CCKS file present in `data_dir`."""

@@ -61,15 +61,22 @@ def _split_scores(scores: np.ndarray, n_holdout: int) -> MemberScores:
 def _scored_pairs(data: CcksData) -> pd.DataFrame:
     return pd.concat([data.holdout, data.valid], ignore_index=True)
 
+def _side_texts(pairs: pd.DataFrame, field: str) -> tuple[pd.Series, pd.Series]:
+    """Each side's ``title``, or its whole ``offer`` (title + its own pvs text)."""
+    if field == "title":
+        return pairs["title_a"], pairs["title_b"]
+    return pairs["title_a"] + " " + pairs["own_pvs_a"], pairs["title_b"] + " " + pairs["own_pvs_b"]
+
 @dataclass(frozen=True)
 class TfidfCosineOptions:
-    """``char`` (2-4-grams within words) or ``word`` TF-IDF of the titles."""
+    """``char`` (2-4-grams within words) or ``word`` TF-IDF of the ``title`` or of the whole ``offer``."""
 
     analyzer: Literal["char", "word"] = "char"
+    field: Literal["title", "offer"] = "title"
 
 @register_member("tfidf_cosine")
 class TfidfCosine(Member):
-    """TF-IDF title cosine, fitted on the titles of the held-out and valid pairs (texts only)."""
+    """TF-IDF cosine, fitted on the texts of the held-out and valid pairs (texts only)."""
 
     options_class = TfidfCosineOptions
 
@@ -78,8 +85,86 @@ class TfidfCosine(Member):
         from ..pairs.unsupervised import text_cosine
 
         config = {"char": TfidfConfig.char(), "word": TfidfConfig(stop_words=None)}[self.options.analyzer]
-        pairs = _scored_pairs(data)
-        return _split_scores(text_cosine(pairs["title_a"], pairs["title_b"], config), len(data.holdout))
+        a, b = _side_texts(_scored_pairs(data), self.options.field)
+        return _split_scores(text_cosine(a, b, config), len(data.holdout))
+
+@dataclass(frozen=True)
+class EncoderCosineOptions:
+    """A frozen local text encoder (None: the shipped MiniLM), mean-pooled over `max_length` tokens
+    of the ``title`` or the whole ``offer``."""
+
+    model: str | None = None
+    max_length: int = 128
+    field: Literal["title", "offer"] = "offer"
+    batch_size: int = 64
+
+@register_member("encoder_cosine")
+class EncoderCosine(Member):
+    """Zero-shot cosine of a frozen text encoder's item vectors; each distinct text is encoded once."""
+
+    options_class = EncoderCosineOptions
+
+    def score(self, data: CcksData, folder: Path, progress: bool) -> MemberScores:
+        import torch
+
+        from ..encoders.text import load_hf_backbone, resolve_model_folder
+        from ..pairs.item_tables import embed_texts
+
+        a, b = _side_texts(_scored_pairs(data), self.options.field)
+        texts, codes = np.unique(np.r_[a.to_numpy(str), b.to_numpy(str)], return_inverse=True)
+        model = tiny_backbone(data) if self.options.model == TINY_MODEL else resolve_model_folder(self.options.model)
+        backbone, tokenizer, _ = load_hf_backbone(model, what="encoder_cosine")
+        vectors = torch.nn.functional.normalize(embed_texts(backbone, tokenizer, texts.tolist(), self.options.max_length,
+                                                            self.options.batch_size, progress), dim=1).numpy()
+        va, vb = vectors[codes[:len(a)]], vectors[codes[len(a):]]
+        return _split_scores(np.einsum("ij,ij->i", va, vb).astype(np.float64), len(data.holdout))
+
+@dataclass(frozen=True)
+class ComparisonsLgbmOptions:
+    """The named pair comparisons (`stack.comparisons`; () = all) and the LightGBM settings; `folds`
+    out-of-fold folds of the training pairs (connected pair components kept whole where possible)."""
+
+    comparisons: tuple[str, ...] = ()
+    folds: int = 5
+    num_leaves: int = 31
+    learning_rate: float = 0.05
+    n_estimators: int = 2000
+    min_child_samples: int = 20
+
+@register_member("comparisons_lgbm")
+class ComparisonsLgbm(Member):
+    """LightGBM over the named pair comparisons, fitted on the training pairs (rounds from their
+    out-of-fold fits, `stack.lgbm.fit_with_oof`); saved as LightGBM text in ``members/<name>/``."""
+
+    options_class = ComparisonsLgbmOptions
+
+    def score(self, data: CcksData, folder: Path, progress: bool) -> MemberScores:
+        from ..metrics import best_pair_threshold
+        from ..stack.comparisons import build_comparisons
+        from ..stack.lgbm import LgbmParams, fit_with_oof, save_booster
+        from .select import pair_components, selection_folds
+
+        o = self.options
+        comparisons = build_comparisons(o.comparisons or None, data.items)
+        x = [pair_comparisons(data.items, frame, comparisons) for frame in (data.train, data.holdout, data.valid)]
+        y = data.train["item_label"].to_numpy(np.int64)
+        groups = pair_components(data.train["src_item_id"], data.train["tgt_item_id"])
+        folds = selection_folds(y, groups, max(3, o.folds), self.config.seed)
+        params = LgbmParams(num_leaves=o.num_leaves, learning_rate=o.learning_rate, n_estimators=o.n_estimators,
+                            min_child_samples=o.min_child_samples, seed=self.config.seed)
+        fit = fit_with_oof(x[0], y, folds.fold, params, progress=progress)
+        folder.mkdir(parents=True, exist_ok=True)
+        save_booster(fit.booster, folder / "model.txt")
+        oof = best_pair_threshold(y, fit.prob)[1]
+        info = {"train_oof_f1": round(float(oof.f1), 4), "rounds": fit.rounds, "features": len(fit.features),
+                "oof_folds": folds.to_dict(), "top_features": fit.importance["feature"].head(10).tolist()}
+        return MemberScores(fit.predict(x[1]), fit.predict(x[2]), info)
+
+def pair_comparisons(items: pd.DataFrame, pairs: pd.DataFrame, comparisons) -> pd.DataFrame:
+    """The comparisons' features of a pair frame's rows."""
+    from ..stack.comparisons import compare_pairs
+
+    return compare_pairs(items, pairs["src_item_id"].to_numpy(), pairs["tgt_item_id"].to_numpy(), comparisons)
 
 @register_member("pvs_jaccard")
 class PvsJaccard(Member):
@@ -188,25 +273,39 @@ def build_members(config: CcksRunConfig) -> list[Member]:
     """Every member of the config, its options checked."""
     return [MEMBERS[spec.kind](spec, config) for spec in config.members]
 
+@dataclass
+class ScoreBook:
+    """The members' scores as they finish (held-out, valid, facts), so a failure later keeps them."""
+
+    hold: dict = field(default_factory=dict)
+    valid: dict = field(default_factory=dict)
+    info: dict = field(default_factory=dict)
+
+    def add(self, name: str, result: MemberScores, info: dict) -> None:
+        self.hold[name] = np.asarray(result.holdout, np.float64)
+        self.valid[name] = np.asarray(result.valid, np.float64)
+        self.info[name] = info
+
+    def frames(self) -> tuple[pd.DataFrame, pd.DataFrame]:
+        return pd.DataFrame(self.hold), pd.DataFrame(self.valid)
+
 def score_members(members: list[Member], data: CcksData, progress: bool,
-                  reused: dict[str, MemberScores] | None = None) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
-    """(held-out scores, valid scores) with one column per member, and each member's facts; members
+                  reused: dict[str, MemberScores] | None = None, book: ScoreBook | None = None) -> ScoreBook:
+    """Each member's held-out and valid scores and facts into `book` (a new one by default); members
     named in `reused` (an earlier run's scores, `ccks.reuse`) are not scored again."""
     from tqdm.auto import tqdm
 
-    hold, valid, info, reused = {}, {}, {}, reused or {}
+    book, reused = book if book is not None else ScoreBook(), reused or {}
     for member in tqdm(members, desc="ccks members", disable=not progress):
         name, started = member.spec.name, time.time()
         if name in reused:
-            result = reused[name]
-            log.info("ccks member %s: scores reused from %s", name, result.info["reused_from"])
-            hold[name], valid[name], info[name] = result.holdout, result.valid, result.info
+            log.info("ccks member %s: scores reused from %s", name, reused[name].info["reused_from"])
+            book.add(name, reused[name], reused[name].info)
             continue
         result = member.score(data, data.folder / "members" / name, progress)
-        hold[name], valid[name] = np.asarray(result.holdout, np.float64), np.asarray(result.valid, np.float64)
-        info[name] = {"kind": member.kind, **result.info, "seconds": round(time.time() - started, 2)}
-        log.info("ccks member %s (%s): %.1f s", name, member.kind, info[name]["seconds"])
-    return pd.DataFrame(hold), pd.DataFrame(valid), info
+        book.add(name, result, {"kind": member.kind, **result.info, "seconds": round(time.time() - started, 2)})
+        log.info("ccks member %s (%s): %.1f s", name, member.kind, book.info[name]["seconds"])
+    return book
 
 def tiny_backbone(data: CcksData) -> Path:
     """The tiny random BERT (``encoders.text.tiny_text_model``) with the data's ASCII words, built

@@ -13,7 +13,7 @@ import pandas as pd
 from ..config import to_dict
 from ..errors import DataError
 from .config import CcksRunConfig
-from .data import CcksData, ccks_hashes
+from .data import CcksData
 from .members import MemberScores
 
 SPLIT_FIELDS = ("seed", "holdout_items", "train_pairs", "holdout_pairs", "unseen_share")
@@ -36,10 +36,10 @@ class EarlierRun:
             raise DataError(f"--reuse {folder}: not a finished CCKS run (no {', '.join(missing)})")
         return cls(folder, json.loads(paths[0].read_text(encoding="utf-8")), pd.read_parquet(paths[1]))
 
-    def check_compatible(self, data_dir, config: CcksRunConfig) -> None:
+    def check_compatible(self, data: CcksData, config: CcksRunConfig) -> None:
         """DataError unless the earlier run read the same files with the same split settings."""
-        if self.record.get("data") != ccks_hashes(data_dir):
-            raise DataError(f"--reuse {self.folder}: it read other data files than {data_dir}")
+        if self.record.get("data") != data.hashes:
+            raise DataError(f"--reuse {self.folder}: it read other data files than this run ({sorted(data.hashes)})")
         earlier, now = self.record.get("config", {}), to_dict(config)
         differ = [f for f in SPLIT_FIELDS if earlier.get(f) != now.get(f)]
         if differ:

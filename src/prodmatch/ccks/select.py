@@ -52,37 +52,91 @@ def member_rule(column: str) -> Rule:
 
     return Rule(f"member {column}", "member", fit)
 
-def ensemble_rule(kind: str, calibrated: bool, unseen: bool) -> Rule:
-    """An ensemble of every member column (``ensemble.make_ensemble(kind)``), on raw scores or on
-    scores Platt-calibrated on the fitting rows, with or without unseen-category thresholds."""
+def ensemble_rule(kind: str, calibrated: bool, unseen: bool, columns: list[str], prune: bool = False) -> Rule:
+    """An ensemble of the member `columns` (``ensemble.make_ensemble(kind)``), on raw scores or on
+    scores Platt-calibrated on the fitting rows, with or without unseen-category thresholds; with
+    `prune` the members are first chosen on the fitting rows (`prune_members`)."""
     scale = "calibrated" if calibrated else "raw"
 
     def fit(y, scores, mask):
         from ..stack.compare import platt_apply, platt_fit, platt_params
         from ..stack.ensemble import make_ensemble
 
-        models = platt_fit(scores, y) if calibrated else None
+        def fit_on(cols):
+            models = platt_fit(scores[cols], y) if calibrated else None
 
-        def scaled(s):
-            return platt_apply(models, s) if calibrated else s
+            def scaled(s):
+                return platt_apply(models, s[cols]) if calibrated else s[cols]
 
-        model = make_ensemble(kind).fit(y, scaled(scores), unseen=mask if unseen else None)
-        params = {"scores": scale, "unseen": unseen, "ensemble": model.to_dict(),
+            model = make_ensemble(kind).fit(y, scaled(scores), unseen=mask if unseen else None)
+            return models, scaled, model
+
+        def predict(cols):
+            _, scaled, model = fit_on(cols)
+            return model.predict(scaled(scores), unseen=mask if unseen else None)
+
+        kept = prune_members(y, columns, predict) if prune else list(columns)
+        models, scaled, model = fit_on(kept)
+        params = {"scores": scale, "unseen": unseen, "members": kept, "ensemble": model.to_dict(),
                   **({"calibration": platt_params(models)} if calibrated else {})}
         return Fitted(lambda s, u: model.decision_function(scaled(s), unseen=u if unseen else None),
                       0.0, model.inclusive, params)
 
-    return Rule(f"{kind} ensemble, {scale}" + (" + unseen thresholds" if unseen else ""), "ensemble", fit)
+    name = f"{kind} ensemble, {scale}" + (" + unseen thresholds" if unseen else "") + (", pruned" if prune else "")
+    return Rule(name, "ensemble", fit)
 
-def entry_rules(columns, unseen: bool) -> list[Rule]:
+def prune_members(y, columns: list[str], predict: Callable[[list[str]], np.ndarray]) -> list[str]:
+    """Greedy backward selection: drop the member whose removal raises the fitting rows' F1 most, while
+    one does (ties keep the larger set); at least two members stay."""
+    kept = list(columns)
+    best = pair_scores(y, predict(kept)).f1
+    while len(kept) > 2:
+        trials = [(pair_scores(y, predict([c for c in kept if c != drop])).f1, drop) for drop in kept]
+        f1, drop = max(trials, key=lambda t: t[0])
+        if f1 <= best:
+            break
+        best, kept = f1, [c for c in kept if c != drop]
+    return kept
+
+def stacker_rule(columns: list[str], seed: int, folds: int = 5) -> Rule:
+    """LightGBM over `columns` (member scores + pair comparisons) fitted on the fitting rows: `folds`
+    seeded stratified folds of them give out-of-fold probabilities (`stack.lgbm.fit_with_oof`), whose
+    best threshold the booster refitted on all of them uses."""
+    def fit(y, scores, unseen):
+        from sklearn.model_selection import StratifiedKFold
+
+        from ..stack.ensemble import fit_thresholds
+        from ..stack.lgbm import LgbmParams, fit_with_oof
+
+        k = max(3, min(folds, int(np.bincount(y, minlength=2).min())))
+        fold = np.zeros(len(y), np.int64)
+        for i, (_, at) in enumerate(StratifiedKFold(k, shuffle=True, random_state=seed).split(np.zeros(len(y)), y)):
+            fold[at] = i
+        params = LgbmParams(num_leaves=15, learning_rate=0.05, n_estimators=1000, min_child_samples=10, seed=seed)
+        model = fit_with_oof(scores[columns], y, fold, params)
+        threshold = float(fit_thresholds(y, pd.DataFrame({"p": model.prob}))[0])
+        return Fitted(lambda s, u: model.predict(s), threshold, False,
+                      {"rounds": model.rounds, "features": len(columns), "threshold": threshold,
+                       "top_features": model.importance["feature"].head(10).tolist()})
+
+    return Rule("lgbm stacker, members + comparisons", "stacker", fit)
+
+def entry_rules(columns, unseen: bool, *, prune: bool = False, stacker_columns: list[str] | None = None,
+                seed: int = 0) -> list[Rule]:
     """Members in column order, then each ensemble kind raw, calibrated, and (when `unseen`, i.e.
-    pseudo-unseen held-out pairs exist) raw and calibrated with unseen-category thresholds."""
+    pseudo-unseen held-out pairs exist) raw and calibrated with unseen-category thresholds; with
+    `prune` each ensemble also over pruned members; with `stacker_columns` the LightGBM stacker."""
     from ..stack.ensemble import ENSEMBLES
 
-    rules = [member_rule(str(c)) for c in columns]
+    columns = [str(c) for c in columns]
+    rules = [member_rule(c) for c in columns]
     for kind in ENSEMBLES:
         for with_unseen in (False, True) if unseen else (False,):
-            rules += [ensemble_rule(kind, calibrated, with_unseen) for calibrated in (False, True)]
+            rules += [ensemble_rule(kind, calibrated, with_unseen, columns) for calibrated in (False, True)]
+            if prune and len(columns) > 2:
+                rules += [ensemble_rule(kind, calibrated, with_unseen, columns, prune=True) for calibrated in (False, True)]
+    if stacker_columns:
+        rules.append(stacker_rule(list(stacker_columns), seed))
     return rules
 
 @dataclass(frozen=True)
@@ -172,6 +226,7 @@ class Entry:
     threshold: float = 0.0
     inclusive: bool = False
     params: dict = field(default_factory=dict)
+    in_sample_pred: np.ndarray | None = None  # the held-out decisions of the rule fitted on them all
 
     @property
     def valid_pred(self) -> np.ndarray:
@@ -188,10 +243,10 @@ def fit_entries(rules: list[Rule], y, hold: pd.DataFrame, unseen_hold, valid: pd
     entries = []
     for rule in rules:
         fitted = rule.fit(y, hold, unseen_hold)
-        held = pair_scores(y, fitted.predict(hold, unseen_hold)).f1
+        in_sample = fitted.predict(hold, unseen_hold)
         cv = pair_scores(y, cross_predict(rule, y, hold, unseen_hold, np.asarray(fold))).f1
-        entries.append(Entry(rule.name, rule.kind, held, cv, fitted.margin(valid, unseen_valid), fitted.threshold,
-                             fitted.inclusive, fitted.params))
+        entries.append(Entry(rule.name, rule.kind, pair_scores(y, in_sample).f1, cv, fitted.margin(valid, unseen_valid),
+                             fitted.threshold, fitted.inclusive, fitted.params, in_sample))
     return entries
 
 def choose(entries: list[Entry]) -> Entry:

@@ -183,3 +183,46 @@ def _check_pairs(pairs: pd.DataFrame) -> None:
         raise DataError(f"candidate pairs lack columns {sorted(missing)}")
     if pairs.empty:
         raise DataError("no candidate pairs to stack")
+
+
+@dataclass
+class OofFit:
+    """`fit_with_oof`'s result: OOF probability per row, the booster refitted on every row, its rounds."""
+
+    prob: np.ndarray
+    booster: object
+    rounds: int
+    features: list[str]
+    importance: pd.DataFrame
+
+    def predict(self, x: pd.DataFrame) -> np.ndarray:
+        return self.booster.predict(lgbm_matrix(x, self.features))
+
+
+def fit_with_oof(x: pd.DataFrame, y, fold, params: LgbmParams = LgbmParams(), *, progress: bool = False) -> OofFit:
+    """LightGBM on labelled rows of any feature table (not only candidate pairs): `fit_oof` over the
+    given `fold` per row (>= 3 folds) for out-of-fold probabilities and the rounds, then `fit_final`
+    on every row with the mean best round. The one OOF helper of the CCKS / pair stage's stackers."""
+    table = pd.DataFrame(lgbm_matrix(x, list(x.columns)), columns=safe_feature_names(x.columns))
+    table = table.assign(i=np.arange(len(x)), j=np.arange(len(x)), fold=np.asarray(fold),
+                         label=np.asarray(y, np.int64))
+    config = StackerConfig(lgbm=params)
+    oof = fit_oof(table, config, progress=progress)
+    rounds = max(1, int(round(float(np.mean(oof.best_iterations)))))
+    return OofFit(oof.prob, fit_final(table, config, rounds), rounds, list(x.columns), oof.importance)
+
+
+def safe_feature_names(columns) -> list[str]:
+    """Column names LightGBM accepts (no JSON-special characters: each becomes ``_``), kept distinct
+    by their position prefix."""
+    import re
+
+    return [f"f{k}_" + re.sub(r"[^0-9A-Za-z_]", "_", str(c)) for k, c in enumerate(columns)]
+
+
+def lgbm_matrix(x: pd.DataFrame, features: list[str]) -> np.ndarray:
+    """The `features` columns of `x` as float32 (NaN kept: LightGBM's missing value)."""
+    missing = [c for c in features if c not in x.columns]
+    if missing:
+        raise DataError(f"feature table lacks columns {missing[:5]}")
+    return x[features].to_numpy(np.float32)

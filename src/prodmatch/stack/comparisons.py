@@ -1,0 +1,558 @@
+"""Named pair comparisons of product offers, Splink's comparison library as registered classes.
+
+A comparison is fitted on the whole items table (corpus statistics only: TF-IDF vocabularies, idf,
+known model codes; never labels) and turns two tables of offers aligned with the pairs into float64
+feature arrays, NaN where it does not apply (an attribute empty on either side). `compare_pairs`
+gathers the offers of (src, tgt) id pairs and names each feature ``"<comparison>:<feature>"``.
+Per-text work (regexes, tokenising) runs once per distinct text and is gathered by index; the
+per-pair work is numpy, scipy.sparse or `rapidfuzz.process.cpdist`.
+"""
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from typing import Callable, ClassVar, Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+import regex
+import scipy.sparse as sp
+
+from ..errors import DataError, preview
+from ..post.units import conflicts, parse_number
+from ..registry import name_problems, registrar
+
+COMPARISONS: dict[str, type["Comparison"]] = {}
+register_comparison = registrar(COMPARISONS, "name")
+
+NOT_COMPARED = ("item_id", "item_pvs", "cate_id", "image_path")
+MAX_CHARS = 500  # strings: descriptions are long and edit-distance scorers grow with length
+PARTIAL_MAX_MEAN = 200  # strings: partial_ratio only on fields shorter than this on average
+
+_WORD = re.compile(r"\w+")  # the TF-IDF token pattern r"(?u)\b\w+\b"
+_CODE_TOKEN = re.compile(r"[^\W_]+(?:[-/._][^\W_]+)*")
+_SEPARATOR = re.compile(r"[-/._]")
+_NUMBER = regex.compile(r"(?<![\p{L}\p{N}_])(?<!\p{N}[.,])\d+(?:[.,]\d+)*", regex.V1)
+_PRICE = re.compile(r"\d[\d,]*(?:\.\d+)?")
+
+
+class Comparison:
+    """One named group of pair features; subclasses register with ``@register_comparison(name)``."""
+
+    name: ClassVar[str]
+
+    def fit(self, items: pd.DataFrame) -> "Comparison":
+        """Learn what needs a corpus from all items (no labels); nothing by default."""
+        return self
+
+    def compute(self, a: pd.DataFrame, b: pd.DataFrame) -> dict[str, np.ndarray]:
+        """Feature -> float64 array of len(a) for the offers a[k], b[k]; NaN where it does not apply."""
+        raise NotImplementedError
+
+    def _fitted(self, attribute: str):
+        value = getattr(self, attribute, None)
+        if value is None:
+            raise RuntimeError(f"comparison {self.name!r}: call fit(items) before compute")
+        return value
+
+
+# ---------------------------------------------------------------------------------------------
+# columns, fields and per-text helpers
+
+
+def column(frame: pd.DataFrame, name: str) -> np.ndarray:
+    """`frame[name]` as an object array of stripped strings ("" for missing values or a missing column)."""
+    if name not in frame.columns:
+        return np.full(len(frame), "", dtype=object)
+    values = frame[name]
+    return values.where(values.notna(), "").astype(str).str.strip().to_numpy(object)
+
+
+def text_fields(items: pd.DataFrame) -> list[str]:
+    """The columns compared as text: title first, then every attribute holding text; ids, pvs and
+    image columns, numeric columns (price), all-empty columns and copies of the title are left out."""
+    title = column(items, "title") if "title" in items.columns else None
+    fields = []
+    for name in items.columns:
+        if name in NOT_COMPARED:
+            continue
+        if name != "title" and not _is_text(items[name]):
+            continue
+        if name != "title" and title is not None and (column(items, name) == title).all():
+            continue  # abt_buy's name restates the title: the same features twice
+        fields.append(name)
+    return sorted(fields, key=lambda f: f != "title")
+
+
+def _is_text(values: pd.Series) -> bool:
+    if not pd.api.types.is_string_dtype(values) and not pd.api.types.is_object_dtype(values):
+        return False
+    text = pd.Series(column(values.to_frame("v"), "v"), dtype=object)
+    text = text[text != ""]
+    if text.empty:
+        return False
+    numeric = pd.to_numeric(text.str.replace(r"[\s$€£,]", "", regex=True), errors="coerce")
+    return bool(numeric.isna().any())
+
+
+def joined(frame: pd.DataFrame, fields: Sequence[str]) -> np.ndarray:
+    """Each row's fields joined by spaces: the whole offer as one text."""
+    out = np.full(len(frame), "", dtype=object)
+    for k, field in enumerate(fields):
+        out = column(frame, field) if k == 0 else out + " " + column(frame, field)
+    return out
+
+
+def words(text: str) -> list[str]:
+    """Lower-cased word tokens (the TF-IDF token pattern)."""
+    return _WORD.findall(text.lower())
+
+
+def _unique(values_a: np.ndarray, values_b: np.ndarray) -> tuple[np.ndarray, np.ndarray, list]:
+    """(codes of a, codes of b, distinct values) of a and b stacked, so per-text work runs once a text."""
+    codes, uniques = pd.factorize(np.concatenate([values_a, values_b]).astype(object))
+    return codes[: len(values_a)], codes[len(values_a) :], list(uniques)
+
+
+def _per_text(values_a, values_b, fn: Callable, dtype=np.float64) -> tuple[np.ndarray, np.ndarray]:
+    """`fn` of every value of a and b, evaluated once per distinct value."""
+    ca, cb, uniques = _unique(values_a, values_b)
+    out = np.array([fn(v) for v in uniques], dtype=dtype) if uniques else np.zeros(0, dtype)
+    return out[ca], out[cb]
+
+
+def _ids(values_a, values_b) -> tuple[np.ndarray, np.ndarray]:
+    """Integer ids of a and b's values in one space (equal values, equal ids)."""
+    ca, cb, _ = _unique(values_a, values_b)
+    return ca, cb
+
+
+def set_matrices(columns_a: Sequence[np.ndarray], columns_b: Sequence[np.ndarray],
+                 extract: Callable[[str], Iterable[str]]) -> tuple[sp.csr_matrix, sp.csr_matrix, list[str]]:
+    """Binary (rows, vocabulary) matrices of a and b: row k holds the union over the columns of
+    `extract(value)`, each distinct value extracted once; and the vocabulary."""
+    vocab: dict[str, int] = {}
+    parts = []
+    for va, vb in zip(columns_a, columns_b):
+        ca, cb, uniques = _unique(va, vb)
+        indptr, indices = [0], []
+        for text in uniques:
+            indices += sorted({vocab.setdefault(t, len(vocab)) for t in extract(text)})
+            indptr.append(len(indices))
+        parts.append((ca, cb, indptr, indices))
+    width = max(1, len(vocab))
+    total_a = sp.csr_matrix((len(columns_a[0]) if columns_a else 0, width))
+    total_b = sp.csr_matrix(total_a.shape)
+    for ca, cb, indptr, indices in parts:
+        bag = sp.csr_matrix((np.ones(len(indices)), indices, indptr), shape=(len(indptr) - 1, width))
+        total_a, total_b = total_a + bag[ca], total_b + bag[cb]
+    return _binary(total_a), _binary(total_b), list(vocab)
+
+
+def _binary(matrix: sp.spmatrix) -> sp.csr_matrix:
+    matrix = sp.csr_matrix(matrix, dtype=np.float64)
+    matrix.sum_duplicates()
+    matrix.eliminate_zeros()
+    matrix.data[:] = 1.0
+    return matrix
+
+
+def _row_sums(matrix: sp.spmatrix) -> np.ndarray:
+    return np.asarray(matrix.sum(1), dtype=np.float64).ravel()
+
+
+def _row_max(matrix: sp.csr_matrix) -> np.ndarray:
+    """Largest stored value of each row, 0 for empty rows."""
+    out = np.zeros(matrix.shape[0])
+    filled = np.diff(matrix.indptr) > 0
+    if filled.any():
+        out[filled] = np.maximum.reduceat(matrix.data, matrix.indptr[:-1][filled])
+    return out
+
+
+def _divide(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    """num / den, NaN where den is 0."""
+    return np.divide(num, den, out=np.full(len(num), np.nan), where=den != 0)
+
+
+def _flag(condition: np.ndarray, applies: np.ndarray | None = None) -> np.ndarray:
+    """1.0 / 0.0 of a condition, NaN where it does not apply."""
+    out = condition.astype(np.float64)
+    if applies is not None:
+        out[~applies] = np.nan
+    return out
+
+
+def set_features(a: sp.csr_matrix, b: sp.csr_matrix, lengths: np.ndarray) -> dict[str, np.ndarray]:
+    """shared, jaccard (NaN when either set is empty), any, conflict, missing, longest_shared."""
+    both = sp.csr_matrix(a.multiply(b))
+    shared, na, nb = _row_sums(both), _row_sums(a), _row_sums(b)
+    present = (na > 0) & (nb > 0)
+    both.data = lengths[both.indices].astype(np.float64)
+    return {
+        "shared": shared,
+        "jaccard": np.where(present, _divide(shared, na + nb - shared), np.nan),
+        "any": _flag(shared > 0),
+        "conflict": _flag(present & (shared == 0)),
+        "missing": _flag(~present),
+        "longest_shared": _row_max(both),
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# model codes
+
+
+def model_codes(text: str, known: set[str] | None = None) -> set[str]:
+    """Model-number-like tokens of a text, lower case: tokens with a letter and a digit, at least
+    3 characters without separators, as written and without ``-/._`` ("dsc-w120", "dscw120"); plus
+    two consecutive tokens joined ("sl 330" -> "sl330") when one of them is no code by itself and
+    the join is a code in `known` (any join when `known` is None)."""
+    tokens = _CODE_TOKEN.findall(text.lower())
+    plain = [_SEPARATOR.sub("", t) for t in tokens]
+    is_code = [_is_code(p) for p in plain]
+    codes = set()
+    for token, bare, code in zip(tokens, plain, is_code):
+        if code:
+            codes.update((token, bare))
+    for k in range(len(tokens) - 1):
+        join = plain[k] + plain[k + 1]
+        if not (is_code[k] and is_code[k + 1]) and _is_code(join) and (known is None or join in known):
+            codes.add(join)
+    return codes
+
+
+def _is_code(token: str) -> bool:
+    return len(token) >= 3 and any(c.isdigit() for c in token) and any(c.isalpha() for c in token)
+
+
+class _FieldsComparison(Comparison):
+    """A comparison over the items' text fields (`text_fields` at fit; the pair tables' own otherwise)."""
+
+    fields: list[str] | None = None
+
+    def fit(self, items: pd.DataFrame) -> "Comparison":
+        self.fields = text_fields(items)
+        return self
+
+    def _fields(self, a: pd.DataFrame) -> list[str]:
+        return self.fields if self.fields is not None else text_fields(a)
+
+
+@register_comparison("codes")
+class Codes(_FieldsComparison):
+    """Shared model numbers in the title (``title_*``) and in the whole offer (``all_*``)."""
+
+    known: set[str] | None = None
+
+    def fit(self, items: pd.DataFrame) -> "Comparison":
+        super().fit(items)
+        # joins of two tokens count only when some offer writes them as one token: "sl 330" is
+        # a model when "sl330" exists, "with 3" from a description is noise
+        self.known = set()
+        for field in self.fields:
+            for text in pd.unique(column(items, field)):
+                self.known |= model_codes(text, known=set())
+        return self
+
+    def compute(self, a: pd.DataFrame, b: pd.DataFrame) -> dict[str, np.ndarray]:
+        def extract(text: str) -> set[str]:
+            return model_codes(text, self.known)
+
+        out = {}
+        for scope, fields in (("title", ["title"]), ("all", self._fields(a) or ["title"])):
+            ma, mb, vocab = set_matrices([column(a, f) for f in fields], [column(b, f) for f in fields], extract)
+            lengths = np.array([len(c) for c in vocab] or [0], np.float64)
+            out.update({f"{scope}_{k}": v for k, v in set_features(ma, mb, lengths).items()})
+        return out
+
+
+# ---------------------------------------------------------------------------------------------
+# numbers, brand, price, length
+
+
+def title_numbers(text: str) -> set[str]:
+    """Numbers standing at a token start in a text ("500ml" -> 500, not the 120 of "w120"), as keys."""
+    values = (parse_number(m) for m in _NUMBER.findall(text))
+    return {f"{v:.9g}" for v in values if v is not None}
+
+
+@register_comparison("numbers")
+class Numbers(Comparison):
+    """Stated quantities (`prodmatch.post.units`) and plain numbers of the titles."""
+
+    def compute(self, a: pd.DataFrame, b: pd.DataFrame) -> dict[str, np.ndarray]:
+        ta, tb = column(a, "title"), column(b, "title")
+        ma, mb, _ = set_matrices([ta], [tb], title_numbers)
+        return {"conflict": conflicts(ta, tb).astype(np.float64),
+                "num_jaccard": set_features(ma, mb, np.zeros(ma.shape[1]))["jaccard"]}
+
+
+def _brand_phrase(text: str) -> str:
+    return " ".join(words(text))
+
+
+def _phrases_in(titles: list[str], phrases: dict[str, int], width: int) -> np.ndarray:
+    """Keys title * width + phrase id of every phrase occurring as consecutive words of a title."""
+    longest = max((p.count(" ") + 1 for p in phrases), default=0)
+    keys = []
+    for t, title in enumerate(titles):
+        tokens = words(title)
+        for n in range(1, longest + 1):
+            for s in range(len(tokens) - n + 1):
+                p = phrases.get(" ".join(tokens[s : s + n]))
+                if p is not None:
+                    keys.append(t * width + p)
+    return np.array(keys, np.int64)
+
+
+@register_comparison("brand")
+class Brand(Comparison):
+    """First title word, and the brand attribute (NaN features when the table has none)."""
+
+    def compute(self, a: pd.DataFrame, b: pd.DataFrame) -> dict[str, np.ndarray]:
+        ta, tb = column(a, "title"), column(b, "title")
+        fa, fb = _per_text(ta, tb, lambda t: (words(t) or [""])[0], dtype=object)
+        first_a, first_b = _ids(fa, fb)
+        out = {"first_token_equal": _flag(first_a == first_b, (fa != "") & (fb != ""))}
+        ba, bb = _per_text(column(a, "brand"), column(b, "brand"), _brand_phrase, dtype=object)
+        has_a, has_b = ba != "", bb != ""
+        brand_a, brand_b = _ids(ba, bb)
+        out["attr_equal"] = _flag(brand_a == brand_b, has_a & has_b)
+        out["brand_in_other_title"] = _flag(self._in_other_title(ta, tb, ba, bb), has_a | has_b)
+        return out
+
+    @staticmethod
+    def _in_other_title(ta, tb, ba, bb) -> np.ndarray:
+        """Whether a's brand occurs in b's title or b's brand in a's title (as whole words)."""
+        title_a, title_b, titles = _unique(ta, tb)
+        phrase_codes, phrases = pd.factorize(np.concatenate([ba, bb]).astype(object))
+        index = {p: k for k, p in enumerate(phrases) if p}
+        if not index:
+            return np.zeros(len(ta), bool)
+        found = _phrases_in(titles, index, len(phrases))
+        pa, pb = phrase_codes[: len(ba)], phrase_codes[len(ba) :]
+        hit_ab = (ba != "") & np.isin(title_b * len(phrases) + pa, found)
+        hit_ba = (bb != "") & np.isin(title_a * len(phrases) + pb, found)
+        return hit_ab | hit_ba
+
+
+def parse_price(text: str) -> float:
+    """The first number of a price string ("$1,299.00" -> 1299.0), NaN when there is none."""
+    m = _PRICE.search(text)
+    return float(m.group().replace(",", "")) if m else math.nan
+
+
+@register_comparison("price")
+class Price(Comparison):
+    """Price ratio (min / max) and absolute log difference; NaN where either price is missing or <= 0
+    (and everywhere when the table has no price column)."""
+
+    def compute(self, a: pd.DataFrame, b: pd.DataFrame) -> dict[str, np.ndarray]:
+        pa, pb = _per_text(column(a, "price"), column(b, "price"), parse_price)
+        ok = np.isfinite(pa) & np.isfinite(pb) & (pa > 0) & (pb > 0)
+        pa, pb = np.where(ok, pa, 1.0), np.where(ok, pb, 1.0)
+        return {"ratio": np.where(ok, np.minimum(pa, pb) / np.maximum(pa, pb), np.nan),
+                "log_diff": np.where(ok, np.abs(np.log(pa) - np.log(pb)), np.nan)}
+
+
+@register_comparison("length")
+class Length(Comparison):
+    """Title lengths in word tokens: ratio (NaN when either is 0) and absolute difference."""
+
+    def compute(self, a: pd.DataFrame, b: pd.DataFrame) -> dict[str, np.ndarray]:
+        na, nb = _per_text(column(a, "title"), column(b, "title"), lambda t: len(words(t)))
+        shorter = np.minimum(na, nb)
+        return {"title_len_ratio": _divide(shorter, np.where(shorter > 0, np.maximum(na, nb), 0.0)),
+                "title_len_diff": np.abs(na - nb)}
+
+
+# ---------------------------------------------------------------------------------------------
+# string similarity, TF-IDF, rare tokens
+
+
+@register_comparison("strings")
+class Strings(_FieldsComparison):
+    """rapidfuzz scores per text field in [0, 1] (``<field>_token_set``, ``_ratio``, ``_partial``),
+    on the first 500 characters; ``_partial`` only for fields whose mean length is under 200."""
+
+    partial: set[str] | None = None
+
+    def fit(self, items: pd.DataFrame) -> "Comparison":
+        super().fit(items)
+        self.partial = {f for f in self.fields if _mean_length(column(items, f)) < PARTIAL_MAX_MEAN}
+        return self
+
+    def compute(self, a: pd.DataFrame, b: pd.DataFrame) -> dict[str, np.ndarray]:
+        from rapidfuzz import fuzz
+
+        partial = self.partial
+        out = {}
+        for field in self._fields(a):
+            va, vb = _truncated(column(a, field)), _truncated(column(b, field))
+            scorers = {"token_set": fuzz.token_set_ratio, "ratio": fuzz.ratio}
+            if partial is None or field in partial:
+                scorers["partial"] = fuzz.partial_ratio
+            for suffix, scorer in scorers.items():
+                out[f"{field}_{suffix}"] = _scores(va, vb, scorer)
+        return out
+
+
+def _truncated(values: np.ndarray) -> np.ndarray:
+    return pd.Series(values, dtype=object).str.slice(0, MAX_CHARS).to_numpy(object)
+
+
+def _mean_length(values: np.ndarray) -> float:
+    lengths = [min(len(v), MAX_CHARS) for v in values if v]
+    return float(np.mean(lengths)) if lengths else 0.0
+
+
+def _scores(va: np.ndarray, vb: np.ndarray, scorer) -> np.ndarray:
+    """scorer(va[k], vb[k]) / 100 (case and punctuation ignored), NaN where either is empty."""
+    from rapidfuzz import utils
+    from rapidfuzz.process import cpdist
+
+    out = np.full(len(va), np.nan)
+    both = np.flatnonzero((va != "") & (vb != ""))
+    if len(both):
+        out[both] = cpdist(list(va[both]), list(vb[both]), scorer=scorer, processor=utils.default_process,
+                           dtype=np.float64, workers=1) / 100.0
+    return out
+
+
+class _Vectors:
+    """A TF-IDF vectoriser fitted on the items' texts; keeps their rows so compute transforms only
+    texts it has not seen."""
+
+    def __init__(self, texts: np.ndarray, **options):
+        from sklearn.feature_extraction.text import TfidfVectorizer
+
+        self.vectorizer = TfidfVectorizer(sublinear_tf=True, **options)
+        try:
+            self.matrix = sp.csr_matrix(self.vectorizer.fit_transform(list(texts)))
+        except ValueError:  # no token in any text: every similarity is 0
+            self.vectorizer, self.matrix = None, sp.csr_matrix((len(texts), 1))
+        self.row = {t: k for k, t in enumerate(texts)}
+
+    def cosine(self, texts_a: np.ndarray, texts_b: np.ndarray) -> np.ndarray:
+        """Cosine of the L2-normalised rows of texts_a[k] and texts_b[k] (0 for empty texts)."""
+        ca, cb, uniques = _unique(texts_a, texts_b)
+        rows = self._rows(uniques)
+        return np.minimum(_row_sums(rows[ca].multiply(rows[cb])), 1.0)
+
+    def _rows(self, texts: list[str]) -> sp.csr_matrix:
+        at = np.array([self.row.get(t, -1) for t in texts], np.int64)
+        new = at < 0
+        if not new.any():
+            return self.matrix[at]
+        unseen = [t for t, n in zip(texts, new) if n]
+        extra = (self.vectorizer.transform(unseen) if self.vectorizer is not None
+                 else sp.csr_matrix((len(unseen), self.matrix.shape[1])))
+        at[new] = self.matrix.shape[0] + np.arange(len(unseen))
+        return sp.csr_matrix(sp.vstack([self.matrix, extra]))[at]
+
+
+@register_comparison("tfidf")
+class Tfidf(_FieldsComparison):
+    """Cosine of word and char_wb (2-5) TF-IDF vectors of the title and of the whole offer."""
+
+    vectors: dict[str, _Vectors] | None = None
+
+    def fit(self, items: pd.DataFrame) -> "Comparison":
+        super().fit(items)
+        texts = {"title": column(items, "title"), "all": joined(items, self.fields)}
+        kinds = {"word": {"token_pattern": r"(?u)\b\w+\b"}, "char": {"analyzer": "char_wb", "ngram_range": (2, 5)}}
+        self.vectors = {f"{scope}_{kind}": _Vectors(texts[scope], **options)
+                        for scope in texts for kind, options in kinds.items()}
+        return self
+
+    def compute(self, a: pd.DataFrame, b: pd.DataFrame) -> dict[str, np.ndarray]:
+        vectors = self._fitted("vectors")
+        texts = {"title": (column(a, "title"), column(b, "title")),
+                 "all": (joined(a, self.fields), joined(b, self.fields))}
+        return {name: v.cosine(*texts[name.split("_")[0]]) for name, v in vectors.items()}
+
+
+def idf_table(titles: Iterable[str]) -> tuple[dict[str, float], float]:
+    """Smoothed idf of every title word, ln((1 + n) / (1 + df)) + 1 as sklearn's, and that of an unseen word."""
+    titles = list(titles)
+    df = Counter(w for t in titles for w in set(words(t)))
+    n = len(titles)
+    return {w: math.log((1 + n) / (1 + d)) + 1 for w, d in df.items()}, math.log(1 + n) + 1
+
+
+@register_comparison("rare_tokens")
+class RareTokens(Comparison):
+    """Shared title words weighted by idf: idf_overlap (shared / union; NaN when both have no words)
+    and max_shared_idf (0 when none is shared); rare shared words are what identify products."""
+
+    idf: dict[str, float] | None = None
+    unseen_idf: float = 1.0
+
+    def fit(self, items: pd.DataFrame) -> "Comparison":
+        self.idf, self.unseen_idf = idf_table(column(items, "title"))
+        return self
+
+    def compute(self, a: pd.DataFrame, b: pd.DataFrame) -> dict[str, np.ndarray]:
+        idf = self._fitted("idf")
+        ma, mb, vocab = set_matrices([column(a, "title")], [column(b, "title")], lambda t: set(words(t)))
+        weights = np.array([idf.get(w, self.unseen_idf) for w in vocab] or [0.0])
+        shared = sp.csr_matrix(ma.multiply(mb))
+        union = _binary(ma + mb)
+        shared.data = weights[shared.indices]
+        return {"idf_overlap": _divide(_row_sums(shared), union @ weights), "max_shared_idf": _row_max(shared)}
+
+
+# ---------------------------------------------------------------------------------------------
+# building and applying
+
+
+def build_comparisons(names: Sequence[str] | None, items: pd.DataFrame) -> list[Comparison]:
+    """Comparisons by registered name (None: all, in registration order), each fitted on `items`."""
+    import difflib
+
+    chosen = list(COMPARISONS) if names is None else list(names)
+    problems = name_problems("comparison", chosen)
+    if problems:
+        raise DataError("; ".join(problems))
+    for name in chosen:
+        if name not in COMPARISONS:
+            close = difflib.get_close_matches(name, list(COMPARISONS), n=3, cutoff=0.5)
+            hint = f"did you mean {', '.join(close)}? " if close else ""
+            raise DataError(f"unknown comparison {name!r}; {hint}known: {', '.join(sorted(COMPARISONS))}")
+    return [COMPARISONS[name]().fit(items) for name in chosen]
+
+
+def pair_rows(items: pd.DataFrame, src, tgt) -> tuple[np.ndarray, np.ndarray]:
+    """Row positions in `items` of the pairs' item ids; DataError for unknown or repeated ids."""
+    if "item_id" not in items.columns:
+        raise DataError("items table has no item_id column")
+    ids = pd.Index(items["item_id"])
+    if not ids.is_unique:
+        raise DataError(f"items table repeats item ids {preview(ids[ids.duplicated()].unique())}")
+    src, tgt = pd.Index(np.asarray(src)), pd.Index(np.asarray(tgt))
+    if len(src) != len(tgt):
+        raise DataError(f"src and tgt differ in length: {len(src)} != {len(tgt)}")
+    rows_a, rows_b = ids.get_indexer(src), ids.get_indexer(tgt)
+    if (rows_a < 0).any() or (rows_b < 0).any():
+        unknown = pd.unique(np.concatenate([src[rows_a < 0].to_numpy(), tgt[rows_b < 0].to_numpy()]))
+        raise DataError(f"{len(unknown)} pair item id(s) not in the items table: {preview(unknown)}")
+    return rows_a, rows_b
+
+
+def compare_pairs(items: pd.DataFrame, src, tgt, comparisons: list[Comparison]) -> pd.DataFrame:
+    """One row per pair (src[k], tgt[k]) in pair order, one float64 column ``"<comparison>:<feature>"``
+    per feature of the (fitted) comparisons."""
+    rows_a, rows_b = pair_rows(items, src, tgt)
+    a = items.iloc[rows_a].reset_index(drop=True)
+    b = items.iloc[rows_b].reset_index(drop=True)
+    columns: dict[str, np.ndarray] = {}
+    for comparison in comparisons:
+        for feature, values in comparison.compute(a, b).items():
+            values = np.asarray(values, dtype=np.float64)
+            if values.shape != (len(a),):
+                raise ValueError(f"comparison {comparison.name!r} gave {values.shape} values of {feature!r} "
+                                 f"for {len(a)} pairs")
+            columns[f"{comparison.name}:{feature}"] = values
+    return pd.DataFrame(columns, index=pd.RangeIndex(len(a)))
