@@ -167,6 +167,10 @@ def test_rare_tokens_idf_overlap():
     assert math.isnan(overlap[3]) and top[3] == 0.0  # no words on either side
     assert overlap[4] == 0.0
     assert top[:2] == pytest.approx([common, common], abs=1e-12)
+    # words on one side only: pie (0, 3); apple, pear (0, 1); red, pear, green, apple (1, 2); none (3); red, apple (4)
+    unshared, total = values(f, "max_unshared_idf"), values(f, "unshared_idf")
+    assert unshared == pytest.approx([rare, rare, rare, 0.0, common], abs=1e-12)
+    assert total == pytest.approx([rare, common + rare, 2 * common + 2 * rare, 0.0, 2 * common], abs=1e-12)
 
 
 def test_rare_tokens_unseen_word_is_rarest():

@@ -187,3 +187,23 @@ def test_summarize_keeps_the_rarest_words_of_long_values_in_order():
     assert out["item_pvs"].tolist() == ["description#:#sony dscw120#;#price#:#10", "description#:#the camera",
                                         "description#:#the sony"]
     assert summarize_values(items, 0) is items
+
+
+@pytest.mark.parametrize("config", [{"comparisons": ["codez"]},
+                                    {"members": [{"name": "c", "kind": "comparisons_lgbm",
+                                                  "options": {"comparisons": ["prize"]}}]}])
+def test_an_unknown_comparison_is_refused_when_the_config_loads(config):
+    from prodmatch.ccks import CcksRunConfig
+    from prodmatch.config import load_config
+
+    with pytest.raises(DataError, match="did you mean"):
+        load_config({"members": [{"name": "t", "kind": "tfidf_cosine"}], **config}, CcksRunConfig)
+
+
+@pytest.mark.parametrize("name", ["em-cpu", "em-fast", "em-test"])
+def test_shipped_pair_configs_load(name):
+    from prodmatch.ccks import CcksRunConfig, build_members
+    from prodmatch.config import load_config
+
+    config = load_config(name, CcksRunConfig)
+    assert config.stacker and config.prune and len(build_members(config)) == len(config.members)

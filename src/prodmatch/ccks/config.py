@@ -63,6 +63,10 @@ class CcksRunConfig:
         if self.select_folds < 2:
             problems.append(f"select_folds={self.select_folds}: cross-validated selection needs at least 2 folds")
         problems += name_problems("member", [m.name for m in self.members])
+        if self.comparisons:
+            from ..stack.comparisons import comparison_names
+
+            comparison_names(self.comparisons)
         if problems:
             raise DataError("CcksRunConfig: " + "; ".join(problems))
         for spec in self.members:  # every member's options checked when the config is loaded

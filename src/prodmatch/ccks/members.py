@@ -127,6 +127,11 @@ class ComparisonsLgbmOptions:
     comparisons: tuple[str, ...] = ()
     folds: int = 5
     num_leaves: int = 31
+
+    def __post_init__(self) -> None:
+        from ..stack.comparisons import comparison_names
+
+        comparison_names(self.comparisons or None)
     learning_rate: float = 0.05
     n_estimators: int = 2000
     min_child_samples: int = 20

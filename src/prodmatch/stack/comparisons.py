@@ -484,8 +484,10 @@ def idf_table(titles: Iterable[str]) -> tuple[dict[str, float], float]:
 
 @register_comparison("rare_tokens")
 class RareTokens(Comparison):
-    """Shared title words weighted by idf: idf_overlap (shared / union; NaN when both have no words)
-    and max_shared_idf (0 when none is shared); rare shared words are what identify products."""
+    """Title words weighted by idf: idf_overlap (shared / union; NaN when both have no words),
+    max_shared_idf (0 when none is shared), and max_unshared_idf / unshared_idf (largest / summed idf
+    of the words only one side has; 0 when none): rare shared words identify a product, a rare word on
+    one side only (another model, a variant) tells two near twins apart."""
 
     idf: dict[str, float] | None = None
     unseen_idf: float = 1.0
@@ -500,16 +502,19 @@ class RareTokens(Comparison):
         weights = np.array([idf.get(w, self.unseen_idf) for w in vocab] or [0.0])
         shared = sp.csr_matrix(ma.multiply(mb))
         union = _binary(ma + mb)
-        shared.data = weights[shared.indices]
-        return {"idf_overlap": _divide(_row_sums(shared), union @ weights), "max_shared_idf": _row_max(shared)}
+        only_one = _binary(union - shared)
+        shared.data, only_one.data = weights[shared.indices], weights[only_one.indices]
+        return {"idf_overlap": _divide(_row_sums(shared), union @ weights), "max_shared_idf": _row_max(shared),
+                "max_unshared_idf": _row_max(only_one), "unshared_idf": _row_sums(only_one)}
 
 
 # ---------------------------------------------------------------------------------------------
 # building and applying
 
 
-def build_comparisons(names: Sequence[str] | None, items: pd.DataFrame) -> list[Comparison]:
-    """Comparisons by registered name (None: all, in registration order), each fitted on `items`."""
+def comparison_names(names: Sequence[str] | None) -> list[str]:
+    """The registered comparisons `names` (None: all, in registration order); DataError naming an unknown
+    or repeated one (a config checks its names with this when it loads, before any work)."""
     import difflib
 
     chosen = list(COMPARISONS) if names is None else list(names)
@@ -521,7 +526,12 @@ def build_comparisons(names: Sequence[str] | None, items: pd.DataFrame) -> list[
             close = difflib.get_close_matches(name, list(COMPARISONS), n=3, cutoff=0.5)
             hint = f"did you mean {', '.join(close)}? " if close else ""
             raise DataError(f"unknown comparison {name!r}; {hint}known: {', '.join(sorted(COMPARISONS))}")
-    return [COMPARISONS[name]().fit(items) for name in chosen]
+    return chosen
+
+
+def build_comparisons(names: Sequence[str] | None, items: pd.DataFrame) -> list[Comparison]:
+    """Comparisons by registered name (None: all, in registration order), each fitted on `items`."""
+    return [COMPARISONS[name]().fit(items) for name in comparison_names(names)]
 
 
 def pair_rows(items: pd.DataFrame, src, tgt) -> tuple[np.ndarray, np.ndarray]:
