@@ -203,10 +203,10 @@ def test_shipped_cpu_config_parses():
     assert members[3].options.image.backbone == "resnet10t"
 
 
-def test_every_member_kind_is_in_the_test_config_and_the_gpu_config_parses():
+def test_every_member_kind_is_in_a_test_config_and_the_gpu_config_parses():
     from prodmatch.ccks._registry import MEMBERS
 
-    test_kinds = {m.kind for m in load_config("ccks-test", CcksRunConfig).members}
+    test_kinds = {m.kind for name in ("ccks-test", "em-test") for m in load_config(name, CcksRunConfig).members}
     assert test_kinds == set(MEMBERS)
     gpu = build_members(load_config("ccks-gpu", CcksRunConfig))  # local weight folders are only read at training
     assert {m.kind for m in gpu} >= {"cross", "image_tower", "multimodal", "multimodal_cross", "coca", "gcn", "pkgm"}
@@ -365,8 +365,8 @@ def test_reuse_refuses_a_run_on_other_data_or_split(run, data, tmp_path):
     from dataclasses import asdict
 
     folder = copy_data(data, tmp_path / "other")
-    path = folder / "item_valid_pair.jsonl"
-    path.write_text("".join(path.read_text().splitlines(keepends=True)[:-1]))
+    path = folder / "item_valid_info.jsonl"
+    path.write_text(path.read_text().replace('"title": "', '"title": "edited ', 1))
     with pytest.raises(DataError, match="other data files"):
         ccks_run(folder, "ccks-test", tmp_path / "a", progress=False, reuse=run["out"])
     config = asdict(load_config("ccks-test", CcksRunConfig))
