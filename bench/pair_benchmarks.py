@@ -36,6 +36,7 @@ def run_one(data: Path, spec: str, config: str, work: Path) -> dict:
     out = work / f"{name}{'-' + size if size else ''}-{Path(config).stem}"
     timing = out.parent / f"{out.name}.time"
     if not (out / "run.json").is_file():
+        work.mkdir(parents=True, exist_ok=True)
         command = [sys.executable, "-m", "prodmatch", "pairs", "--data", str(data / name), "--config", config,
                    "--out", str(out), "--quiet", *(["--train-size", size] if size else [])]
         subprocess.run(["/usr/bin/time", "-f", "%e %M", "-o", str(timing), *command], check=True)

@@ -414,16 +414,23 @@ def ccks(args):
         print(f"valid F1 {v['f1']:.4f} (P {v['precision']:.4f}, R {v['recall']:.4f}); every entry: {r['report']}")
 
 
+def pair_stage_arguments(p, *, data_help: str, configs: tuple[str, ...], prefix: str) -> None:
+    """The flags `ccks` and `pairs` share (one stage, two protocols)."""
+    p.add_argument("--data", required=True, help=data_help)
+    p.add_argument("--config", default=configs[0], help=f"stage YAML (path or shipped name: {', '.join(configs)})")
+    p.add_argument("--out", help=f"run folder (default: a fresh oof/{prefix}-<config>-<time>/)")
+    p.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
+    p.add_argument("--reuse", metavar="RUN", help="an earlier run on the same files and split (or a failed run's "
+                                                  "RUN.failed): members whose spec is unchanged take its scores "
+                                                  "instead of training again")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
 @ccks.arguments
 def _(p):
-    p.add_argument("--data", required=True, help="CCKS folder: item_{train,valid}_info.jsonl, item_train_pair.jsonl, "
-                                                 "item_valid_pair.jsonl (+ item_valid_pair_truth.jsonl to score)")
-    p.add_argument("--config", default="ccks-cpu", help="stage YAML (path or shipped name: ccks-cpu, ccks-test)")
-    p.add_argument("--out", help="run folder (default: a fresh oof/ccks-<config>-<time>/)")
-    p.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
-    p.add_argument("--reuse", metavar="RUN", help="an earlier run on the same data and split: members whose "
-                                                  "spec is unchanged take its scores instead of training again")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    pair_stage_arguments(p, data_help="CCKS folder: item_{train,valid}_info.jsonl, item_train_pair.jsonl, "
+                                      "item_valid_pair.jsonl (+ item_valid_pair_truth.jsonl to score)",
+                         configs=("ccks-cpu", "ccks-test", "ccks-gpu"), prefix="ccks")
 
 
 @command("pairs", "labelled product pairs (Ditto lines / DeepMatcher CSVs): fit on train, choose on valid, "
@@ -448,15 +455,10 @@ def pairs(args):
 
 @pairs.arguments
 def _(p):
-    p.add_argument("--data", required=True, help="benchmark folder: Ditto's train/valid/test.txt (WDC: "
-                                                 "train.txt.<size>), or DeepMatcher's tableA/tableB + train/valid/test.csv")
+    pair_stage_arguments(p, data_help="benchmark folder: Ditto's train/valid/test.txt (WDC: train.txt.<size>), or "
+                                      "DeepMatcher's tableA/tableB + train/valid/test.csv",
+                         configs=("em-cpu", "em-fast", "em-test"), prefix="pairs")
     p.add_argument("--train-size", help="WDC training size (small, medium, large: those the folder has)")
-    p.add_argument("--config", default="em-cpu", help="stage YAML (path or shipped name: em-cpu, em-fast, em-test)")
-    p.add_argument("--out", help="run folder (default: a fresh oof/pairs-<config>-<time>/)")
-    p.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
-    p.add_argument("--reuse", metavar="RUN", help="an earlier run (or a failed run's RUN.failed) on the same files: "
-                                                  "members whose spec is unchanged take its scores")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
 @command("kdd", "KDD Cup 2020 recall: score ranking methods on valid (NDCG@5), write compare.csv + submission.csv")
