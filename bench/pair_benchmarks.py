@@ -51,7 +51,9 @@ def rows(spec: str, result: dict) -> list[dict]:
     record = result["record"]
     members = record["members"]
     out = []
-    for entry, scores in record["entries"].items():
+    order = pd.read_csv(result["out"] / "compare.csv")["entry"]  # members in config order, then the entries
+    for entry in order:
+        scores = record["entries"][entry]
         member = entry.removeprefix("member ")
         fit = members.get(member, {}).get("seconds") if entry.startswith("member ") else None
         out.append({"benchmark": spec, "entry": entry + (" **(chosen)**" if entry == record["chosen"] else ""),
