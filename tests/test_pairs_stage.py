@@ -207,3 +207,15 @@ def test_shipped_pair_configs_load(name):
 
     config = load_config(name, CcksRunConfig)
     assert config.stacker and config.prune and len(build_members(config)) == len(config.members)
+
+
+def test_a_split_too_small_to_choose_on_is_refused_before_any_training(bench, tmp_path):
+    folder = tmp_path / "tiny"
+    folder.mkdir()
+    for name in ("train.txt", "test.txt"):
+        (folder / name).write_text((bench / name).read_text())
+    valid = (bench / "valid.txt").read_text().splitlines()
+    (folder / "valid.txt").write_text("\n".join(valid[:3]) + "\n")  # 1 positive, 2 negatives
+    with pytest.raises(DataError, match=r"valid.txt: 1 positive and 2 negative pairs; at least 3"):
+        ccks_run(folder, "em-test", tmp_path / "run", progress=False)
+    assert not (tmp_path / "run").exists() and not (tmp_path / "run.failed").exists()

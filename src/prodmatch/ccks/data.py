@@ -309,10 +309,9 @@ def load_benchmark(data_dir: Path, config: CcksRunConfig, folder: Path, train_si
     from .formats import read_benchmark
 
     bench = read_benchmark(data_dir, train_size)
-    labels = set(bench.valid["item_label"].tolist())
-    if labels != {0, 1}:
-        raise DataError(f"{bench.files['valid']}: the valid split has labels {sorted(labels)}; choosing thresholds "
-                        "needs both 0 and 1")
+    check_label_counts(bench.train, bench.files["train"], 3, "out-of-fold fits need 3 folds")
+    check_label_counts(bench.valid, bench.files["valid"], config.select_folds,
+                       f"the choice is cross-validated on select_folds={config.select_folds} folds of it")
     items = summarize_values(bench.items, config.summarize_words)
     train, hold, valid = (pair_frame(split.drop(columns="line"), items)
                           for split in (bench.train, bench.valid, bench.test))
@@ -323,6 +322,14 @@ def load_benchmark(data_dir: Path, config: CcksRunConfig, folder: Path, train_si
     return CcksData(items, train, hold, valid, y_test, no(len(hold), bool), no(len(valid), bool), [], folder,
                     config.seed, BENCHMARK_SPLITS, bench.test["line"].to_numpy(np.int64),
                     {path.name: file_sha256(path) for path in bench.files.values()}, facts)
+
+
+def check_label_counts(pairs: pd.DataFrame, path: Path, least: int, why: str) -> None:
+    """DataError unless `pairs` hold at least `least` pairs of each label (checked before any training)."""
+    counts = np.bincount(pairs["item_label"].to_numpy(np.int64), minlength=2)
+    if counts.min() < least:
+        raise DataError(f"{path}: {counts[1]} positive and {counts[0]} negative pairs; at least {least} of each are "
+                        f"needed ({why})")
 
 
 def summarize_values(items: pd.DataFrame, words: int) -> pd.DataFrame:

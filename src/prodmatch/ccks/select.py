@@ -62,23 +62,23 @@ def ensemble_rule(kind: str, calibrated: bool, unseen: bool, columns: list[str],
         from ..stack.compare import platt_apply, platt_fit, platt_params
         from ..stack.ensemble import make_ensemble
 
-        def fit_on(cols):
-            models = platt_fit(scores[cols], y) if calibrated else None
+        models = platt_fit(scores[columns], y) if calibrated else None  # one per column: pruning reuses them
 
+        def fit_on(cols):
             def scaled(s):
-                return platt_apply(models, s[cols]) if calibrated else s[cols]
+                return platt_apply({c: models[c] for c in cols}, s[cols]) if calibrated else s[cols]
 
             model = make_ensemble(kind).fit(y, scaled(scores), unseen=mask if unseen else None)
-            return models, scaled, model
+            return scaled, model
 
         def predict(cols):
-            _, scaled, model = fit_on(cols)
+            scaled, model = fit_on(cols)
             return model.predict(scaled(scores), unseen=mask if unseen else None)
 
         kept = prune_members(y, columns, predict) if prune else list(columns)
-        models, scaled, model = fit_on(kept)
+        scaled, model = fit_on(kept)
         params = {"scores": scale, "unseen": unseen, "members": kept, "ensemble": model.to_dict(),
-                  **({"calibration": platt_params(models)} if calibrated else {})}
+                  **({"calibration": platt_params({c: models[c] for c in kept})} if calibrated else {})}
         return Fitted(lambda s, u: model.decision_function(scaled(s), unseen=u if unseen else None),
                       0.0, model.inclusive, params)
 
