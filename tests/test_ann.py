@@ -35,7 +35,7 @@ def test_approximate_backends_keep_the_contract_and_find_the_exact_neighbours(ba
 def test_rows_an_ivf_probe_leaves_short_are_searched_exactly(monkeypatch):
     """One probed cell of ~40 rows cannot hold k = 60 neighbours: those rows fall back to the exact
     search, so none is left with faiss' -1 padding."""
-    monkeypatch.setattr(neighbors, "ANN_RULE", AnnRule(probe_share=0.0, min_probe=1))
+    monkeypatch.setattr(neighbors, "ANN_RULE", AnnRule(probe_share=0.0, min_probe=1, target_recall=None))
     calls = []
     exact_search = neighbors._search_faiss
     monkeypatch.setattr(neighbors, "_search_faiss", lambda *a: calls.append(len(a[1])) or exact_search(*a))

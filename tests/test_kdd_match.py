@@ -90,13 +90,13 @@ def test_word_weights_are_a_softmax_over_real_words():
 
 # ---------------------------------------------------------------- options
 @pytest.mark.parametrize("options, message", [
-    ({"pretrain": {"epochs": -1}}, "epochs must be >= 0"),
+    ({"pretrain": {"epochs": -1}}, "pretrain.epochs: must be >= 0"),
     ({"pretrain": {"captions": True}}, "did you mean 'caption'"),
     ({"loss": "hinge"}, "not one of"),
     ({"negatives": []}, "at least one sampler"),
     ({"negatives": [{"kind": "nearest"}]}, "unknown kind"),
     ({"max_rows": 0}, "max_rows"),
-    ({"epochs": 0}, "epochs must be >= 1"),
+    ({"epochs": 0}, "epochs: must be >= 1"),
 ])
 def test_bad_options_fail_when_the_config_loads(options, message):
     config = {"methods": [{"name": "w", "kind": "word_match", "options": options}]}

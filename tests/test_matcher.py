@@ -281,7 +281,7 @@ def test_match_cli_on_a_local_dask_cluster_equals_one_machine(run_folder, capsys
     assert json.loads((run / "matcher.json").read_text())["config"]["backend"] == "dask"
     capsys.readouterr()
     assert main(base + ["--backend", "dask"]) == 2
-    assert "need a running Dask client" in capsys.readouterr().err
+    assert "runs on a Dask cluster: add --dask local" in capsys.readouterr().err
     assert main(["--dask", "local:two"] + base) == 2
     assert "local:N" in capsys.readouterr().err
     assert main(base + ["--backend", "fais"]) == 2

@@ -132,7 +132,7 @@ def test_predict_cli(trained, tmp_path, capsys):
     if importlib.util.find_spec("distributed"):  # the dask backends reach the search: no client, a clear error
         assert main(["predict", "--data", str(data), "--models", str(matcher_only), "--out", str(tmp_path / "x.csv"),
                      "--backend", "dask"]) == 2
-        assert "need a running Dask client" in capsys.readouterr().err
+        assert "runs on a Dask cluster: add --dask local" in capsys.readouterr().err
 
 
 @pytest.fixture(scope="module")
@@ -284,3 +284,23 @@ def test_frozen_backbone_folds_share_one_feature_pass(encoder_bundle, monkeypatc
         assert len(calls) == expect_calls, (name, calls)
         total = sum(embed_frame(load_encoder(models / f), frame) for f in spec["folders"])
         np.testing.assert_allclose(got, total / np.linalg.norm(total, axis=1, keepdims=True), atol=1e-5)
+
+
+def test_encoders_swapped_for_another_runs_are_refused_before_work(encoder_bundle, tmp_path):
+    """Was: a models folder whose encoders were replaced by another run's (other weights, other dim)
+    predicted without a word: bundle.json recorded neither the encoders' weights nor their dim."""
+    _, models = encoder_bundle
+    swapped = tmp_path / "swapped"
+    shutil.copytree(models, swapped)
+    folds = swapped / "encoders" / "tiny-text"
+    shutil.copy(folds / "1" / "model.safetensors", folds / "0" / "model.safetensors")
+    with pytest.raises(DataError, match="tiny-text/0/model.safetensors is not the encoder the bundle was built with"):
+        read_bundle(swapped)
+    narrower = tmp_path / "narrower"
+    shutil.copytree(models, narrower)
+    for encoder_json in (narrower / "encoders" / "tiny-text").glob("*/encoder.json"):
+        info = json.loads(encoder_json.read_text())
+        info["config"]["dim"] = info["config"]["dim"] // 2
+        encoder_json.write_text(json.dumps(info))
+    with pytest.raises(DataError, match=r"-d encoder, but model tiny-text's thresholds and stacker were fitted on"):
+        read_bundle(narrower)

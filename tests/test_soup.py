@@ -177,5 +177,5 @@ def test_soup_cli_writes_the_uniform_soup_and_refuses_to_overwrite(two_encoders,
     for key, tensor in read_state_dict(out).items():
         assert torch.equal(tensor, read_state_dict(want)[key])
     assert main(["soup", *map(str, two_encoders), "--out", str(out)]) == 2
-    assert "exists; pass --overwrite" in capsys.readouterr().err
+    assert "already holds a run (or other files); pass --overwrite" in capsys.readouterr().err
     assert main(["soup", str(two_encoders[0]), "--out", str(out), "--overwrite"]) == 0

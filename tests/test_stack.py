@@ -225,7 +225,7 @@ def test_stack_cli(stack_folder, tmp_path, capsys):
     assert main(base + ["--backend", "torch"]) == 0  # --backend reaches the candidate search
     assert json.loads((run / "stack" / "stack.json").read_text())["config"]["backend"] == "torch"
     assert main(base + ["--backend", "dask"]) == 2
-    assert "need a running Dask client" in capsys.readouterr().err
+    assert "runs on a Dask cluster: add --dask local" in capsys.readouterr().err
     cfg.write_text("k: 8\nlgbm:\n  n_leaves: 7\n")
     assert main(["stack", "--run", str(run), "--data", str(data), "--config", str(cfg), "--overwrite"]) == 2
     assert "did you mean 'num_leaves'" in capsys.readouterr().err

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib.util
 import logging
 import sys
 from typing import Callable
 
+from .config import setting
 from .errors import DataError
 
 _COMMANDS: dict[str, tuple[str, Callable, Callable]] = {}
@@ -59,7 +61,7 @@ def synth(args):
 def _(p):
     p.add_argument("task", choices=["shopee", "ccks", "kdd"])
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=setting("seed"), default=0)
     from .data.synth import PRESETS
 
     p.add_argument("--preset", choices=PRESETS, default="test",
@@ -67,7 +69,7 @@ def _(p):
     p.add_argument("--overwrite", action="store_true", help="replace files a previous run wrote there")
     p.add_argument("--no-images", action="store_true",
                    help="shopee: CSVs only, phashes drawn without pixels (use image policy text-only)")
-    p.add_argument("--rows", type=int, nargs=2, metavar=("TRAIN", "TEST"),
+    p.add_argument("--rows", type=setting("rows"), nargs=2, metavar=("TRAIN", "TEST"),
                    help="shopee: the preset's catalogue at these posting counts")
 
 
@@ -115,7 +117,7 @@ def _(p):
     p.add_argument("--pairs", help="CCKS item_*_pair.jsonl to check against the items")
     p.add_argument("--image-dir", help="image folder (default: train_images/ beside train.csv; item_train_images/ beside item_train_info.jsonl)")
     p.add_argument("--image-policy", choices=["error", "placeholder", "text-only"], default="error")
-    p.add_argument("--feature-dim", type=int, default=2048, help="KDD: values per box feature")
+    p.add_argument("--feature-dim", type=setting("feature_dim"), default=2048, help="KDD: values per box feature")
 
 
 @command("folds", "write group-disjoint folds (Shopee: by label_group; CCKS: by item components)")
@@ -140,8 +142,8 @@ def _(p):
     p.add_argument("task", choices=["shopee", "ccks"])
     p.add_argument("path", help="Shopee train.csv, or CCKS item_train_pair.jsonl")
     p.add_argument("--out", required=True, help="folds CSV to write")
-    p.add_argument("--n-folds", type=int, default=5)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--n-folds", type=setting("n_folds"), default=5)
+    p.add_argument("--seed", type=setting("seed"), default=0)
     p.add_argument("--overwrite", action="store_true")
 
 
@@ -159,7 +161,7 @@ def baseline(args):
 
 @baseline.arguments
 def _(p):
-    p.add_argument("--data", required=True, help="folder with train.csv and test.csv")
+    p.add_argument("--data", type=data_folder, required=True, help="folder with train.csv and test.csv")
     p.add_argument("--method", choices=unsupervised_methods(), default="tfidf")
     p.add_argument("--out-root", default="oof", help="run folders go here")
 
@@ -198,12 +200,12 @@ def demo(args):
 
 @demo.arguments
 def _(p):
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=setting("seed"), default=0)
     p.add_argument("--preset", choices=["demo", "test"], default="demo", help="test: a seconds-long smoke run")
     p.add_argument("--data-root", default="input/synthetic")
     p.add_argument("--out-root", default="oof")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
-    p.add_argument("--jobs", type=int, help="encoder folds trained side by side (default: one per core)")
+    p.add_argument("--jobs", type=setting("jobs"), help="encoder folds trained side by side (default: one per core)")
 
 
 @command("match", "matcher ablation on OOF embeddings: F1/P/R after each stage, thresholds tuned on other folds")
@@ -231,6 +233,17 @@ def with_backend(config, backend: str | None, config_class):
     return {**to_dict(load_config(config if config is not None else {}, config_class)), "backend": checked_backend(backend)}
 
 
+def data_folder(text: str) -> str:
+    """An argparse `type` for --data: an existing folder (a missing one, or a file, is refused at parse time)."""
+    from pathlib import Path
+
+    if not Path(text).exists():
+        raise argparse.ArgumentTypeError(f"{text}: no such folder")
+    if not Path(text).is_dir():
+        raise argparse.ArgumentTypeError(f"{text} is not a folder (--data names the folder holding the data files)")
+    return text
+
+
 def checked_backend(backend: str | None) -> str:
     """A `--backend` flag's value (None: auto), refused with the known names when unknown."""
     from .neighbors import BACKENDS
@@ -238,8 +251,21 @@ def checked_backend(backend: str | None) -> str:
     if backend is None:
         return "auto"
     if backend != "auto" and backend not in BACKENDS:
-        raise DataError(f"--backend {backend!r}: choose from auto, {', '.join(sorted(BACKENDS))}")
+        raise DataError(f"--backend {backend}: unknown; choose from auto, {', '.join(sorted(BACKENDS))}")
+    missing = {"cuml": "cuml", "torch": "torch"}.get(backend)
+    if missing and importlib.util.find_spec(missing) is None:
+        raise DataError(f"--backend {backend} needs {missing}, which is not installed here; use --backend auto")
+    if backend == "cuml" and not _cuda_available():
+        raise DataError("--backend cuml needs a CUDA GPU, and none is visible here; use --backend auto")
     return backend
+
+
+def _cuda_available() -> bool:
+    try:
+        import torch
+    except ImportError:
+        return False
+    return torch.cuda.is_available()
 
 
 def predicted_line(predicted: dict | None, t, t_min2) -> str:
@@ -252,10 +278,10 @@ def predicted_line(predicted: dict | None, t, t_min2) -> str:
 def run_stage_arguments(p, *, config_help: str, writes: str) -> None:
     """Flags shared by the stages that read embedding runs (match, stack)."""
     p.add_argument("--run", required=True, action="append", help="embedding run folder (repeat to combine runs)")
-    p.add_argument("--data", help="folder with the train.csv the run came from (titles for unit/text features)")
+    p.add_argument("--data", type=data_folder, help="folder with the train.csv the run came from (titles for unit/text features)")
     p.add_argument("--config", help=config_help)
     p.add_argument("--overwrite", action="store_true", help=f"replace the run's {writes}")
-    p.add_argument("--test-rows", type=int, default=None,
+    p.add_argument("--test-rows", type=setting("test_rows"), default=None,
                    help="test size the thresholds are tuned for (default: the run's test.csv rows; a Kaggle "
                         "kernel's bundle also adapts to the size predict meets)")
 
@@ -301,13 +327,13 @@ def train(args):
 @train.arguments
 def _(p):
     p.add_argument("kind", choices=["image", "text"])
-    p.add_argument("--data", required=True, help="folder with train.csv (+ train_images/) and test.csv")
+    p.add_argument("--data", type=data_folder, required=True, help="folder with train.csv (+ train_images/) and test.csv")
     p.add_argument("--config", help="experiment YAML (path or shipped name); default tiny-<kind>")
     p.add_argument("--fold", default="all", help="'all' or one fold index (the OOF model appears when every fold is done)")
     p.add_argument("--out", help="run folder (default: a fresh oof/<kind>-<config>-<time>/); reused only for the same config")
     p.add_argument("--name", help="model name in the run (default: the config's name, else the kind)")
-    p.add_argument("--epochs", type=int, help="override train.epochs")
-    p.add_argument("--jobs", type=int, default=1,
+    p.add_argument("--epochs", type=setting("epochs"), help="override train.epochs")
+    p.add_argument("--jobs", type=setting("jobs"), default=1,
                    help="folds trained at once in worker processes (CPU: the cores split between them)")
     p.add_argument("--image-policy", choices=["error", "placeholder"], default=None,
                    help="unreadable images (image kind): error, or skip in training / grey placeholder at inference (default)")
@@ -348,14 +374,14 @@ def embed(args):
 def _(p):
     p.add_argument("method", help=f"an unsupervised method ({', '.join(unsupervised_methods())}) or, with --models, "
                                   "a trained encoder kind (image, text, ...)")
-    p.add_argument("--data", required=True, help="folder with train.csv and test.csv")
+    p.add_argument("--data", type=data_folder, required=True, help="folder with train.csv and test.csv")
     p.add_argument("--out", help="run folder (default: a fresh oof/embed-<method>-<time>/)")
     p.add_argument("--models", help="image/text: a run's folds/<name> folder (true OOF) or one encoder folder")
     p.add_argument("--name", help="model name in the run (default: the method)")
-    p.add_argument("--n-folds", type=int, default=None, help="folds of rows.csv (default: the trained run's, else 5)")
-    p.add_argument("--fold-seed", type=int, default=None, help="fold seed of rows.csv (default: the trained run's, else 0)")
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--num-workers", type=int, default=0)
+    p.add_argument("--n-folds", type=setting("n_folds"), default=None, help="folds of rows.csv (default: the trained run's, else 5)")
+    p.add_argument("--fold-seed", type=setting("fold_seed"), default=None, help="fold seed of rows.csv (default: the trained run's, else 0)")
+    p.add_argument("--batch-size", type=setting("batch_size"), default=64)
+    p.add_argument("--num-workers", type=setting("num_workers"), default=0)
     p.add_argument("--image-policy", choices=["error", "placeholder"], default=None)
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
@@ -416,7 +442,7 @@ def ccks(args):
 
 def pair_stage_arguments(p, *, data_help: str, configs: tuple[str, ...], prefix: str) -> None:
     """The flags `ccks` and `pairs` share (one stage, two protocols)."""
-    p.add_argument("--data", required=True, help=data_help)
+    p.add_argument("--data", type=data_folder, required=True, help=data_help)
     p.add_argument("--config", default=configs[0], help=f"stage YAML (path or shipped name: {', '.join(configs)})")
     p.add_argument("--out", help=f"run folder (default: a fresh oof/{prefix}-<config>-<time>/)")
     p.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
@@ -474,7 +500,7 @@ def kdd(args):
 
 @kdd.arguments
 def _(p):
-    p.add_argument("--data", required=True, help="KDD folder: multimodal_labels.txt, valid.tsv, valid_answer.json "
+    p.add_argument("--data", type=data_folder, required=True, help="KDD folder: multimodal_labels.txt, valid.tsv, valid_answer.json "
                                                  "(+ testA.tsv / testB.tsv; files may sit in valid/, testA/, ...)")
     p.add_argument("--config", default="kdd", help="stage YAML (path or shipped name: kdd, kdd-demo, kdd-test)")
     p.add_argument("--out", help="run folder (default: a fresh oof/kdd-<config>-<time>/)")
@@ -495,7 +521,7 @@ def leaderboard(args):
 @leaderboard.arguments
 def _(p):
     p.add_argument("--root", default="oof", help="folder whose sub-folders are runs")
-    p.add_argument("--top", type=int, default=15, help="rows to print")
+    p.add_argument("--top", type=setting("top"), default=15, help="rows to print")
     p.add_argument("--no-plots", action="store_true")
 
 
@@ -520,14 +546,11 @@ def _(p):
 
 @command("soup", "average the weights of saved encoders of one architecture into one encoder (model soup)")
 def soup(args):
-    from pathlib import Path
-
     from .encoders.soup import soup_encoders
+    from .io import check_out_path
 
-    out = Path(args.out)
-    if out.exists() and not args.overwrite:
-        raise FileExistsError(f"{out} exists; pass --overwrite to replace it")
-    folder, chosen = soup_encoders(args.folders, out)
+    out = check_out_path(args.out, folder=True, overwrite=args.overwrite)
+    folder, chosen = soup_encoders(args.folders, out, replace=args.overwrite)
     print(f"wrote {folder}: uniform soup of {len(chosen)} encoders")
 
 
@@ -551,11 +574,11 @@ def predict(args):
 
 @predict.arguments
 def _(p):
-    p.add_argument("--data", required=True, help="folder with test.csv (+ test_images/)")
+    p.add_argument("--data", type=data_folder, required=True, help="folder with test.csv (+ test_images/)")
     p.add_argument("--models", required=True, help="models folder written by `prodmatch bundle`")
     p.add_argument("--out", default="submission.csv")
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--workers", type=int, default=0, help="DataLoader workers for image decoding")
+    p.add_argument("--batch-size", type=setting("batch_size"), default=64)
+    p.add_argument("--workers", type=setting("workers"), default=0, help="DataLoader workers for image decoding")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     backend_argument(p, "default auto: cuml on a GPU, else faiss")
@@ -566,10 +589,18 @@ def backend_argument(p, default: str) -> None:
                                      "or dask / dask_ivf / dask_ivfpq / dask_hnsw (with --dask)")
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse with its usage errors as every other error: one line, `prodmatch <cmd>: error: ...`,
+    exit 2 (`--help` still shows the usage)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
-    parser = argparse.ArgumentParser(prog="prodmatch", description="Find the postings that sell the same product (Shopee, CCKS 2022 task 9.2, KDD Cup 2020 recall).")
+    parser = OneLineParser(prog="prodmatch", description="Find the postings that sell the same product (Shopee, CCKS 2022 task 9.2, KDD Cup 2020 recall).")
     parser.add_argument("--version", action="version", version=f"prodmatch {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     parser.add_argument("--dask", metavar="CLUSTER", help="run the dask* KNN backends on a Dask cluster: local (2 worker "
@@ -592,11 +623,16 @@ def cluster_for(spec: str | None):
 
 
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as done:  # --help, --version, or argparse's own one-line usage error (exit 2)
+        return done.code if isinstance(done.code, int) else 2
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("faiss.loader").setLevel(logging.WARNING)  # its CPU-feature probing is noise
     try:
+        if str(getattr(args, "backend", None)).startswith("dask") and args.dask is None:
+            raise DataError(f"--backend {args.backend} runs on a Dask cluster: add --dask local (or --dask tcp://host:8786)")
         with cluster_for(args.dask):
             args.handler(args)
     except (DataError, FileExistsError, FileNotFoundError) as err:

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
+import re
 import types
 import typing
 from importlib import resources
@@ -20,6 +22,115 @@ from .errors import DataError
 T = TypeVar("T")
 
 
+@dataclasses.dataclass(frozen=True)
+class Range:
+    """Allowed values of a numeric setting: ``ge`` / ``gt`` / ``le`` / ``lt`` bounds (None: open)."""
+
+    ge: float | None = None
+    gt: float | None = None
+    le: float | None = None
+    lt: float | None = None
+
+    def __str__(self) -> str:
+        parts = [f"{op} {bound:g}" for op, bound in ((">=", self.ge), (">", self.gt), ("<=", self.le), ("<", self.lt))
+                 if bound is not None]
+        return " and ".join(parts)
+
+    def admits(self, value) -> bool:
+        return ((self.ge is None or value >= self.ge) and (self.gt is None or value > self.gt)
+                and (self.le is None or value <= self.le) and (self.lt is None or value < self.lt))
+
+
+AT_LEAST_1 = Range(ge=1)
+POSITIVE = Range(gt=0)
+NON_NEGATIVE = Range(ge=0)
+SHARE = Range(ge=0, le=1)
+OPEN_SHARE = Range(gt=0, lt=1)
+# The one table of numeric ranges: a setting of this name is checked wherever it appears - a config
+# field, a member's options, LightGBM's parameters, a command-line flag. Names keep one meaning
+# across the package, so one entry serves every task. (Every float anywhere must also be finite.)
+SETTING_RANGES: dict[str, Range] = {
+    **dict.fromkeys(("k", "epochs", "batch_size", "eval_batch_size", "accumulate", "jobs",
+                     "max_length", "dim", "hidden", "word_dim", "gate_hidden", "fusion_dim", "context_hidden",
+                     "image_size", "feature_dim", "chunk_rows", "n_estimators", "min_probe", "hnsw_m",
+                     "ef_construction", "ef_search", "refine_factor", "pq_dims_per_code", "train_rows_per_cell",
+                     "min_data_in_leaf", "max_bin", "per_class", "component_cap", "test_rows", "rows",
+                     "max_rows", "recall_sample", "cross_layers", "top"), AT_LEAST_1),
+    **dict.fromkeys(("lr", "learning_rate", "grid_step", "s", "gem_p",
+                     "cells_per_sqrt_n", "probe_share"), POSITIVE),
+    **dict.fromkeys(("seed", "fold_seed", "test_fold", "threads", "num_workers", "workers",
+                     "weight_decay", "lr_backbone", "lr_head", "warmup_epochs", "warmup_steps", "max_steps", "eval_every",
+                     "max_steps_per_epoch", "train_pairs", "holdout_pairs", "summarize_words",
+                     "early_stopping_rounds", "lambda_l1", "lambda_l2", "min_sum_hessian_in_leaf", "grad_clip",
+                     "ls_eps", "margin", "m", "m_warmup", "chisel_window", "num_threads", "bagging_freq"),
+                    NON_NEGATIVE),
+    **dict.fromkeys(("dropout", "hflip", "color_jitter", "blur", "warmup", "min_lr_ratio", "grid_min",
+                     "holdout_items", "unseen_share", "feature_fraction", "bagging_fraction", "target_recall"),
+                    SHARE),
+    **dict.fromkeys(("num_leaves", "n_folds", "select_folds"), Range(ge=2)),
+    "pretrain.epochs": NON_NEGATIVE,  # 0: no pre-training (KDD's sentence loss)
+}
+
+
+def setting_problem(name: str, value, where: str | None = None) -> str | None:
+    """Why `value` is no valid `name` (not finite, or outside its SETTING_RANGES entry: the one of its
+    dotted path `where` when the table has one, else `name`'s), or None."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"must be a finite number, got {value!r}"
+    allowed = (range_of(where) if where else None) or range_of(name)
+    if allowed is not None and isinstance(value, (int, float)) and not isinstance(value, bool) \
+            and not allowed.admits(value):
+        return f"must be {allowed}, got {value!r}"
+    return None
+
+
+def range_of(path: str) -> Range | None:
+    """The range of a setting at dotted `path` ("methods[2].options.pretrain.epochs"): its last two
+    names when the table has them ("pretrain.epochs"), else its own name ("epochs")."""
+    names = re.sub(r"\[\d+\]", "", path).split(".")
+    return SETTING_RANGES.get(".".join(names[-2:])) or SETTING_RANGES.get(names[-1])
+
+
+def check_setting(name: str, value, where: str | None = None):
+    """`value` if it is finite and inside its range (SETTING_RANGES, by `where`'s dotted path or
+    `name`), else a DataError naming it."""
+    problem = setting_problem(name, value, where)
+    if problem:
+        raise DataError(f"{where or name}: {problem}")
+    return value
+
+
+def setting(name: str, kind: type = int):
+    """An argparse `type` for flag `name`: the number, checked against SETTING_RANGES like a config key."""
+    import argparse
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {'an integer' if kind is int else 'a number'}, got {text!r}")
+        problem = setting_problem(name, value)
+        if problem:  # argparse prints "prodmatch <cmd>: error: argument --flag: <problem>", exit 2
+            raise argparse.ArgumentTypeError(problem)
+        return value
+    parse.__name__ = name
+    return parse
+
+
+def check_settings(value, where: str):
+    """Check every named number in a nested mapping / list (members' options, LightGBM parameters)."""
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            check_settings(inner, f"{where}.{key}")
+            check_setting(str(key), inner, f"{where}.{key}")
+    elif isinstance(value, (list, tuple)):
+        for i, inner in enumerate(value):
+            check_settings(inner, f"{where}[{i}]")
+    elif isinstance(value, float):
+        check_setting("", value, where)
+    return value
+
+
 def shipped_configs() -> list[str]:
     """Names of the configs that ship with the package (``configs/<name>.yaml``)."""
     folder = resources.files("prodmatch") / "configs"
@@ -29,6 +140,8 @@ def shipped_configs() -> list[str]:
 def read_yaml(path_or_name) -> dict:
     """A YAML mapping from a file path, or from a shipped config by bare name."""
     path = Path(str(path_or_name))
+    if path.is_dir():
+        raise DataError(f"config {path} is a folder, not a config file")
     if not path.is_file():
         shipped = resources.files("prodmatch") / "configs" / f"{path_or_name}.yaml"
         if not shipped.is_file():
@@ -37,8 +150,18 @@ def read_yaml(path_or_name) -> dict:
             raise FileNotFoundError(f"config {path_or_name!r} is neither a file nor a shipped config{hint}")
         text = shipped.read_text(encoding="utf-8")
     else:
-        text = path.read_text(encoding="utf-8")
-    data = yaml.safe_load(text) or {}
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as err:
+            raise DataError(f"config {path}: not UTF-8 text (byte {err.object[err.start]:#04x} at offset {err.start})") from None
+        except OSError as err:
+            raise DataError(f"config {path}: cannot read it ({err.strerror})") from None
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+        raise DataError(f"config {path_or_name}: not valid YAML{where}: {getattr(err, 'problem', None) or err}") from None
     if not isinstance(data, dict):
         raise DataError(f"config {path_or_name}: top level must be a mapping, got {type(data).__name__}")
     return data
@@ -64,8 +187,13 @@ def from_dict(cls: type[T], data: dict, where: str = "") -> T:
         hint = f" (did you mean {close[0]!r}?)" if close else f" (known: {', '.join(fields)})"
         raise DataError(f"{where or cls.__name__}: unknown key {key!r}{hint}")
     hints = typing.get_type_hints(cls)
-    values = {k: _coerce(hints[k], v, f"{where}.{k}" if where else k) for k, v in data.items()}
+    values = {k: _coerced_setting(k, hints[k], v, f"{where}.{k}" if where else k) for k, v in data.items()}
     return cls(**values)
+
+
+def _coerced_setting(name: str, tp, value, where: str):
+    value = _coerce(tp, value, where)
+    return check_setting(name, value, where) if isinstance(value, (int, float)) else check_settings(value, where)
 
 
 def to_dict(config) -> dict:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
@@ -11,10 +12,14 @@ import time
 from pathlib import Path
 from typing import Iterator
 
+from .errors import DataError
+
 
 @contextlib.contextmanager
-def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temp path beside `path`; rename it over `path` only if the block succeeds."""
+def atomic_path(path: str | os.PathLike, *, replace: bool = True) -> Iterator[Path]:
+    """Yield a temp path beside `path`; rename it over `path` only if the block succeeds.
+    ``replace=False``: publish only if `path` does not exist at that moment (a hard link, which fails
+    on an existing name), so of two writers racing for one new name, one wins and one gets an error."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -24,9 +29,20 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         yield tmp
         if tmp.exists():
             os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; artifacts get the usual mode
-        os.replace(tmp, path)
+        if replace:
+            os.replace(tmp, path)
+        else:
+            _publish_file(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _publish_file(tmp: Path, path: Path) -> None:
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        raise FileExistsError(f"{path} appeared while this run was writing it (another writer?): "
+                              "kept it and discarded this one; pass --overwrite to replace it") from None
 
 
 def _umask() -> int:
@@ -45,14 +61,19 @@ def _umask() -> int:
 
 
 @contextlib.contextmanager
-def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temp folder beside `path`; if the block succeeds it replaces `path` whole."""
+def atomic_dir(path: str | os.PathLike, *, replace: bool = True) -> Iterator[Path]:
+    """Yield a temp folder beside `path`; if the block succeeds it replaces `path` whole.
+    ``replace=False``: it takes `path` only if that is absent or an empty folder at that moment
+    (rename(2) refuses a non-empty target): of two racing writers one wins, one gets an error."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     try:
         yield tmp
         os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700
+        if not replace:
+            _publish_dir(tmp, path)
+            return
         old = path.parent / f".{path.name}.old"
         shutil.rmtree(old, ignore_errors=True)
         if path.exists():
@@ -63,16 +84,26 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def write_text(path: str | os.PathLike, text: str) -> Path:
-    """Write `text` (UTF-8, '\\n' newlines) atomically."""
-    with atomic_path(path) as tmp:
+def _publish_dir(tmp: Path, path: Path) -> None:
+    try:
+        os.rename(tmp, path)
+    except OSError as err:
+        if err.errno not in (errno.ENOTEMPTY, errno.EEXIST, errno.ENOTDIR, errno.EISDIR):
+            raise
+        raise FileExistsError(f"{path} appeared while this run was writing it (another writer?): "
+                              "kept it and discarded this one; pass --overwrite to replace it") from None
+
+
+def write_text(path: str | os.PathLike, text: str, *, replace: bool = True) -> Path:
+    """Write `text` (UTF-8, '\\n' newlines) atomically (``replace=False``: never over an existing file)."""
+    with atomic_path(path, replace=replace) as tmp:
         tmp.write_text(text, encoding="utf-8", newline="\n")
     return Path(path)
 
 
-def write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+def write_bytes(path: str | os.PathLike, data: bytes, *, replace: bool = True) -> Path:
     """Write `data` atomically."""
-    with atomic_path(path) as tmp:
+    with atomic_path(path, replace=replace) as tmp:
         tmp.write_bytes(data)
     return Path(path)
 
@@ -93,16 +124,33 @@ def write_npy(path: str | os.PathLike, array) -> Path:
     return write_bytes(path, npy_bytes(array))
 
 
-def write_csv(path: str | os.PathLike, frame) -> Path:
+def write_csv(path: str | os.PathLike, frame, *, replace: bool = True) -> Path:
     """Write a DataFrame as CSV (no index, '\\n' line ends) atomically."""
-    return write_text(path, frame.to_csv(index=False, lineterminator="\n"))
+    return write_text(path, frame.to_csv(index=False, lineterminator="\n"), replace=replace)
 
 
 def check_out(out: str | os.PathLike, overwrite: bool) -> None:
     """Refuse a run folder that already holds files unless `overwrite` (an empty one is fine)."""
+    check_out_path(out, folder=True, overwrite=overwrite)
+
+
+def check_out_path(out: str | os.PathLike, *, folder: bool, overwrite: bool) -> Path:
+    """Refuse, before any work, an output that cannot be written: the wrong kind of thing already at
+    `out` (a file where a folder goes or the reverse), a parent that is a file or not writable, or an
+    existing output without `overwrite` (an empty folder is no output)."""
     out = Path(out)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
-        raise FileExistsError(f"{out} already holds a run; pass overwrite=True (--overwrite) to replace it")
+    wanted = "a folder" if folder else "a file"
+    if out.is_dir() != folder and out.exists():
+        raise DataError(f"{out} is {'a file' if folder else 'a folder'}; this output is {wanted}")
+    parent = next((p for p in out.absolute().parents if p.exists()), None)
+    if parent is not None and not parent.is_dir():
+        raise DataError(f"{parent} is not a folder, so {out} cannot be written")
+    if parent is not None and not os.access(parent, os.W_OK | os.X_OK):
+        raise DataError(f"{parent} is not writable, so {out} cannot be written")
+    if out.exists() and not overwrite and (not folder or any(out.iterdir())):
+        held = "already holds a run (or other files)" if folder else "exists"
+        raise FileExistsError(f"{out} {held}; pass --overwrite (overwrite=True) to replace it")
+    return out
 
 
 def new_run_dir(root: str | os.PathLike, name: str) -> Path:
@@ -120,9 +168,22 @@ def new_run_dir(root: str | os.PathLike, name: str) -> Path:
     raise FileExistsError(f"could not create a fresh run folder under {root}")
 
 
-def write_json(path: str | os.PathLike, obj) -> Path:
+def read_json_object(path: Path, what: str) -> dict:
+    """A JSON object from `path`, or a DataError naming the file (truncated, not JSON, not an object)."""
+    try:
+        value = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise DataError(f"{path}: {what} is not valid JSON ({err})") from None
+    except OSError as err:  # a folder where the file should be, unreadable
+        raise DataError(f"{path}: cannot read {what} ({err.strerror})") from None
+    if not isinstance(value, dict):
+        raise DataError(f"{path}: {what} is not a JSON object (a JSON {type(value).__name__})")
+    return value
+
+
+def write_json(path: str | os.PathLike, obj, *, replace: bool = True) -> Path:
     """Write `obj` as indented, key-sorted JSON atomically."""
-    return write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+    return write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n", replace=replace)
 
 
 def file_sha256(path: str | os.PathLike) -> str:

@@ -106,10 +106,9 @@ def best_pair_threshold(y_true, scores) -> tuple[float, Scores]:
 # ---------------------------------------------------------------- submission files
 def read_submission(path) -> pd.DataFrame:
     """A Shopee submission (``posting_id,matches``) as strings; clear error on a bad file."""
-    path = Path(path)
-    if not path.is_file() or path.stat().st_size == 0:
-        raise DataError(f"{path}: submission missing or empty")
-    sub = pd.read_csv(path, dtype=str, keep_default_na=False)
+    from .data.shopee import read_csv_strict
+
+    sub = read_csv_strict(path, "submission")
     missing = {"posting_id", "matches"} - set(sub.columns)
     if missing:
         raise DataError(f"{path}: submission needs columns posting_id,matches; missing {sorted(missing)}")

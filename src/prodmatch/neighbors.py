@@ -5,15 +5,17 @@ prodmatch/README.md."""
 from __future__ import annotations
 
 import importlib.util
+import logging
 import warnings
 from functools import partial
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
 
 from .errors import DataError, preview
 
+log = logging.getLogger(__name__)
 Backend = Callable[[np.ndarray, np.ndarray, int, int], "tuple[np.ndarray, np.ndarray]"]
 BACKENDS: dict[str, Backend] = {}
 CHUNK_BYTES = 256 * 2**20  # a (chunk x N) float32 block of similarities is about this big
@@ -267,7 +269,13 @@ class AnnRule:
     dimensions re-ranked exactly over `refine_factor` x k candidates; HNSW with `hnsw_m` links,
     `ef_construction`, and ``ef_search = max(ef_search, 2 k)``. IVF centroids are trained on a
     seeded sample of `train_rows_per_cell` x nlist rows (k-means cost grows with the sample). Below
-    `min_rows` base rows an index does not pay (and PQ cannot train its 256 codes): exact search."""
+    `min_rows` base rows an index does not pay (and PQ cannot train its 256 codes): exact search.
+
+    Those are starting points: a built index is tuned to `target_recall` (None: not tuned) of
+    recall@k against exact search, measured on `recall_sample` seeded base rows as queries (k: the
+    search's, `recall_k` for an index built ahead of its searches), by doubling nprobe (up to
+    nlist), the PQ re-rank's k_factor (up to `max_refine_factor`) or efSearch (up to
+    `max_ef_search`), whichever gains most, until the target is met (`AnnTuning`)."""
 
     min_rows: int = 1000
     cells_per_sqrt_n: float = 4.0
@@ -279,6 +287,11 @@ class AnnRule:
     hnsw_m: int = 32
     ef_construction: int = 80
     ef_search: int = 128
+    target_recall: float | None = 0.99
+    recall_sample: int = 512
+    recall_k: int = 50
+    max_refine_factor: int = 64
+    max_ef_search: int = 4096
 
     def nlist(self, n: int) -> int:
         return int(max(1, min(round(self.cells_per_sqrt_n * np.sqrt(n)), n // 39)))
@@ -316,11 +329,14 @@ def _ivf_index(base, spec: str, rule: AnnRule | None = None):
     n, dim = base.shape
     nlist = rule.nlist(n)
     index = faiss.index_factory(dim, spec.format(nlist=nlist, pq=rule.pq_codes(dim)), faiss.METRIC_INNER_PRODUCT)
+    ivf = faiss.downcast_index(faiss.extract_index_ivf(index))
+    if hasattr(ivf, "do_polysemous_training"):  # IVF-PQ: it only renumbers codes for Hamming filters we never use,
+        ivf.do_polysemous_training = False  # and took most of the build (14 of 16 s on 6,000 x 32)
     sample = rule.train_rows_per_cell * nlist
     rows = np.sort(np.random.default_rng(0).choice(n, sample, replace=False)) if sample < n else slice(None)
     index.train(np.ascontiguousarray(base[rows]))
     index.add(base)
-    faiss.extract_index_ivf(index).nprobe = rule.nprobe(nlist)
+    ivf.nprobe = rule.nprobe(nlist)
     if spec.endswith("RFlat"):
         faiss.downcast_index(index).k_factor = rule.refine_factor
     return index
@@ -342,27 +358,116 @@ ANN_INDEXES = {  # backend -> base -> a filled faiss index (k-independent: built
 }
 
 
-def build_index(name: str, base):
+@dataclass
+class AnnTuning:
+    """What :func:`build_index` chose: search parameters (nprobe, k_factor, efSearch) and the
+    recall@k they reach against exact search on `queries` sampled base rows. The last build's is
+    `neighbors.LAST_TUNING`; an index carries its own as ``index.tuning``."""
+
+    backend: str
+    k: int
+    queries: int
+    target: float
+    recall: float
+    params: dict = field(default_factory=dict)
+
+    @property
+    def reached(self) -> bool:
+        return self.recall >= self.target
+
+    def __str__(self) -> str:
+        params = ", ".join(f"{name} {value}" for name, value in self.params.items())
+        if self.reached:
+            return (f"{self.backend}: {params} reaches recall@{self.k} {self.recall:.3f} on {self.queries} "
+                    f"sampled queries (target {self.target})")
+        return (f"{self.backend}: recall@{self.k} {self.recall:.3f} on {self.queries} sampled queries at "
+                f"{params} (the cap) misses the target {self.target}")
+
+
+LAST_TUNING: AnnTuning | None = None
+
+
+def _knobs(index, k: int, rule: AnnRule):
+    """The index's search parameters, name -> (setter, start value, cap), and the bytes a query
+    reads at given values (what a doubling costs: IVF lists, then the PQ re-rank's exact rows)."""
+    import faiss
+
+    if hasattr(index, "hnsw"):
+        knob = {"efSearch": (partial(setattr, index.hnsw, "efSearch"), max(rule.ef_search, 2 * k), rule.max_ef_search)}
+        return knob, lambda p: p["efSearch"]
+    ivf = faiss.extract_index_ivf(index)
+    knobs = {"nprobe": (partial(setattr, ivf, "nprobe"), ivf.nprobe, ivf.nlist)}
+    if isinstance(index, faiss.IndexRefine):
+        knobs["k_factor"] = (partial(setattr, index, "k_factor"), int(index.k_factor), rule.max_refine_factor)
+    per_list, row = ivf.ntotal / ivf.nlist * ivf.code_size, 4 * index.d
+    return knobs, lambda p: p["nprobe"] * per_list + p.get("k_factor", 0) * k * row
+
+
+def tune_index(name: str, index, base, k: int, rule: AnnRule | None = None) -> AnnTuning:
+    """Raise `index`'s search parameters until recall@k on a seeded sample of base rows (as queries)
+    reaches ``rule.target_recall`` against exact search: each round doubles the parameter that gains
+    most recall per byte more read, until the target or every cap is reached (then a WARNING). A found
+    neighbour counts when it is as similar as the exact k-th (ties with other ids are hits)."""
+    global LAST_TUNING
+    rule = rule or ANN_RULE
+    n = len(base)
+    rows = np.sort(np.random.default_rng(0).choice(n, rule.recall_sample, replace=False)) if rule.recall_sample < n else np.arange(n)
+    query, chunk = base[rows], default_chunk(n)
+    kth = _search_faiss(base, query, k, chunk)[0][:, -1:] - 1e-5
+
+    def recall(**params) -> float:
+        for p, v in params.items():
+            knobs[p][0](v)
+        found = _ann_search(index, base, query, k, chunk)[0]
+        return float((found >= kth).sum() / found.size)
+
+    knobs, work = _knobs(index, k, rule)
+    chosen = {p: start for p, (_, start, _) in knobs.items()}
+    got = recall(**chosen)
+    while got < rule.target_recall:
+        steps = [{**chosen, p: min(2 * chosen[p], cap)} for p, (_, _, cap) in knobs.items() if chosen[p] < cap]
+        if not steps:
+            break
+        trials = [(recall(**step), step) for step in steps]
+        got, chosen = max(trials, key=lambda t: (t[0] - got) / (work(t[1]) - work(chosen)))  # the first of equals
+    for p, v in chosen.items():  # leave the index at the chosen parameters (the last trial may have moved one)
+        knobs[p][0](v)
+    tuning = AnnTuning(name, k, len(rows), rule.target_recall, round(got, 4), chosen)
+    (log.info if tuning.reached else log.warning)("%s", tuning)
+    object.__setattr__(index, "tuning", tuning)  # faiss' wrappers refuse new attributes through setattr
+    LAST_TUNING = tuning
+    return tuning
+
+
+def build_index(name: str, base, k: int | None = None):
     """The filled `name` index over unit rows `base`, or None below `AnnRule.min_rows` (exact search
-    there: an index does not pay). Keep it with `base` to search many query batches."""
+    there: an index does not pay), its search parameters tuned to ``AnnRule.target_recall`` of
+    recall@k (k: `AnnRule.recall_k` when the searches' k is not known yet; :func:`tune_index`).
+    Keep it with `base` to search many query batches."""
     if name not in ANN_INDEXES:
         raise ValueError(f"no index for backend {name!r}; choose from {sorted(ANN_INDEXES)}")
-    return None if len(base) < ANN_RULE.min_rows else ANN_INDEXES[name](base)
+    if len(base) < ANN_RULE.min_rows:
+        return None
+    index = ANN_INDEXES[name](base)
+    if ANN_RULE.target_recall is not None:
+        tune_index(name, index, base, min(k or ANN_RULE.recall_k, len(base)))
+    return index
 
 
 def search_index(index, base, query, k: int, chunk: int):
     """(sims, idx) of `query` in a :func:`build_index` result (None: exact faiss over `base`); HNSW
-    searches with ``efSearch = max(ef_search, 2 k)``."""
+    searches with ``efSearch = max(tuned efSearch (else ef_search), 2 k)``."""
     if index is None:
         return _search_faiss(base, query, k, chunk)
     if hasattr(index, "hnsw"):
-        index.hnsw.efSearch = max(ANN_RULE.ef_search, 2 * k)
+        tuning = getattr(index, "tuning", None)
+        index.hnsw.efSearch = max(tuning.params["efSearch"] if tuning else ANN_RULE.ef_search, 2 * k)
     return _ann_search(index, base, query, k, chunk)
 
 
 def _approximate(name: str, base, query, k, chunk):
-    """Build the `name` index over `base` and search it once."""
-    return search_index(build_index(name, base), base, query, k, chunk)
+    """Build the `name` index over `base` (tuned for this k) and search it once."""
+    return search_index(build_index(name, base, k), base, query, k, chunk)
 
 
 @register_backend("faiss_ivf")

@@ -16,7 +16,8 @@ import pandas as pd
 
 from . import __version__
 from .errors import DataError
-from .io import write_csv, write_json
+from .io import atomic_dir, check_out_path, file_sha256, read_json_object, write_csv, write_json
+from .saved_model import WEIGHTS_FILE
 
 log = logging.getLogger(__name__)
 
@@ -82,36 +83,21 @@ def make_bundle(runs, out, *, overwrite: bool = False, use: str = "auto") -> Pat
     """
     runs = [Path(r) for r in ([runs] if isinstance(runs, (str, Path)) else runs)]
     out = Path(out)
-    if out.exists() and any(out.iterdir()) and not overwrite:
-        raise FileExistsError(f"{out} is not empty; pass --overwrite to replace it")
+    check_out_path(out, folder=True, overwrite=overwrite)
     matcher_path = runs[0] / "matcher.json"
     if not matcher_path.is_file():
         raise DataError(f"{runs[0]}: no matcher.json; run `prodmatch match --run {runs[0]}` first")
-    matcher = json.loads(matcher_path.read_text(encoding="utf-8"))
+    matcher = read_json_object(matcher_path, "the matcher")
     if use not in ("auto", "stacker", "matcher"):
         raise DataError(f"use must be auto, stacker or matcher, got {use!r}")
     stack_json = runs[0] / "stack" / "stack.json"
-    info = json.loads(stack_json.read_text(encoding="utf-8")) if stack_json.is_file() else None
+    info = read_json_object(stack_json, "the stacker") if stack_json.is_file() else None
     if use == "stacker" and info is None:
         raise DataError(f"{runs[0]}: no stack/stack.json; run `prodmatch stack --run {runs[0]}` first")
     info = _chosen_stacker(info, matcher, use)
     used = set(matcher["params"]["stage"]["models"]) | set((info or {}).get("models", []))
-    staging = out.with_name(f".{out.name}.partial")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    try:
+    with atomic_dir(out, replace=overwrite) as staging:  # nothing half-written is ever left behind
         _stage_bundle(runs, staging, matcher, info, used)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)  # nothing half-written is left behind
-        raise
-    if out.exists():  # replaced only now that the new bundle is complete (--overwrite)
-        old = out.with_name(f".{out.name}.old")
-        shutil.rmtree(old, ignore_errors=True)
-        out.rename(old)
-        staging.rename(out)
-        shutil.rmtree(old)
-    else:
-        staging.rename(out)
     return out
 
 
@@ -189,7 +175,11 @@ def _bundle_model(run: Path, name: str, meta: dict, staging: Path) -> dict:
         copied.append(str(dst.relative_to(staging)))
     from .embedders.encoder import FoldEncoders
 
-    return FoldEncoders(copied, cfg.get("kind", meta.get("encoder_kind"))).bundle_spec()
+    spec = FoldEncoders(copied, cfg.get("kind", meta.get("encoder_kind"))).bundle_spec()
+    # what the thresholds and the stacker were fitted on: predict refuses other encoders
+    spec["weights_sha256"] = {folder: file_sha256(staging / folder / WEIGHTS_FILE) for folder in copied}
+    spec["dim"] = int(meta["shape"][1]) if meta.get("shape") else None
+    return spec
 
 
 # ---------------------------------------------------------------- predict (kernel side)
@@ -199,7 +189,7 @@ def read_bundle(models_dir) -> dict:
     path = models_dir / BUNDLE_FILE
     if not path.is_file():
         raise DataError(f"{models_dir}: no {BUNDLE_FILE} (build the folder with `prodmatch bundle`)")
-    bundle = _read_json_file(path, "the bundle")
+    bundle = read_json_object(path, "the bundle")
     missing = [key for key in ("models", "matcher", "matcher_k") if key not in bundle]
     if missing or not isinstance(bundle.get("models"), dict):
         raise DataError(f"{path}: not a bundle.json written by `prodmatch bundle` (missing {missing or ['models']})")
@@ -228,16 +218,6 @@ def read_bundle(models_dir) -> dict:
     return bundle
 
 
-def _read_json_file(path: Path, what: str) -> dict:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise DataError(f"{path}: {what} is not valid JSON ({err})") from None
-    if not isinstance(data, dict):
-        raise DataError(f"{path}: {what} is not a JSON object")
-    return data
-
-
 def _check_booster(path: Path) -> None:
     """The stacker's model.txt parses as a LightGBM model (before any embedding work)."""
     from .stack.lgbm import load_booster
@@ -249,14 +229,23 @@ def _check_booster(path: Path) -> None:
 
 
 def _check_encoder_configs(models_dir: Path, bundle: dict) -> None:
-    """Every fold encoder of a model declares one kind and one dimension (no mixed-up folders)."""
+    """Every fold encoder of a model declares one kind and one dimension (no mixed-up folders), and
+    is the encoder the bundle was built with (its recorded dimension and weights' SHA-256)."""
     for name, spec in bundle["models"].items():
-        seen = set()
-        for folder in spec.get("folders", []):
-            info = _read_json_file(models_dir / folder / "encoder.json", "the encoder description")
-            seen.add((info.get("kind"), json.dumps(info.get("config", {}).get("dim"))))
+        infos = {folder: read_json_object(models_dir / folder / "encoder.json", "the encoder description")
+                 for folder in spec.get("folders", [])}
+        seen = {(info.get("kind"), json.dumps(info.get("config", {}).get("dim"))) for info in infos.values()}
         if len(seen) > 1:
             raise DataError(f"model {name}: fold encoders disagree on kind/dim: {sorted(seen)}")
+        for folder, info in infos.items():
+            dim = info.get("config", {}).get("dim")
+            if spec.get("dim") is not None and dim != spec["dim"]:
+                raise DataError(f"{models_dir / folder}: a {dim}-d encoder, but model {name}'s thresholds and stacker "
+                                f"were fitted on {spec['dim']}-d embeddings: rebuild the folder with `prodmatch bundle`")
+            recorded = spec.get("weights_sha256", {}).get(folder)
+            if recorded and recorded != file_sha256(models_dir / folder / WEIGHTS_FILE):
+                raise DataError(f"{models_dir / folder / WEIGHTS_FILE} is not the encoder the bundle was built with "
+                                f"(SHA-256 differs from bundle.json): rebuild the folder with `prodmatch bundle`")
 
 
 def embed_test(models_dir: Path, spec: dict, frame: pd.DataFrame, *, batch_size: int = 64, num_workers: int = 0,
@@ -273,8 +262,7 @@ def predict(data_dir, models_dir, out, *, batch_size: int = 64, num_workers: int
     """test.csv -> submission.csv (posting_id, matches), written atomically; returns timings.
     An existing `out` is replaced only with `overwrite` (checked before any work); `backend` is the
     KNN search's (`neighbors.BACKENDS`; the dask* ones need an open Dask client)."""
-    if Path(out).exists() and not overwrite:
-        raise FileExistsError(f"{out} exists; pass --overwrite to replace it")
+    check_out_path(out, folder=False, overwrite=overwrite)
     offline()
     from .data.shopee import read_shopee_csv
     from .embedders import embedder_from_bundle
@@ -310,7 +298,7 @@ def predict(data_dir, models_dir, out, *, batch_size: int = 64, num_workers: int
         from .metrics import matches_frame
 
         submission = matches_frame(frame["posting_id"], matches.rows, matches.cols)
-        write_csv(out, submission)
+        write_csv(out, submission, replace=overwrite)
     return {"submission": Path(out), "rows": len(frame), "timing": timer, "used": "stacker" if stacker else "matcher",
             "thresholds": {"t": t, "t_min2": t_min2}}
 

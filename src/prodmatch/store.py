@@ -13,8 +13,8 @@ import pandas as pd
 import scipy.sparse as sp
 
 from . import __version__
-from .errors import DataError
-from .io import npy_bytes, write_bytes, write_csv, write_json
+from .errors import DataError, preview
+from .io import file_sha256, npy_bytes, read_json_object, write_bytes, write_csv, write_json
 
 ROW_COLUMNS = ("posting_id", "label_group", "fold")
 
@@ -123,6 +123,7 @@ def save_model(
         "kind": kind,
         "shape": list(oof.shape),
         "test_rows": None if test is None else int(test.shape[0]),
+        "rows_sha256": file_sha256(run / "rows.csv"),
         "version": __version__,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
         **(meta or {}),
@@ -135,10 +136,18 @@ def read_rows(run) -> pd.DataFrame:
     path = Path(run) / "rows.csv"
     if not path.is_file():
         raise DataError(f"{run}: not an embedding run (no rows.csv)")
-    table = pd.read_csv(path, dtype={"posting_id": str})
+    try:
+        table = pd.read_csv(path, dtype={"posting_id": str}, keep_default_na=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
+        raise DataError(f"{path}: not a readable rows.csv ({err})") from None
     missing = set(ROW_COLUMNS) - set(table.columns)
     if missing:
         raise DataError(f"{path}: missing columns {sorted(missing)}")
+    for column in ("label_group", "fold"):
+        bad = ~table[column].astype(str).str.fullmatch(r"-?\d+")
+        if bad.any():
+            raise DataError(f"{path}: column {column} must hold integers; bad on row(s) {preview(np.flatnonzero(bad) + 1)}")
+        table[column] = table[column].astype("int64")
     return table
 
 
@@ -148,21 +157,63 @@ def list_models(run) -> list[str]:
     return sorted(p.name for p in folder.iterdir() if (p / "model.json").is_file()) if folder.is_dir() else []
 
 
-def load_model(run, name: str) -> StoredModel:
-    import json
-
+def load_model(run, name: str, rows: pd.DataFrame | None = None) -> StoredModel:
+    """Model `name` of `run`, its arrays checked against model.json and the run's rows.csv."""
     folder = Path(run) / "models" / name
     meta_path = folder / "model.json"
     if not meta_path.is_file():
         raise DataError(f"{run}: no complete model {name!r}; found: {', '.join(list_models(run)) or 'none'}")
-    meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    meta = read_json_object(meta_path, "model.json")
     spec = KINDS.get(meta.get("kind"))
     if spec is None:
         raise DataError(f"{meta_path}: unknown kind {meta.get('kind')!r}")
-    oof = spec.check(spec.load(folder / f"oof{spec.suffix}"))
+    rows = read_rows(run) if rows is None else rows
+    _check_rows_unchanged(Path(run), meta, meta_path)
+    oof = _read_array(spec, folder / f"oof{spec.suffix}")
+    if list(oof.shape) != list(meta.get("shape", oof.shape)) or oof.shape[0] != len(rows):
+        raise DataError(f"{folder / ('oof' + spec.suffix)}: shape {tuple(oof.shape)}, but model.json records "
+                        f"{tuple(meta.get('shape', ()))} and rows.csv has {len(rows)} rows")
     test_path = folder / f"test{spec.suffix}"
-    test = spec.check(spec.load(test_path)) if test_path.is_file() else None
+    test = _read_array(spec, test_path) if test_path.is_file() else None
+    if test is not None and test.shape[0] != meta.get("test_rows", test.shape[0]):
+        raise DataError(f"{test_path}: {test.shape[0]} rows, but model.json records {meta.get('test_rows')}")
     return StoredModel(name, meta["kind"], oof, test, meta)
+
+
+def _read_array(spec: Kind, path: Path):
+    try:
+        array = spec.check(spec.load(path))
+    except (ValueError, OSError, EOFError) as err:  # truncated / foreign .npy or .npz
+        if isinstance(err, DataError):
+            raise DataError(f"{path}: {err}") from None
+        raise DataError(f"{path}: not a readable array file ({err})") from None
+    values = array.data if sp.issparse(array) else array
+    if values.dtype.kind == "f" and not np.isfinite(values).all():
+        bad = ~np.isfinite(values)
+        rows = (np.unique(np.repeat(np.arange(array.shape[0]), np.diff(array.indptr))[bad]) if sp.issparse(array)
+                else np.flatnonzero(bad.reshape(len(array), -1).any(axis=1)))
+        raise DataError(f"{path}: NaN/inf in {len(rows)} row(s), e.g. row(s) {preview(rows)}")
+    return array
+
+
+def _check_rows_unchanged(run: Path, meta: dict, meta_path: Path) -> None:
+    recorded = meta.get("rows_sha256")
+    if recorded and recorded != file_sha256(run / "rows.csv"):
+        raise DataError(f"{run / 'rows.csv'} changed since {meta_path} was written (postings, labels or folds "
+                        "edited): rebuild the model or restore rows.csv")
+
+
+def check_built_on(models: list[StoredModel], data_dir) -> None:
+    """Refuse `data_dir/train.csv` when it is not the file the models were built on (model.json's hash)."""
+    path = Path(data_dir) / "train.csv"
+    if not path.is_file():
+        return
+    actual = file_sha256(path)
+    for model in models:
+        recorded = (model.meta.get("data") or {}).get("train.csv")
+        if recorded and recorded != actual:
+            raise DataError(f"{path} is not the train.csv model {model.name!r} was built on (sha256 {actual[:12]}, "
+                            f"model.json records {recorded[:12]}): point --data at that folder or rebuild the model")
 
 
 def load_runs(runs, names=None) -> tuple[pd.DataFrame, list[StoredModel]]:
@@ -176,7 +227,7 @@ def load_runs(runs, names=None) -> tuple[pd.DataFrame, list[StoredModel]]:
         other = read_rows(run)
         if not _same_rows(rows, other):
             raise DataError(f"{run}: its rows.csv differs from {runs[0]}'s (other postings, order or folds)")
-        models += [load_model(run, n) for n in list_models(run)]
+        models += [load_model(run, n, rows) for n in list_models(run)]
     if names:
         found = {m.name for m in models}
         missing = [n for n in names if n not in found]
@@ -209,4 +260,5 @@ def _ensure_rows(run: Path, rows: pd.DataFrame) -> None:
     write_csv(path, rows)
 
 
-__all__ = ["KINDS", "StoredModel", "rows_table", "save_model", "read_rows", "list_models", "load_model", "load_runs"]
+__all__ = ["KINDS", "StoredModel", "rows_table", "save_model", "read_rows", "list_models", "load_model", "load_runs",
+           "check_built_on"]

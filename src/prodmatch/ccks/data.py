@@ -7,6 +7,8 @@ string frames and raise :class:`prodmatch.errors.DataError` naming the offending
 from __future__ import annotations
 
 import json
+import logging
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +23,8 @@ from ..io import data_hashes
 
 if TYPE_CHECKING:
     from .config import CcksRunConfig
+
+log = logging.getLogger(__name__)
 
 INFO_FIELDS = (
     "item_id",
@@ -40,11 +44,12 @@ PAIR_FIELDS = ("src_item_id", "tgt_item_id", "item_label")
 def read_ccks_items(path: str | os.PathLike) -> pd.DataFrame:
     """Load ``item_*_info.jsonl`` as a flat frame of strings, one row per item.
 
-    Every field of :data:`INFO_FIELDS` is a column (missing, null -> ""); unknown extra fields
-    are kept after them. ``item_id`` must be present, non-empty and unique.
+    Every field of :data:`INFO_FIELDS` is a column (missing, null -> "", an integer -> its digits;
+    any other JSON type is a DataError naming the line and field); unknown extra fields are kept
+    after them. ``item_id`` must be present, non-empty and unique.
     """
     frame, lines = _read_jsonl(path)
-    frame = _as_text_columns(frame, INFO_FIELDS)
+    frame = _as_text_columns(frame, INFO_FIELDS, lines, path)
     empty = frame["item_id"] == ""
     if empty.any():
         raise DataError(f"{path}: item_id missing or empty on line(s) {preview(lines[empty.to_numpy()].tolist())}")
@@ -54,23 +59,29 @@ def read_ccks_items(path: str | os.PathLike) -> pd.DataFrame:
     return frame
 
 
-def read_ccks_pairs(path: str | os.PathLike, items: pd.DataFrame | None = None) -> pd.DataFrame:
+def read_ccks_pairs(path: str | os.PathLike, items: pd.DataFrame | None = None, *,
+                    unique: bool = False) -> pd.DataFrame:
     """Load ``item_*_pair.jsonl``: string ``src_item_id``/``tgt_item_id``, int ``item_label`` if labelled.
 
     A file is labelled when any line has ``item_label``; then every line needs "0" or "1".
-    With `items` given, every referenced id must be one of ``items.item_id``.
+    With `items` given, every referenced id must be one of ``items.item_id``. A self pair
+    (``src_item_id == tgt_item_id``) and a pair listed with both labels (either way round) are
+    DataErrors; so is a repeated pair in an unlabelled file (its result would repeat the pair,
+    which the task's scorer refuses) or, with `unique`, in any file (a truth file). A labelled
+    file's same-label repeats are a warning.
     """
     frame, lines = _read_jsonl(path)
     has_label = "item_label" in frame.columns
     text_fields = PAIR_FIELDS[:2]
     labels = frame.pop("item_label") if has_label else None
-    frame = _as_text_columns(frame, text_fields)
+    frame = _as_text_columns(frame, text_fields, lines, path)
     for col in text_fields:
         empty = frame[col] == ""
         if empty.any():
             raise DataError(f"{path}: {col} missing or empty on line(s) {preview(lines[empty.to_numpy()].tolist())}")
     if labels is not None:
         frame.insert(2, "item_label", _parse_labels(labels, lines, path))
+    _check_pair_set(frame, lines, path, unique=unique or labels is None)
     if items is not None:
         _check_known_ids(frame, items, path)
     return frame
@@ -123,12 +134,64 @@ def _read_jsonl(path: str | os.PathLike) -> tuple[pd.DataFrame, "pd.Index"]:
     return pd.DataFrame(records, dtype=object), pd.Index(line_numbers)
 
 
-def _as_text_columns(frame: pd.DataFrame, fields) -> pd.DataFrame:
-    """Ensure `fields` exist (first, in order) as stripped strings; null/absent -> ""."""
+def _json_type(value) -> str | None:
+    """None for a value a text field takes (a string, an integer, null / absent), else its JSON type."""
+    if value is None or isinstance(value, str) or (isinstance(value, int) and not isinstance(value, bool)):
+        return None
+    if isinstance(value, float):
+        return None if math.isnan(value) else f"the number {value!r}"  # NaN: pandas' mark of an absent field
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return {dict: "a JSON object", list: "a JSON array"}.get(type(value), type(value).__name__)
+
+
+def _as_text_columns(frame: pd.DataFrame, fields, lines: "pd.Index", path) -> pd.DataFrame:
+    """Ensure `fields` exist (first, in order) as stripped strings; null/absent -> "", an integer -> its
+    digits; any other JSON type (object, array, true/false, a fraction) is a DataError naming the file,
+    the field and its lines, never the value's Python repr."""
     frame = frame.reindex(columns=list(fields) + [c for c in frame.columns if c not in fields])
     for col in fields:
+        kinds = frame[col].map(_json_type)
+        bad = kinds.notna().to_numpy()
+        if bad.any():
+            first = int(np.flatnonzero(bad)[0])
+            raise DataError(f"{path}: line {lines[first]}: {col} must be a string, got {kinds.iloc[first]}"
+                            f" ({int(bad.sum())} such line(s): {preview(lines[bad].tolist())})")
         frame[col] = frame[col].where(frame[col].notna(), "").astype(str).str.strip()
     return frame.reset_index(drop=True)
+
+
+def _shown_pairs(frame: pd.DataFrame, mask: np.ndarray, lines: "pd.Index", limit: int = 3) -> str:
+    """The first few pairs under `mask` with their lines, for an error message."""
+    rows = np.flatnonzero(mask)
+    shown = [f"line {lines[i]} ({frame['src_item_id'].iloc[i]}, {frame['tgt_item_id'].iloc[i]})"
+             for i in rows[:limit]]
+    return "; ".join(shown) + (f" (+{len(rows) - limit} more)" if len(rows) > limit else "")
+
+
+def _check_pair_set(frame: pd.DataFrame, lines: "pd.Index", path, *, unique: bool) -> None:
+    """Self pairs and pairs listed with both labels (either way round) are DataErrors; repeated pairs too
+    when `unique`, else a warning."""
+    src, tgt = frame["src_item_id"], frame["tgt_item_id"]
+    self_pairs = (src == tgt).to_numpy()
+    if self_pairs.any():
+        raise DataError(f"{path}: {int(self_pairs.sum())} self pair(s) (src_item_id == tgt_item_id): "
+                        f"{_shown_pairs(frame, self_pairs, lines)}")
+    if "item_label" in frame.columns:
+        ordered = src <= tgt  # either way round is one pair
+        key = [src.where(ordered, tgt), tgt.where(ordered, src)]
+        both = (frame["item_label"].groupby(key).transform("nunique") > 1).to_numpy()
+        if both.any():
+            n_pairs = len(pd.MultiIndex.from_arrays([k[both] for k in key]).unique())
+            raise DataError(f"{path}: {n_pairs} pair(s) listed with both labels 0 and 1: "
+                            f"{_shown_pairs(frame, both, lines, limit=4)}")
+    repeated = frame.duplicated(["src_item_id", "tgt_item_id"]).to_numpy()
+    if repeated.any():
+        message = (f"{path}: {int(repeated.sum())} repeated pair(s) (listed more than once): "
+                   f"{_shown_pairs(frame, repeated, lines)}")
+        if unique:
+            raise DataError(message)
+        log.warning("%s", message)
 
 
 def _parse_labels(labels: pd.Series, lines: pd.Index, path) -> pd.Series:
@@ -196,12 +259,14 @@ def read_items(data_dir: Path) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 def read_valid(data_dir: Path, items: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray | None]:
-    """(valid pairs without labels, their truth labels or None): item_valid_pair.jsonl, else the truth's pairs."""
+    """(valid pairs without labels, their truth labels or None): item_valid_pair.jsonl, else the truth's pairs.
+    Each file lists a pair once (a repeat is a DataError, before any member trains: the result file
+    would repeat the pair, which the task's scorer refuses)."""
     pairs_path, truth_path = data_dir / FILES["valid_pairs"], data_dir / FILES["valid_truth"]
     if not pairs_path.is_file() and not truth_path.is_file():
         raise DataError(f"{data_dir}: no {pairs_path.name} (nor {truth_path.name}); nothing to predict")
-    truth = read_ccks_pairs(truth_path, items) if truth_path.is_file() else None
-    valid = read_ccks_pairs(pairs_path, items) if pairs_path.is_file() else truth
+    truth = read_ccks_pairs(truth_path, items, unique=True) if truth_path.is_file() else None
+    valid = read_ccks_pairs(pairs_path, items, unique=True) if pairs_path.is_file() else truth
     valid = valid[["src_item_id", "tgt_item_id"]].reset_index(drop=True)
     if not len(valid):
         raise DataError(f"{data_dir}: the valid pair set is empty")

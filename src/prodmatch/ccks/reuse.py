@@ -45,10 +45,28 @@ class EarlierRun:
         if differ:
             raise DataError(f"--reuse {self.folder}: split settings differ ({', '.join(differ)}), so would the pairs")
 
+    def unchanged(self, config: CcksRunConfig) -> list[str]:
+        """The members of `config` whose whole spec this run scored (they take its scores)."""
+        specs = {m["name"]: m for m in self.record.get("config", {}).get("members", [])}
+        return [m.name for m in config.members if specs.get(m.name) == to_dict(m) and m.name in self.scores.columns]
+
+    def check_not_replaced(self, out: Path, config: CcksRunConfig) -> None:
+        """DataError when `out`, the folder an ``--overwrite`` run replaces, is this run or holds the
+        members/ of a member it reuses (a run that itself reused them): replacing it would delete the
+        checkpoints the new run claims."""
+        target = Path(out).resolve()
+        if self.folder.resolve() == target:
+            raise DataError(f"--reuse {self.folder} is the run --overwrite replaces; reuse it into another --out")
+        info = self.record.get("members", {})
+        trained_in = [name for name in self.unchanged(config)
+                      if Path(str(info.get(name, {}).get("reused_from", self.folder))).resolve() == target]
+        if trained_in:
+            raise DataError(f"--reuse {self.folder}: member(s) {', '.join(trained_in)} were trained in {out}, the run "
+                            "--overwrite replaces (their members/ would be deleted); write to another --out")
+
     def member_scores(self, config: CcksRunConfig, data: CcksData) -> dict[str, MemberScores]:
         """{member name: its earlier scores} for each member whose spec is unchanged."""
-        specs = {m["name"]: m for m in self.record.get("config", {}).get("members", [])}
-        same = [m.name for m in config.members if specs.get(m.name) == to_dict(m) and m.name in self.scores.columns]
+        same = self.unchanged(config)
         if not same:
             return {}
         hold = self.split_scores("holdout", data.holdout)

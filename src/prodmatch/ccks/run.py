@@ -11,7 +11,6 @@ import numpy as np
 import pandas as pd
 
 from ..config import load_config, to_dict
-from ..errors import DataError
 from ..io import atomic_dir, atomic_path, check_out, code_version, write_csv, write_json
 from ..resources import torch_threads
 from .config import CcksRunConfig
@@ -39,9 +38,9 @@ def ccks_run(data_dir, config, out, *, overwrite: bool = False, progress: bool =
     check_out(out, overwrite)
     members = build_members(config)
     earlier = EarlierRun.read(reuse) if reuse is not None else None
-    if earlier is not None and overwrite and earlier.folder.resolve() == out.resolve():
-        raise DataError(f"--reuse {reuse} is the run --overwrite replaces; reuse it into another --out")
-    with atomic_dir(out) as tmp, torch_threads(config.threads):
+    if earlier is not None and overwrite:
+        earlier.check_not_replaced(out, config)
+    with atomic_dir(out, replace=overwrite) as tmp, torch_threads(config.threads):
         data = load_data(data_dir, config, tmp, needs_images=any(m.reads_images for m in members),
                          train_size=train_size)
         if earlier is not None:

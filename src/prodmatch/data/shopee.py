@@ -1,7 +1,9 @@
 """Shopee's train.csv / test.csv: load, decode titles, validate, locate images."""
 from __future__ import annotations
 
+import csv
 import logging
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -51,19 +53,47 @@ def read_shopee_csv(
 
 
 def _read_raw(path: Path) -> pd.DataFrame:
+    frame = read_csv_strict(path)
+    frame = frame.drop(columns=[c for c in frame.columns if c.startswith("Unnamed:") or c == ""])
+    if frame.empty:
+        raise DataError(f"{path}: no rows")
+    return frame
+
+
+def read_csv_strict(path, what: str = "CSV") -> pd.DataFrame:
+    """A one-line-per-row UTF-8 CSV as strings, or a DataError naming the file: missing, a folder,
+    empty, not UTF-8, a row with more fields than the header, a repeated column, an unclosed quote."""
+    path = Path(path)
+    if path.is_dir():
+        raise DataError(f"{path} is a folder, not a {what} file")
     if not path.is_file():
         raise DataError(f"{path}: file not found")
     if path.stat().st_size == 0:
         raise DataError(f"{path}: empty file")
     try:
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_filter=False, encoding="utf-8")
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
-        raise DataError(f"{path}: not a readable CSV ({err})") from None
-    frame = frame.drop(columns=[c for c in frame.columns if c.startswith("Unnamed:") or c == ""])
-    if frame.empty:
-        raise DataError(f"{path}: no rows")
+        with warnings.catch_warnings():  # index_col=False only warns when a row has more fields than the header
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_filter=False, encoding="utf-8",
+                                index_col=False, on_bad_lines="error")
+    except pd.errors.ParserWarning:
+        raise DataError(f"{path}: a row has more fields than the header; not a readable {what}") from None
+    except UnicodeDecodeError as err:
+        raise DataError(f"{path}: not UTF-8 text (byte {err.object[err.start]:#04x} at offset {err.start}); "
+                        f"not a readable {what}") from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as err:
+        raise DataError(f"{path}: not a readable {what} ({' '.join(str(err).split())})") from None
+    _check_unique_header(path)
     check_single_line_rows(frame, path)
     return frame
+
+
+def _check_unique_header(path: Path) -> None:
+    """pandas renames a repeated column ("title", "title.1") and the first would be used silently."""
+    with open(path, encoding="utf-8", newline="") as handle:
+        header = next(csv.reader(handle), [])
+    repeated = sorted({name for name in header if name and header.count(name) > 1})
+    if repeated:
+        raise DataError(f"{path}: column(s) {repeated} appear more than once in the header")
 
 
 def check_single_line_rows(frame: pd.DataFrame, path: Path) -> None:
@@ -94,6 +124,10 @@ def _check_ids(frame: pd.DataFrame, path: Path) -> None:
     ids = frame["posting_id"].str.strip()
     if (ids == "").any():
         raise DataError(f"{path}: empty posting_id on row(s) {preview(np.flatnonzero(ids == ''))}")
+    spaced = frame["posting_id"].str.contains(r"\s", regex=True)
+    if spaced.any():  # submissions list ids separated by spaces: such an id cannot be written back
+        raise DataError(f"{path}: posting_id must not hold whitespace (submissions separate ids by spaces); "
+                        f"{int(spaced.sum())} such id(s): {preview(frame.loc[spaced, 'posting_id'])}")
     dup = ids[ids.duplicated()].unique()
     if len(dup):
         raise DataError(f"{path}: {len(dup)} duplicate posting_id(s): {preview(dup)}")
@@ -110,13 +144,19 @@ def _checked_phash(phash: pd.Series, ids: pd.Series, path: Path) -> pd.Series:
     return phash
 
 
+INTEGER_TEXT = r"^[+-]?\d+(?:\.0*)?$"  # "7" and "7.0" (a float-writing export), never "7.5" or "1e3"
+
+
 def checked_labels(labels: pd.Series, ids: pd.Series, path: Path) -> pd.Series:
-    text = labels.str.strip()
-    parsed = pd.to_numeric(text, errors="coerce")
-    bad = parsed.isna() | (parsed != np.floor(parsed)) | (parsed.abs() >= 2**63)
+    """label_group parsed exactly from its text: no float64 detour, which merges integers above 2**53."""
+    text = labels.astype(str).str.strip()
+    digits = text.str.replace(r"\.0*$", "", regex=True)
+    magnitude = digits.str.lstrip("+-").str.lstrip("0")
+    bad = ~text.str.match(INTEGER_TEXT) | (magnitude.str.len() > 19)
+    bad |= (magnitude.str.len() == 19) & (magnitude > str(2**63 - 1))  # same length: text order is number order
     if bad.any():
         raise DataError(f"{path}: label_group must be an integer below 2**63; bad for {preview(ids[bad])}")
-    return parsed.astype("int64")
+    return digits.astype("int64")
 
 
 def _warn_empty_titles(frame: pd.DataFrame, path: Path) -> None:

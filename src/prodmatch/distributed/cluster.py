@@ -42,11 +42,18 @@ def local_cluster(options: ClusterOptions = ClusterOptions()) -> Iterator["Clien
         yield client
 
 
-def connect(address: str) -> "Client":
+CONNECT_TIMEOUT = "10s"  # a scheduler answers in milliseconds; nothing listening should not cost 30 s
+
+
+def connect(address: str, timeout: str = CONNECT_TIMEOUT) -> "Client":
     """A Client of a running scheduler (``tcp://host:8786``: dask-ssh, dask-jobqueue, dask-kubernetes)."""
     from distributed import Client
 
-    return Client(address)
+    try:
+        return Client(address, timeout=timeout)
+    except (OSError, TimeoutError) as err:
+        raise DataError(f"--dask {address}: no Dask scheduler answers there within {timeout} "
+                        f"({type(err).__name__}); start one (dask scheduler) or use --dask local") from None
 
 
 @contextmanager
@@ -73,8 +80,8 @@ def current_client() -> "Client":
     try:
         return get_client()
     except ValueError:
-        raise DataError("the dask knn backends need a running Dask client: open one first, e.g. "
-                        "`with prodmatch.distributed.local_cluster() as client:`") from None
+        raise DataError("the dask* KNN backends need a Dask cluster: pass --dask local (command line) or open one "
+                        "with `prodmatch.distributed.local_cluster()` (Python)") from None
 
 
 def worker_count(client) -> int:

@@ -156,7 +156,8 @@ def _first_difference(a: dict, b: dict, prefix: str = "") -> str:
 
 
 def soup_encoders(folders: Sequence[str | os.PathLike], out_folder: str | os.PathLike,
-                  method: str = "uniform", evaluate: Callable | None = None) -> tuple[Path, list[Path]]:
+                  method: str = "uniform", evaluate: Callable | None = None, *,
+                  replace: bool = True) -> tuple[Path, list[Path]]:
     """Soup saved encoders of one architecture into `out_folder`; returns (out_folder, chosen folders).
 
     Architecture = ``kind``, ``dim`` and the config without `TRAINING_ONLY_FIELDS`; any other
@@ -203,7 +204,7 @@ def soup_encoders(folders: Sequence[str | os.PathLike], out_folder: str | os.Pat
 
     out = Path(out_folder)
     out.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_dir(out) as tmp:
+    with atomic_dir(out, replace=replace) as tmp:
         save_encoder(encoder.eval(), tmp)
         write_json(tmp / SOUP_FILE, {"method": method, "sources": [str(f) for f in folders],
                                      "chosen": [str(folders[i]) for i in chosen]})

@@ -25,19 +25,20 @@ class MethodConfig:
 
 @dataclass(frozen=True)
 class KddRunConfig:
-    """The KDD stage (`prodmatch.kdd.run`): `feature_dim` of the box features (2048 in the real data),
-    `chunk_rows` per streamed .tsv chunk, the `test_splits` to write submissions for when present."""
+    """The KDD stage (`prodmatch.kdd.run`): `feature_dim` of the box features (2048 in the real data;
+    None: read from valid.tsv, and a stated one must match it), `chunk_rows` per streamed .tsv chunk,
+    the `test_splits` to write submissions for when present."""
 
     name: str = "kdd"
     seed: int = 0
-    feature_dim: int = 2048
+    feature_dim: int | None = None
     chunk_rows: int = 10_000
     test_splits: tuple[Literal["testA", "testB"], ...] = ("testA", "testB")
     methods: tuple[MethodConfig, ...] = ()
 
     def __post_init__(self) -> None:
         problems = []
-        if self.feature_dim < 1 or self.chunk_rows < 1:
+        if (self.feature_dim is not None and self.feature_dim < 1) or self.chunk_rows < 1:
             problems.append("feature_dim and chunk_rows must be >= 1")
         problems += name_problems("method", [m.name for m in self.methods])
         if problems:

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..config import check_setting
 from ..errors import DataError, preview
 from ..io import write_text
 from ._registry import register_method
@@ -42,8 +43,10 @@ class LgbmRerank(StackedMethod):
         if unknown or not self.options.transforms:
             raise DataError(f"method {spec.name!r}: transforms {preview(unknown)} unknown or none; "
                             f"known: {', '.join(TRANSFORMS)}")
-        if self.options.rounds < 1:
-            raise DataError(f"method {spec.name!r}: rounds must be >= 1")
+        where = f"method {spec.name!r} options"
+        # names LightGBM (and SETTING_RANGES) knows them by: num_boost_round, min_data_in_leaf
+        check_setting("n_estimators", self.options.rounds, f"{where}.rounds")
+        check_setting("min_data_in_leaf", self.options.min_child_samples, f"{where}.min_child_samples")
 
     def features(self, table: StackTable) -> tuple[np.ndarray, list[str]]:
         x, names = query_features(table.scores, table.names, table.codes, self.options.transforms)

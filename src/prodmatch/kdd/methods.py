@@ -45,7 +45,12 @@ class Method:
 
     def __init__(self, spec: MethodConfig, config: KddRunConfig) -> None:
         self.spec, self.config = spec, config
-        self.options = from_dict(self.options_class, dict(spec.options), f"method {spec.name!r} options")
+        try:
+            self.options = from_dict(self.options_class, dict(spec.options), f"method {spec.name!r} options")
+        except DataError as err:  # an options class's own check (__post_init__) knows no method name
+            if str(err).startswith(("method ", "methods[")):
+                raise
+            raise DataError(f"method {spec.name!r} options: {err}") from None
 
     def fit(self, context: KddContext) -> dict:
         """Train on what `context` offers (nothing for the baselines); facts for run.json."""

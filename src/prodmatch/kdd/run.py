@@ -4,17 +4,18 @@ on a test split whose answers are present), the best valid method's submission.c
 scores.parquet and run.json. Protocol: kdd/README.md."""
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from pathlib import Path
 
 import pandas as pd
 
-from ..config import load_config, to_dict
+from ..config import load_config, read_yaml, shipped_configs, to_dict
 from ..errors import DataError
 from ..io import atomic_dir, check_out, code_version, write_csv, write_json
 from .config import KddRunConfig
-from .data import LABELS_FILE, Candidates, kdd_hashes, locate, read_answers, read_candidates, read_labels
+from .data import LABELS_FILE, Candidates, feature_dim_of, kdd_hashes, locate, read_answers, read_candidates, read_labels
 from .methods import KddContext, build_methods
 from .report import compare_rows, score_table, write_scores, write_submission
 from .stacked import stack_table
@@ -30,6 +31,11 @@ def kdd_run(data_dir, config, out, *, overwrite: bool = False) -> dict:
     config = load_config(config, KddRunConfig)
     out = Path(out)
     check_out(out, overwrite)
+    if not Path(data_dir).is_dir():
+        raise DataError(f"{data_dir}: not a folder (the KDD folder holds multimodal_labels.txt, valid.tsv, "
+                        "valid_answer.json)")
+    valid_path = _required(data_dir, "valid.tsv")
+    config = dataclasses.replace(config, feature_dim=_feature_dim(config, valid_path))
     methods = build_methods(config)
     needs = tuple(sorted({n for m in methods for n in m.needs}))
     read = {"chunk_rows": config.chunk_rows, "feature_dim": config.feature_dim, "decode": needs}
@@ -37,7 +43,7 @@ def kdd_run(data_dir, config, out, *, overwrite: bool = False) -> dict:
     context = KddContext(str(data_dir), tuple(read_labels(labels_path)))
     answers_path = _required(data_dir, "valid_answer.json")
     answers = read_answers(answers_path)
-    splits = {"valid": (read_candidates(_required(data_dir, "valid.tsv"), answers, answers_path, **read), answers)}
+    splits = {"valid": (read_candidates(valid_path, answers, answers_path, **read), answers)}
     for name in config.test_splits:
         path = locate(data_dir, f"{name}.tsv")
         if path is not None:
@@ -60,7 +66,7 @@ def kdd_run(data_dir, config, out, *, overwrite: bool = False) -> dict:
     valid_rows = compare_rows("valid", splits["valid"][0], scores["valid"], answers, None, kinds)
     chosen = _choose(valid_rows)
     rows = []
-    with atomic_dir(out) as tmp:
+    with atomic_dir(out, replace=overwrite) as tmp:
         summary = {"chosen": chosen, "valid": {}, "test": {}, "submissions": {}}
         for split, (cands, truth) in splits.items():
             if truth is not None:
@@ -96,6 +102,25 @@ def _choose(valid_rows: list[dict]) -> str:
     in-sample score only competes when no other exists."""
     honest = [r for r in valid_rows if r["score_kind"] != "in_sample"] or valid_rows
     return max(honest, key=lambda r: r["NDCG@5"])["method"]  # max keeps the first of equals
+
+
+def _feature_dim(config: KddRunConfig, valid_path: Path) -> int:
+    """The box feature dimension: valid.tsv's own (the config may leave it out); a config stating another
+    one is refused up front, naming the shipped configs made for the data's dimension."""
+    found = feature_dim_of(valid_path, chunk_rows=min(config.chunk_rows, 256))
+    if config.feature_dim is None:
+        if found is None:
+            raise DataError(f"{valid_path}: no row has boxes to read the feature dimension from; state feature_dim "
+                            f"in the config")
+        return found
+    if found is not None and found != config.feature_dim:
+        fits = [name for name in shipped_configs() if name.startswith("kdd")
+                and read_yaml(name).get("feature_dim") == found]
+        hint = (f"the shipped config {' / '.join(fits)} is made for {found}-d features (--config {fits[0]})" if fits
+                else f"no shipped config is: state feature_dim: {found} in yours, or leave it out to read it from the data")
+        raise DataError(f"{valid_path}: box features are {found}-d but config {config.name!r} states feature_dim: "
+                        f"{config.feature_dim}; {hint}")
+    return config.feature_dim
 
 
 def _required(data_dir, name: str) -> Path:

@@ -14,6 +14,7 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from ..config import check_setting
 from ..errors import DataError
 from .boxes import POSITION_DIM, BoxBatch, ragged_positions
 from .methods import words as query_words
@@ -47,6 +48,13 @@ class BiLSTMPool(nn.Module):
         return sequence, masked_mean_max(sequence, mask)
 
 
+def _sizes(config, where: str) -> None:
+    """Every tower size >= 1, checked where the config loads (a 0-wide layer would drop its input
+    silently); the range is SETTING_RANGES' one for sizes ("dim")."""
+    for name, value in vars(config).items():
+        check_setting("dim", value, f"{where} tower {name}")
+
+
 @dataclass(frozen=True)
 class BoxTowerConfig:
     """Box tower sizes: label embedding, feature and position projections, LSTM hidden, output dim."""
@@ -56,6 +64,9 @@ class BoxTowerConfig:
     position_proj: int = 16
     hidden: int = 128
     dim: int = 256
+
+    def __post_init__(self) -> None:
+        _sizes(self, "box")
 
 
 class BoxEncoder(nn.Module):
@@ -87,6 +98,9 @@ class QueryTowerConfig:
     word_dim: int = 64
     hidden: int = 64
     dim: int = 256
+
+    def __post_init__(self) -> None:
+        _sizes(self, "query")
 
 
 class QueryEncoder(nn.Module):

@@ -98,7 +98,7 @@ def stack_run(runs, *, data_dir=None, titles=None, config=None, overwrite: bool 
     from .lgbm import StackerConfig, fit_final, fit_oof, plot_importance, save_booster
     from .candidates import candidate_recall
     from .compare import compare
-    from ..store import load_runs
+    from ..store import check_built_on, load_runs
 
     started = time.time()
     config = load_config(config if config is not None else {}, StackerConfig)
@@ -107,6 +107,8 @@ def stack_run(runs, *, data_dir=None, titles=None, config=None, overwrite: bool 
     if (out / "stack.json").exists() and not overwrite:
         raise FileExistsError(f"{out} holds a stacker run; pass --overwrite to replace it")
     rows, models = load_runs(runs, names=list(config.models) or None)
+    if data_dir is not None:
+        check_built_on(models, data_dir)
     if titles is None and data_dir is not None:
         titles = run_titles(rows, data_dir)
     names = [m.name for m in models]
@@ -190,7 +192,7 @@ def stack_run(runs, *, data_dir=None, titles=None, config=None, overwrite: bool 
         "version": __version__,
         "seconds": round(time.time() - started, 2),
     }
-    write_json(out / "stack.json", info)
+    write_json(out / "stack.json", info, replace=overwrite)
     return {"scores": scores, "predicted": predicted, "recall": recall, "importance": oof.importance,
             "compare": comparison, "out": out, "info": info}
 

@@ -944,7 +944,7 @@ def _refuse_existing(out: Path) -> None:
     targets = list(_output_files(out).values()) + [out / "item_train_images", out / "item_valid_images"]
     for path in targets:
         if path.is_file() or (path.is_dir() and any(path.iterdir())):
-            raise FileExistsError(f"{path} already exists; pass overwrite=True to replace it")
+            raise FileExistsError(f"{path} already exists; pass --overwrite (overwrite=True) to replace it")
 
 
 @register("ccks")

@@ -216,7 +216,7 @@ def generate_kdd(out: Path, *, seed: int, preset: str, overwrite: bool = False) 
     if not overwrite:
         for path in files:
             if path.exists():
-                raise FileExistsError(f"{path} already exists; pass overwrite=True to replace it")
+                raise FileExistsError(f"{path} already exists; pass --overwrite (overwrite=True) to replace it")
     cfg = PRESETS[preset]
     world = _World(np.random.default_rng(np.random.SeedSequence([int(seed), PRESET_STREAM[preset]])), cfg)
     train = _train_rows(world)

@@ -556,7 +556,7 @@ def generate_shopee(out: Path, *, seed: int, preset: str, overwrite: bool = Fals
     if not overwrite:
         for path in csvs + (image_paths if images else []):
             if path.exists():
-                raise FileExistsError(f"{path} already exists; pass overwrite=True to replace it")
+                raise FileExistsError(f"{path} already exists; pass --overwrite (overwrite=True) to replace it")
     # images first: a crash never leaves a CSV without its images
     hashes = _render_images(out, plan) if images else _drawn_phashes(plan)
     train, test, truth = _frames(plan, hashes)
