@@ -274,6 +274,16 @@ def good_data(data: Path, tmp: Path) -> Path:
     return data
 
 
+def broken_earlier_run(run_json: str, scores: bytes):
+    """The data as it is, and an earlier run ``tmp/earlier`` whose artifacts are damaged."""
+    def make(data: Path, tmp: Path) -> Path:
+        (tmp / "earlier").mkdir()
+        (tmp / "earlier" / "run.json").write_text(run_json)
+        (tmp / "earlier" / "scores.parquet").write_bytes(scores)
+        return data
+    return make
+
+
 def bad_config(text: str):
     def make(tmp: Path) -> str:
         path = tmp / "bad.yaml"
@@ -302,6 +312,12 @@ HOSTILE = {
                "members[0].train.lr_head: must be a finite number"),
     "select_folds 0": ("ccks", good_data, bad_config(UNSUPERVISED + "select_folds: 0\n"), [], "select_folds"),
     "reuse no run": ("ccks", good_data, None, ["--reuse", "{tmp}/nowhere"], "--reuse {tmp}/nowhere: not a finished"),
+    # Was: a JSONDecodeError traceback
+    "reuse truncated run.json": ("ccks", broken_earlier_run('{"config": {"memb', b""), None,
+                                 ["--reuse", "{tmp}/earlier"], "earlier/run.json: the run record is not valid JSON"),
+    # Was: a pyarrow ArrowInvalid traceback
+    "reuse truncated scores": ("ccks", broken_earlier_run("{}", b"PAR1\x00\x01"), None,
+                               ["--reuse", "{tmp}/earlier"], "earlier/scores.parquet: not a readable scores file"),
 }
 
 

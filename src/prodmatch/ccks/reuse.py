@@ -3,7 +3,7 @@ ensemble does not retrain the others: a member is reused only when its whole spe
 the split settings are the same and the earlier run scored exactly these held-out and valid pairs."""
 from __future__ import annotations
 
-import json
+
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,6 +12,7 @@ import pandas as pd
 
 from ..config import to_dict
 from ..errors import DataError
+from ..io import read_json_object
 from .config import CcksRunConfig
 from .data import CcksData
 from .members import MemberScores
@@ -34,7 +35,12 @@ class EarlierRun:
         missing = [p.name for p in paths if not p.is_file()]
         if missing:
             raise DataError(f"--reuse {folder}: not a finished CCKS run (no {', '.join(missing)})")
-        return cls(folder, json.loads(paths[0].read_text(encoding="utf-8")), pd.read_parquet(paths[1]))
+        record = read_json_object(paths[0], "the run record")
+        try:
+            scores = pd.read_parquet(paths[1])
+        except (OSError, ValueError) as err:  # pyarrow's errors for a truncated or foreign file
+            raise DataError(f"{paths[1]}: not a readable scores file ({' '.join(str(err).split())[:200]})") from None
+        return cls(folder, record, scores)
 
     def check_compatible(self, data: CcksData, config: CcksRunConfig) -> None:
         """DataError unless the earlier run read the same files with the same split settings."""
