@@ -53,6 +53,22 @@ def scores_of(line: str) -> dict:
     return {k: float(v) for k, v in re.findall(r"\b(f1|precision|recall)=([0-9.]+)", line)}
 
 
+def pair_member_lines(stack: dict, logs: Path) -> list[str]:
+    """The stacker's pair members: pairs scored and throughput in training (stack.json) and in predict (its log)."""
+    facts = stack.get("pair_members") or {}
+    if not facts:
+        return []
+    lines = ["", "| pair member | train pairs scored (OOF) | of candidates | training pairs/s | OOF s |",
+             "|---|---|---|---|---|"]
+    lines += [f"| {name} | {f['pairs_scored']:,} | {f['pairs']:,} | {f['trained_pairs_per_s']} | {f['oof_seconds']} |"
+              for name, f in facts.items()]
+    for log_file in sorted(logs.glob("predict_*.log")):
+        lines += [f"- {log_file.stem}: {m}" for m in re.findall(r"pair member \S+: \d+ of \d+ candidate pairs scored "
+                                                                 r"in [0-9.]+ s \([0-9.]+ pairs/s\)",
+                                                                 log_file.read_text(errors="replace"))]
+    return lines
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--train", type=Path, required=True)
@@ -62,6 +78,7 @@ def main() -> None:
     p.add_argument("--uses", nargs="+", default=["auto"], choices=["auto", "stacker", "matcher"],
                    help="bundle choices to score (auto: the default `bundle`)")
     p.add_argument("--out", type=Path, default=None, help="table file (default: bench/results/transfer-<work name>.md)")
+    p.add_argument("--stack-config", default=None, help="`prodmatch stack --config` (e.g. stack-pairs-cpu)")
     args = p.parse_args()
     data = prepare(args.train, args.test, args.work / "data")
     run = args.work / f"run-{time.strftime('%Y%m%d-%H%M%S')}"
@@ -80,7 +97,8 @@ def main() -> None:
     for method in args.methods:
         stage(f"embed {method}", [*CLI, "embed", method, "--data", str(data), "--out", str(run)])
     stage("match", [*CLI, "match", "--run", str(run), "--data", str(data)])
-    stage("stack", [*CLI, "stack", "--run", str(run), "--data", str(data)])
+    stage("stack", [*CLI, "stack", "--run", str(run), "--data", str(data),
+                    *(["--config", args.stack_config] if args.stack_config else [])])
     match = json.loads((run / "matcher.json").read_text())
     stack = json.loads((run / "stack" / "stack.json").read_text())
     rows = []
@@ -107,6 +125,7 @@ def main() -> None:
         lines.append(f"| {r['bundle']} | {fmt(r['oof_f1'])} | {fmt(r['predicted'])} | {fmt(r['test_f1'])} | "
                      f"{fmt(r['P'])} | {fmt(r['R'])} | {fmt(gap)} |")
     lines += ["", "| stage | seconds |", "|---|---|"] + [f"| {k} | {v:.1f} |" for k, v in seconds.items()]
+    lines += pair_member_lines(stack, logs)
     out = args.out or Path("bench/results") / f"transfer-{args.work.name}.md"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("\n".join(lines) + "\n", encoding="utf-8")

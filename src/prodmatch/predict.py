@@ -138,17 +138,34 @@ def _stage_bundle(runs: list[Path], staging: Path, matcher: dict, info: dict | N
     if info:
         (staging / "stacker").mkdir()
         shutil.copy2(runs[0] / "stack" / "model.txt", staging / "stacker" / "model.txt")
+        members = _bundle_pair_members(runs[0] / "stack", staging, info)
         stacker = {"model": "stacker/model.txt", "threshold": info["threshold"], "t_min2": info["t_min2"],
                    "config": info["config"],
                    "k": info["config"]["k"], "models": info["models"], "nb_thresholds": info.get("nb_thresholds", {}),
                    "features": info.get("features"), "oof": info["oof"], "predicted": info.get("predicted"),
-                   "size_table": info.get("size_table", [])}
+                   "size_table": info.get("size_table", []), "pair_members": members}
     bundle = {"version": __version__, "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "runs": [str(r) for r in runs],
               "models": models, "matcher": matcher["params"], "matcher_k": matcher["config"]["k"],
               "matcher_predicted": matcher.get("predicted"), "matcher_size_table": matcher.get("size_table", []),
               "stacker": stacker}
     write_json(staging / BUNDLE_FILE, bundle)
     return bundle
+
+
+def _bundle_pair_members(stack: Path, staging: Path, info: dict) -> list[dict]:
+    """Copy the stacker's pair models (`stack.pair_members`) and say where they are and what they score."""
+    from .stack.pair_members import FOLDER
+
+    members = []
+    for member in info["config"].get("pair_members", []):
+        source = stack / FOLDER / member["name"]
+        if not (source / WEIGHTS_FILE).is_file():
+            raise DataError(f"{source}: the stacker's pair member {member['name']!r} is missing; rerun `prodmatch stack`")
+        folder = f"stacker/{FOLDER}/{member['name']}"
+        shutil.copytree(source, staging / folder)
+        members.append({"name": member["name"], "top": member["top"], "column": f"pair_{member['name']}",
+                        "folder": folder, "weights_sha256": file_sha256(staging / folder / WEIGHTS_FILE)})
+    return members
 
 
 def _bundle_model(run: Path, name: str, meta: dict, staging: Path) -> dict:
@@ -210,6 +227,12 @@ def read_bundle(models_dir) -> dict:
             problems.append(f"model {name}: no encoder folders")
     if bundle.get("stacker") and not (models_dir / bundle["stacker"]["model"]).is_file():
         problems.append(f"{bundle['stacker']['model']} missing")
+    for member in (bundle.get("stacker") or {}).get("pair_members", []):
+        weights = models_dir / member["folder"] / WEIGHTS_FILE
+        if not weights.is_file():
+            problems.append(f"{member['folder']}/{WEIGHTS_FILE} missing")
+        elif file_sha256(weights) != member["weights_sha256"]:
+            problems.append(f"{member['folder']}/{WEIGHTS_FILE} is not the pair model the stacker was fitted with")
     if problems:
         raise DataError(f"{models_dir}: incomplete models folder: " + "; ".join(problems[:5]))
     _check_encoder_configs(models_dir, bundle)
@@ -320,6 +343,7 @@ def _stacked_matches(pool, stacker: dict, models_dir: Path, timer: Timer):
     from .config import load_config
     from .stack.candidates import pair_features
     from .stack.lgbm import StackerConfig, group_matches, load_booster, pair_matches
+    from .stack.pair_members import score_bundled
 
     nb = stacker.get("nb_thresholds") or None
     with timer.stage("search (exact top-k, + NB)"):  # the pool caches these lists for pair_features
@@ -329,6 +353,9 @@ def _stacked_matches(pool, stacker: dict, models_dir: Path, timer: Timer):
                 pool.model(name, nb[name])
     with timer.stage("pair features"):
         pairs = pair_features(pool, stacker["models"], nb, graph=bool(stacker.get("config", {}).get("graph_features")))
+    for member in stacker.get("pair_members", []):
+        with timer.stage(f"pair member {member['name']}"):
+            pairs[member["column"]] = score_bundled(member, models_dir, pairs, stacker["models"], pool.titles)
     with timer.stage("stacker"):
         booster = load_booster(models_dir / stacker["model"])
         names = booster.feature_name()

@@ -18,6 +18,7 @@ import pandas as pd
 from ..errors import DataError
 from ..io import atomic_path, write_text
 from .candidates import feature_columns
+from .pair_members import PairMemberConfig
 from ..post.components import components  # noqa: F401  (was defined here)
 from ..post.threshold import Matches
 
@@ -66,6 +67,8 @@ class StackerConfig:
     cv_pool: Literal["auto", "fold", "all"] = "auto"
     test_rows: int | None = None  # test size the threshold is tuned for; None: the run's test.csv rows
     backend: str = "auto"  # KNN search of the candidate lists (neighbors.BACKENDS; dask*: on a Dask client)
+    # pair models (stack.pair_members) whose out-of-fold probability is a feature: off by default
+    pair_members: tuple[PairMemberConfig, ...] = ()
 
 
 @dataclass

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import shutil
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -40,6 +41,39 @@ def stack_pairs(parts, names, config, matcher_config) -> pd.DataFrame:
         frame.insert(2, "fold", f)
         frames.append(frame)
     return pd.concat(frames, ignore_index=True)
+
+
+def add_pair_members(pairs, parts, rows, names, titles, config, out: Path, progress: bool) -> dict:
+    """Each pair member's out-of-fold probability as a candidate-table column (`stack.pair_members`);
+    returns each one's facts (pairs scored, seconds, throughput) for stack.json."""
+    from .pair_members import FOLDER, oof_scores
+
+    facts = {}
+    if not config.pair_members:
+        return facts
+    i, j = _global(parts, rows, pairs, "i"), _global(parts, rows, pairs, "j")
+    for member in config.pair_members:
+        work = out / FOLDER / f".{member.name}.oof"
+        try:
+            pairs[member.column], facts[member.name] = oof_scores(member, pairs, names, titles, i, j, work,
+                                                                  progress=progress)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+    return facts
+
+
+def fit_final_pair_members(pairs, parts, rows, names, titles, config, out: Path, progress: bool) -> None:
+    """Each pair member trained on every selected pair, saved as ``<stack>/pairs/<name>/`` for predict."""
+    from .pair_members import FOLDER, fit_final
+
+    folder = out / FOLDER
+    if folder.exists():
+        shutil.rmtree(folder)  # an earlier stacker's members (this run replaces it: --overwrite checked)
+    if not config.pair_members:
+        return
+    i, j = _global(parts, rows, pairs, "i"), _global(parts, rows, pairs, "j")
+    for member in config.pair_members:
+        fit_final(member, pairs, names, titles, i, j, folder / member.name, progress=progress)
 
 
 def _one_pool(parts) -> bool:
@@ -118,8 +152,13 @@ def stack_run(runs, *, data_dir=None, titles=None, config=None, overwrite: bool 
         raise DataError("stacker graph 'components' is tuned per fold pool: use cv_pool 'fold' with it")
     test_rows = tuned_test_rows(test_rows, config.test_rows, models)
     config = replace(config, cv_pool=cv_pool, test_rows=test_rows)
+    for member in config.pair_members:
+        member.check()
+    if config.pair_members and titles is None:
+        raise DataError("the stacker's pair members read titles: give --data (the folder with train.csv)")
     parts = match_parts(rows, models, titles=titles, k=config.k, backend=config.backend, cv_pool=cv_pool)
     pairs = stack_pairs(parts, names, config, MatcherConfig(k=config.k))
+    pair_facts = add_pair_members(pairs, parts, rows, names, titles, config, out, progress)
     recall = [candidate_recall(pairs[pairs["fold"] == f], pool.groups[pool.mask(seg)] if seg is not None else pool.groups)
               for f, (pool, seg) in enumerate(parts)]
     oof = fit_oof(pairs, config, progress=progress)
@@ -166,6 +205,7 @@ def stack_run(runs, *, data_dir=None, titles=None, config=None, overwrite: bool 
                      posting_id_j=rows["posting_id"].to_numpy()[_global(parts, rows, pairs, "j")]).to_parquet(tmp, index=False)
     booster = fit_final(pairs.drop(columns=["prob"]), config, int(np.mean(oof.best_iterations)))
     save_booster(booster, out / "model.txt")
+    fit_final_pair_members(pairs, parts, rows, names, titles, config, out, progress)
     write_csv(out / "importance.csv", oof.importance)
     pools = [parts[0][0]] if _one_pool(parts) else [pool for pool, _ in parts]
     comparison = compare(pairs, [f"{m}_sim" for m in names], pools)
@@ -187,6 +227,7 @@ def stack_run(runs, *, data_dir=None, titles=None, config=None, overwrite: bool 
         "nb_thresholds": nb_all,
         "features": list(booster.feature_name()),
         "best_iterations": oof.best_iterations,
+        "pair_members": pair_facts,
         "runs": [str(r) for r in runs],
         "data": data_hashes(data_dir, ("train.csv",)) if data_dir is not None else {},
         "version": __version__,
