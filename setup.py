@@ -40,7 +40,8 @@ EXTRAS = {
 setup(
     name="prodmatch",
     version="0.1.0",
-    description="Product matching (Shopee Price Match Guarantee, CCKS 2022 task 9.2): encoders, KNN, post-processing, stacking",
+    description="Product matching for three tasks (Shopee Price Match Guarantee, CCKS 2022 task 9.2 and the entity-matching "
+                "benchmarks, KDD Cup 2020 Multimodalities Recall): encoders, KNN, post-processing, stacking",
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     python_requires=">=3.10",

@@ -1,4 +1,5 @@
-"""prodmatch: find the postings that sell the same product (Shopee, CCKS 2022 task 9.2)."""
+"""prodmatch: find the offers that sell the same product (Shopee, CCKS 2022 task 9.2 and the entity-matching
+benchmarks, KDD Cup 2020 Multimodalities Recall)."""
 import os as _os
 
 # OpenMP threads that spin while waiting make torch on CPU up to ~17x slower when another process
