@@ -131,6 +131,11 @@ def check_settings(value, where: str):
     return value
 
 
+@dataclasses.dataclass(frozen=True)
+class NoOptions:
+    """The options of a registered kind that takes none (a member, method or sampler)."""
+
+
 def shipped_configs() -> list[str]:
     """Names of the configs that ship with the package (``configs/<name>.yaml``)."""
     folder = resources.files("prodmatch") / "configs"

@@ -21,7 +21,7 @@ BACKENDS: dict[str, Backend] = {}
 CHUNK_BYTES = 256 * 2**20  # a (chunk x N) float32 block of similarities is about this big
 NORM_TOLERANCE = 1e-3
 UNIT_TOLERANCE = 1e-6  # rows this close to unit norm are kept bit for bit: normalising twice changes nothing
-TIE_MARGIN = 8  # extra neighbours a faiss search lists, so ties at the k-th place resolve to the lowest indices
+TIE_MARGIN = 8  # extra neighbours a search lists (faiss, sparse), so ties at the k-th place resolve to the lowest indices
 
 
 def register_backend(name: str):

@@ -15,7 +15,7 @@ from typing import ClassVar, Literal
 import numpy as np
 import pandas as pd
 
-from ..config import from_dict
+from ..config import NoOptions, from_dict
 from ..errors import DataError
 from ._registry import MEMBERS, register_member
 from .config import TINY_MODEL, CcksRunConfig, MemberConfig
@@ -30,10 +30,6 @@ class MemberScores:
     holdout: np.ndarray
     valid: np.ndarray
     info: dict = field(default_factory=dict)
-
-@dataclass(frozen=True)
-class NoOptions:
-    """A member kind without options."""
 
 class Member:
     """A member kind: options are checked at construction (before any work), `score` does the work."""

@@ -12,16 +12,11 @@ from typing import ClassVar
 import numpy as np
 import scipy.sparse as sp
 
-from ..config import from_dict
+from ..config import NoOptions, from_dict
 from ..errors import DataError
 from ._registry import METHODS, register_method
 from .config import KddRunConfig, MethodConfig
 from .data import BoxChunk, Candidates
-
-
-@dataclass(frozen=True)
-class NoOptions:
-    """A method kind without options."""
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ..config import from_dict
+from ..config import NoOptions, from_dict
 from ..errors import DataError
 from ..registry import registrar
 from .train_data import TrainSet
@@ -35,11 +35,6 @@ class NegativeSpec:
         if self.ratio < 1:
             raise DataError(f"negatives {self.kind!r}: ratio must be >= 1, got {self.ratio}")
         from_dict(NEGATIVES[self.kind].options_class, dict(self.options), f"negatives {self.kind!r} options")
-
-
-@dataclass(frozen=True)
-class NoOptions:
-    """A sampler without options."""
 
 
 class NegativeSampler:

@@ -14,13 +14,12 @@ import scipy.sparse as sp
 
 from ..encoders.phash import phash_similarity
 from ..errors import DataError
-from ..neighbors import knn, normalize_rows, sort_neighbours
+from ..neighbors import TIE_MARGIN, knn, normalize_rows, sort_neighbours
 from ..resources import available_cores
 from .threshold import Matches
 
 PAIR_CHUNK_VALUES = 2**19  # gathered embedding values per pair-similarity chunk (2 MB per side)
 BLENDABLE = ("dense", "sparse")  # model kinds with vectors to blend (NB); phash codes have none
-TIE_MARGIN = 8  # extra candidates per row a sparse search keeps, so ties at the k-th place resolve by index
 
 
 @runtime_checkable
