@@ -60,7 +60,7 @@ def synth(args):
 @synth.arguments
 def _(p):
     p.add_argument("task", choices=["shopee", "ccks", "kdd"])
-    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--out", type=out_folder, required=True, help="output folder")
     p.add_argument("--seed", type=setting("seed"), default=0)
     from .data.synth import PRESETS
 
@@ -141,7 +141,7 @@ def folds(args):
 def _(p):
     p.add_argument("task", choices=["shopee", "ccks"])
     p.add_argument("path", help="Shopee train.csv, or CCKS item_train_pair.jsonl")
-    p.add_argument("--out", required=True, help="folds CSV to write")
+    p.add_argument("--out", type=out_file, required=True, help="folds CSV to write")
     p.add_argument("--n-folds", type=setting("n_folds"), default=5)
     p.add_argument("--seed", type=setting("seed"), default=0)
     p.add_argument("--overwrite", action="store_true")
@@ -163,7 +163,7 @@ def baseline(args):
 def _(p):
     p.add_argument("--data", type=data_folder, required=True, help="folder with train.csv and test.csv")
     p.add_argument("--method", choices=unsupervised_methods(), default="tfidf")
-    p.add_argument("--out-root", default="oof", help="run folders go here")
+    p.add_argument("--out-root", type=out_folder, default="oof", help="run folders go here")
 
 
 @command("score", "score a Shopee submission.csv against a CSV with posting_id,label_group")
@@ -203,7 +203,7 @@ def _(p):
     p.add_argument("--seed", type=setting("seed"), default=0)
     p.add_argument("--preset", choices=["demo", "test"], default="demo", help="test: a seconds-long smoke run")
     p.add_argument("--data-root", default="input/synthetic")
-    p.add_argument("--out-root", default="oof")
+    p.add_argument("--out-root", type=out_folder, default="oof")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--jobs", type=setting("jobs"), help="encoder folds trained side by side (default: one per core)")
 
@@ -241,6 +241,28 @@ def data_folder(text: str) -> str:
         raise argparse.ArgumentTypeError(f"{text}: no such folder")
     if not Path(text).is_dir():
         raise argparse.ArgumentTypeError(f"{text} is not a folder (--data names the folder holding the data files)")
+    return text
+
+
+def out_folder(text: str) -> str:
+    """An argparse `type` for an output folder: refused at parse time when a file is there, or its
+    parent is a file or not writable (`io.out_path_problem`)."""
+    return _writable(text, folder=True)
+
+
+def out_file(text: str) -> str:
+    """An argparse `type` for an output file (see `out_folder`)."""
+    return _writable(text, folder=False)
+
+
+def _writable(text: str, *, folder: bool) -> str:
+    from pathlib import Path
+
+    from .io import out_path_problem
+
+    problem = out_path_problem(Path(text), folder=folder)
+    if problem:
+        raise argparse.ArgumentTypeError(problem)
     return text
 
 
@@ -330,7 +352,7 @@ def _(p):
     p.add_argument("--data", type=data_folder, required=True, help="folder with train.csv (+ train_images/) and test.csv")
     p.add_argument("--config", help="experiment YAML (path or shipped name); default tiny-<kind>")
     p.add_argument("--fold", default="all", help="'all' or one fold index (the OOF model appears when every fold is done)")
-    p.add_argument("--out", help="run folder (default: a fresh oof/<kind>-<config>-<time>/); reused only for the same config")
+    p.add_argument("--out", type=out_folder, help="run folder (default: a fresh oof/<kind>-<config>-<time>/); reused only for the same config")
     p.add_argument("--name", help="model name in the run (default: the config's name, else the kind)")
     p.add_argument("--epochs", type=setting("epochs"), help="override train.epochs")
     p.add_argument("--jobs", type=setting("jobs"), default=1,
@@ -375,7 +397,7 @@ def _(p):
     p.add_argument("method", help=f"an unsupervised method ({', '.join(unsupervised_methods())}) or, with --models, "
                                   "a trained encoder kind (image, text, ...)")
     p.add_argument("--data", type=data_folder, required=True, help="folder with train.csv and test.csv")
-    p.add_argument("--out", help="run folder (default: a fresh oof/embed-<method>-<time>/)")
+    p.add_argument("--out", type=out_folder, help="run folder (default: a fresh oof/embed-<method>-<time>/)")
     p.add_argument("--models", help="image/text: a run's folds/<name> folder (true OOF) or one encoder folder")
     p.add_argument("--name", help="model name in the run (default: the method)")
     p.add_argument("--n-folds", type=setting("n_folds"), default=None, help="folds of rows.csv (default: the trained run's, else 5)")
@@ -444,7 +466,7 @@ def pair_stage_arguments(p, *, data_help: str, configs: tuple[str, ...], prefix:
     """The flags `ccks` and `pairs` share (one stage, two protocols)."""
     p.add_argument("--data", type=data_folder, required=True, help=data_help)
     p.add_argument("--config", default=configs[0], help=f"stage YAML (path or shipped name: {', '.join(configs)})")
-    p.add_argument("--out", help=f"run folder (default: a fresh oof/{prefix}-<config>-<time>/)")
+    p.add_argument("--out", type=out_folder, help=f"run folder (default: a fresh oof/{prefix}-<config>-<time>/)")
     p.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
     p.add_argument("--reuse", metavar="RUN", help="an earlier run on the same files and split (or a failed run's "
                                                   "RUN.failed): members whose spec is unchanged take its scores "
@@ -503,7 +525,7 @@ def _(p):
     p.add_argument("--data", type=data_folder, required=True, help="KDD folder: multimodal_labels.txt, valid.tsv, valid_answer.json "
                                                  "(+ testA.tsv / testB.tsv; files may sit in valid/, testA/, ...)")
     p.add_argument("--config", default="kdd", help="stage YAML (path or shipped name: kdd, kdd-demo, kdd-test)")
-    p.add_argument("--out", help="run folder (default: a fresh oof/kdd-<config>-<time>/)")
+    p.add_argument("--out", type=out_folder, help="run folder (default: a fresh oof/kdd-<config>-<time>/)")
     p.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
 
 
@@ -538,7 +560,7 @@ def bundle(args):
 @bundle.arguments
 def _(p):
     p.add_argument("--run", required=True, action="append", help="training run folder(s) (matched with `prodmatch match`)")
-    p.add_argument("--out", required=True, help="models folder to write (e.g. a Kaggle dataset folder)")
+    p.add_argument("--out", type=out_folder, required=True, help="models folder to write (e.g. a Kaggle dataset folder)")
     p.add_argument("--use", choices=["auto", "stacker", "matcher"], default="auto",
                    help="auto: the stacker when its predicted test F1 beats the matcher's")
     p.add_argument("--overwrite", action="store_true")
@@ -558,7 +580,7 @@ def soup(args):
 def _(p):
     p.add_argument("folders", nargs="+", help="encoder folders (encoder.json + model.safetensors), e.g. "
                                               "folds/<name>/<k>/final of one run, or runs with other seeds")
-    p.add_argument("--out", required=True, help="encoder folder to write")
+    p.add_argument("--out", type=out_folder, required=True, help="encoder folder to write")
     p.add_argument("--overwrite", action="store_true")
 
 
@@ -576,7 +598,7 @@ def predict(args):
 def _(p):
     p.add_argument("--data", type=data_folder, required=True, help="folder with test.csv (+ test_images/)")
     p.add_argument("--models", required=True, help="models folder written by `prodmatch bundle`")
-    p.add_argument("--out", default="submission.csv")
+    p.add_argument("--out", type=out_file, default="submission.csv")
     p.add_argument("--batch-size", type=setting("batch_size"), default=64)
     p.add_argument("--workers", type=setting("workers"), default=0, help="DataLoader workers for image decoding")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out file")

@@ -139,18 +139,26 @@ def check_out_path(out: str | os.PathLike, *, folder: bool, overwrite: bool) -> 
     `out` (a file where a folder goes or the reverse), a parent that is a file or not writable, or an
     existing output without `overwrite` (an empty folder is no output)."""
     out = Path(out)
-    wanted = "a folder" if folder else "a file"
-    if out.is_dir() != folder and out.exists():
-        raise DataError(f"{out} is {'a file' if folder else 'a folder'}; this output is {wanted}")
-    parent = next((p for p in out.absolute().parents if p.exists()), None)
-    if parent is not None and not parent.is_dir():
-        raise DataError(f"{parent} is not a folder, so {out} cannot be written")
-    if parent is not None and not os.access(parent, os.W_OK | os.X_OK):
-        raise DataError(f"{parent} is not writable, so {out} cannot be written")
+    problem = out_path_problem(out, folder=folder)
+    if problem:
+        raise DataError(problem)
     if out.exists() and not overwrite and (not folder or any(out.iterdir())):
         held = "already holds a run (or other files)" if folder else "exists"
         raise FileExistsError(f"{out} {held}; pass --overwrite (overwrite=True) to replace it")
     return out
+
+
+def out_path_problem(out: Path, *, folder: bool) -> str | None:
+    """Why `out` cannot be written as a folder (`folder`) or a file, or None: the wrong kind of thing
+    already there, or its nearest existing parent a file or not writable."""
+    if out.exists() and out.is_dir() != folder:
+        return f"{out} is {'a file' if folder else 'a folder'}; this output is {'a folder' if folder else 'a file'}"
+    parent = next((p for p in out.absolute().parents if p.exists()), None)
+    if parent is not None and not parent.is_dir():
+        return f"{parent} is not a folder, so {out} cannot be written"
+    if parent is not None and not os.access(parent, os.W_OK | os.X_OK):
+        return f"{parent} is not writable, so {out} cannot be written"
+    return None
 
 
 def new_run_dir(root: str | os.PathLike, name: str) -> Path:
