@@ -14,19 +14,14 @@ import argparse
 import sys
 import time
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from ann import vectors  # noqa: E402  (bench/ is not a package; the same data as ann.py)
+
 BACKENDS = ("faiss_ivf", "faiss_ivfpq", "faiss_hnsw")
-
-
-def vectors(n: int, dim: int, clusters: int, noise: float, seed: int) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    centres = rng.normal(size=(clusters, dim)).astype(np.float32)
-    x = centres[rng.integers(0, clusters, n)]
-    x += noise * rng.normal(size=(n, dim)).astype(np.float32)
-    x /= np.linalg.norm(x, axis=1, keepdims=True)
-    return x
 
 
 def recall(idx: np.ndarray, exact: np.ndarray) -> float:
