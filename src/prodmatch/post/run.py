@@ -100,9 +100,6 @@ def match_run(runs, *, data_dir=None, titles=None, config=None, overwrite: bool 
     predicted, table = None, []
     if test_rows and result.stage is not None:
         result.params, predicted, table = matcher_at_size(parts, config, kinds, names, result.stage)
-    write_csv(out_csv, result.table)
-    write_csv(runs[0] / "curves.csv", threshold_curves(parts, names, config.grid))
-    write_csv(runs[0] / "sizes.csv", size_distribution(parts, result.params))
     info = {
         "stage": "match",
         "config": to_dict(config),
@@ -118,7 +115,10 @@ def match_run(runs, *, data_dir=None, titles=None, config=None, overwrite: bool 
         "version": __version__,
         "seconds": round(time.time() - started, 2),
     }
-    write_json(out_json, info, replace=overwrite)
+    write_json(out_json, info, replace=overwrite)  # first: a racing match without --overwrite stops here
+    write_csv(out_csv, result.table)
+    write_csv(runs[0] / "curves.csv", threshold_curves(parts, names, config.grid))
+    write_csv(runs[0] / "sizes.csv", size_distribution(parts, result.params))
     return {"table": result.table, "params": result.params, "ablation": out_csv, "matcher": out_json,
             "seconds": info["seconds"], "info": info}
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-import shutil
+import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -13,7 +13,7 @@ import pandas as pd
 
 from .. import __version__
 from ..errors import DataError
-from ..io import atomic_path, data_hashes, write_csv, write_json
+from ..io import atomic_dir, data_hashes, write_csv, write_json
 from ..metrics import Scores
 from ..post.run import match_parts, resolve_cv_pool, run_titles, tuned_test_rows
 
@@ -52,13 +52,11 @@ def add_pair_members(pairs, parts, rows, names, titles, config, out: Path, progr
     if not config.pair_members:
         return facts
     i, j = _global(parts, rows, pairs, "i"), _global(parts, rows, pairs, "j")
+    out.parent.mkdir(parents=True, exist_ok=True)
     for member in config.pair_members:
-        work = out / FOLDER / f".{member.name}.oof"
-        try:
-            pairs[member.column], facts[member.name] = oof_scores(member, pairs, names, titles, i, j, work,
+        with tempfile.TemporaryDirectory(prefix=f".{out.name}-{member.name}-oof-", dir=out.parent) as work:
+            pairs[member.column], facts[member.name] = oof_scores(member, pairs, names, titles, i, j, Path(work),
                                                                   progress=progress)
-        finally:
-            shutil.rmtree(work, ignore_errors=True)
     return facts
 
 
@@ -67,8 +65,6 @@ def fit_final_pair_members(pairs, parts, rows, names, titles, config, out: Path,
     from .pair_members import FOLDER, fit_final
 
     folder = out / FOLDER
-    if folder.exists():
-        shutil.rmtree(folder)  # an earlier stacker's members (this run replaces it: --overwrite checked)
     if not config.pair_members:
         return
     i, j = _global(parts, rows, pairs, "i"), _global(parts, rows, pairs, "j")
@@ -199,18 +195,9 @@ def stack_run(runs, *, data_dir=None, titles=None, config=None, overwrite: bool 
                      "precision": p_sums["precision"] / n_rows, "recall": p_sums["recall"] / n_rows,
                      "threshold": threshold, "t_min2": t_min2}
 
-    out.mkdir(parents=True, exist_ok=True)
-    with atomic_path(out / "pairs.parquet") as tmp:
-        pairs.assign(posting_id_i=rows["posting_id"].to_numpy()[_global(parts, rows, pairs, "i")],
-                     posting_id_j=rows["posting_id"].to_numpy()[_global(parts, rows, pairs, "j")]).to_parquet(tmp, index=False)
     booster = fit_final(pairs.drop(columns=["prob"]), config, int(np.mean(oof.best_iterations)))
-    save_booster(booster, out / "model.txt")
-    fit_final_pair_members(pairs, parts, rows, names, titles, config, out, progress)
-    write_csv(out / "importance.csv", oof.importance)
     pools = [parts[0][0]] if _one_pool(parts) else [pool for pool, _ in parts]
     comparison = compare(pairs, [f"{m}_sim" for m in names], pools)
-    write_csv(out / "compare.csv", comparison)
-    plot_importance(oof.importance, out / "importance.png")
     info = {
         "stage": "stack",
         "config": to_dict(config),
@@ -233,7 +220,17 @@ def stack_run(runs, *, data_dir=None, titles=None, config=None, overwrite: bool 
         "version": __version__,
         "seconds": round(time.time() - started, 2),
     }
-    write_json(out / "stack.json", info, replace=overwrite)
+    # the whole folder is published at once: a racing stacker cannot mix its model.txt with another's stack.json
+    with atomic_dir(out, replace=overwrite or not (out / "stack.json").exists()) as tmp:
+        pairs.assign(posting_id_i=rows["posting_id"].to_numpy()[_global(parts, rows, pairs, "i")],
+                     posting_id_j=rows["posting_id"].to_numpy()[_global(parts, rows, pairs, "j")]
+                     ).to_parquet(tmp / "pairs.parquet", index=False)
+        save_booster(booster, tmp / "model.txt")
+        fit_final_pair_members(pairs, parts, rows, names, titles, config, tmp, progress)
+        write_csv(tmp / "importance.csv", oof.importance)
+        write_csv(tmp / "compare.csv", comparison)
+        plot_importance(oof.importance, tmp / "importance.png")
+        write_json(tmp / "stack.json", info)
     return {"scores": scores, "predicted": predicted, "recall": recall, "importance": oof.importance,
             "compare": comparison, "out": out, "info": info}
 
