@@ -64,6 +64,15 @@ def shopee_folder(tmp_path) -> Path:
     return tmp_path
 
 
+def preset_folder(tmp_path_factory, task: str, name: str | None = None) -> Path:
+    """The synthetic `test` preset of `task` (seed 0) in a fresh temp folder: a module fixture's data."""
+    from prodmatch.data.synth import generate
+
+    folder = tmp_path_factory.mktemp(name or task) / "data"
+    generate(task, folder, seed=0, preset="test")
+    return folder
+
+
 def matched_run(root: Path, *, seed: int = 0, methods=("tfidf", "phash"), k: int = 10) -> tuple[Path, Path]:
     """Synthetic `test` preset -> TF-IDF / phash embedding run -> matcher: (data folder, run folder)."""
     from prodmatch.data.synth import generate

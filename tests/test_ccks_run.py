@@ -12,7 +12,6 @@ import pytest
 from prodmatch.cli import main
 from prodmatch.config import load_config
 from prodmatch.ccks.data import read_ccks_pairs
-from prodmatch.data.synth import generate
 from prodmatch.errors import DataError
 from prodmatch.pairs.unsupervised import pvs_jaccard
 from prodmatch.ccks.output import score_result_file
@@ -22,6 +21,8 @@ from prodmatch.ccks.select import (Fitted, Rule, choose, entry_rules, fit_entrie
                                    selection_folds)
 from prodmatch.stack.ensemble import ensemble_from_dict
 
+from .conftest import preset_folder
+
 UNSUPERVISED = {"holdout_items": 0.4, "members": [{"name": "tfidf", "kind": "tfidf_cosine"},
                                                   {"name": "pvs", "kind": "pvs_jaccard"}]}
 UNSUPERVISED_MEMBERS = load_config(UNSUPERVISED, CcksRunConfig).members
@@ -29,9 +30,7 @@ UNSUPERVISED_MEMBERS = load_config(UNSUPERVISED, CcksRunConfig).members
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("ccks") / "data"
-    generate("ccks", folder, seed=0, preset="test")
-    return folder
+    return preset_folder(tmp_path_factory, "ccks")
 
 
 @pytest.fixture(scope="module")

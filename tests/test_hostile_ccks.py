@@ -15,10 +15,11 @@ import prodmatch.ccks.run as stage
 from prodmatch.ccks import ccks_run
 from prodmatch.ccks.data import read_ccks_items, read_ccks_pairs
 from prodmatch.cli import main
-from prodmatch.data.synth import generate
 from prodmatch.errors import DataError
 
 from .test_pairs_stage import write_benchmark
+
+from .conftest import preset_folder
 
 UNSUPERVISED = ("holdout_items: 0.4\nmembers:\n  - {name: tfidf, kind: tfidf_cosine}\n"
                 "  - {name: pvs, kind: pvs_jaccard}\n")
@@ -26,9 +27,7 @@ UNSUPERVISED = ("holdout_items: 0.4\nmembers:\n  - {name: tfidf, kind: tfidf_cos
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("ccks") / "data"
-    generate("ccks", folder, seed=0, preset="test")
-    return folder
+    return preset_folder(tmp_path_factory, "ccks")
 
 
 @pytest.fixture(scope="module")

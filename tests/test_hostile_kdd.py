@@ -12,10 +12,11 @@ import yaml
 
 from prodmatch.cli import main
 from prodmatch.config import load_config
-from prodmatch.data.synth import generate
 from prodmatch.errors import DataError
 from prodmatch.kdd import KddRunConfig, kdd_run
 from prodmatch.kdd.data import read_answers, read_candidates, read_labels, read_tsv
+
+from .conftest import preset_folder
 
 DIM = 32  # the test preset's feature dim
 # a seconds-long stage run: no trained member, no test split
@@ -26,9 +27,7 @@ JPEG = bytes.fromhex("ffd8ffe000104a46494600010100000100010000ffdb004300") + byt
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("kdd") / "data"
-    generate("kdd", folder, seed=0, preset="test")
-    return folder
+    return preset_folder(tmp_path_factory, "kdd")
 
 
 def copy(data, tmp_path):

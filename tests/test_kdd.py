@@ -18,6 +18,8 @@ from prodmatch.kdd.data import COLUMNS, iter_tsv, read_answers, read_candidates,
 from prodmatch.kdd.metrics import ndcg_at_k, rank_ndcg, score_submission, submission_frame, top_k
 from prodmatch.kdd.methods import words
 
+from .conftest import preset_folder
+
 DIM = 32  # the test preset's feature dim
 
 
@@ -30,9 +32,7 @@ def kdd_test_with(*kinds: str) -> dict:
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("kdd") / "data"
-    generate("kdd", folder, seed=0, preset="test")
-    return folder
+    return preset_folder(tmp_path_factory, "kdd")
 
 
 @pytest.fixture(scope="module")

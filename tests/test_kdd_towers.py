@@ -9,7 +9,6 @@ import pytest
 import torch
 
 from prodmatch.config import load_config, read_yaml
-from prodmatch.data.synth import generate
 from prodmatch.errors import DataError
 from prodmatch.kdd import KddRunConfig, build_methods, kdd_run
 from prodmatch.kdd.boxes import padded_boxes
@@ -18,14 +17,14 @@ from prodmatch.kdd.negatives import NegativeSpec, build_samplers, draw_negatives
 from prodmatch.kdd.towers import BoxEncoder, QueryEncoder, WordVocab, masked_mean_max
 from prodmatch.kdd.train_data import TrainSet, load_train
 
+from .conftest import preset_folder
+
 DIM = 32  # the test preset's feature dim
 
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("kdd-towers") / "data"
-    generate("kdd", folder, seed=0, preset="test")
-    return folder
+    return preset_folder(tmp_path_factory, "kdd", "kdd-towers")
 
 
 @pytest.fixture(scope="module")
