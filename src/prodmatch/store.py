@@ -109,7 +109,7 @@ def save_model(
     _ensure_rows(run, rows)
     folder = run / "models" / name
     if (folder / "model.json").exists() and not overwrite:
-        raise FileExistsError(f"{folder} exists; choose another run or model name, or pass overwrite")
+        raise FileExistsError(f"{folder} exists; choose another run (--out) or model name (--name), or pass overwrite=True (Python)")
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "model.json").unlink(missing_ok=True)  # a half-replaced model is never readable
     write_bytes(folder / f"oof{spec.suffix}", spec.save(oof))
