@@ -274,9 +274,8 @@ def checked_backend(backend: str | None) -> str:
         return "auto"
     if backend != "auto" and backend not in BACKENDS:
         raise DataError(f"--backend {backend}: unknown; choose from auto, {', '.join(sorted(BACKENDS))}")
-    missing = {"cuml": "cuml", "torch": "torch"}.get(backend)
-    if missing and importlib.util.find_spec(missing) is None:
-        raise DataError(f"--backend {backend} needs {missing}, which is not installed here; use --backend auto")
+    if backend == "cuml" and importlib.util.find_spec("cuml") is None:
+        raise DataError("--backend cuml needs cuML (RAPIDS), which is not installed here; use --backend auto")
     if backend == "cuml" and not _cuda_available():
         raise DataError("--backend cuml needs a CUDA GPU, and none is visible here; use --backend auto")
     return backend

@@ -45,7 +45,6 @@ AT_LEAST_1 = Range(ge=1)
 POSITIVE = Range(gt=0)
 NON_NEGATIVE = Range(ge=0)
 SHARE = Range(ge=0, le=1)
-OPEN_SHARE = Range(gt=0, lt=1)
 # The one table of numeric ranges: a setting of this name is checked wherever it appears - a config
 # field, a member's options, LightGBM's parameters, a command-line flag. Names keep one meaning
 # across the package, so one entry serves every task. (Every float anywhere must also be finite.)

@@ -157,8 +157,9 @@ def list_models(run) -> list[str]:
     return sorted(p.name for p in folder.iterdir() if (p / "model.json").is_file()) if folder.is_dir() else []
 
 
-def load_model(run, name: str, rows: pd.DataFrame | None = None) -> StoredModel:
-    """Model `name` of `run`, its arrays checked against model.json and the run's rows.csv."""
+def load_model(run, name: str, rows: pd.DataFrame | None = None, rows_sha256: str | None = None) -> StoredModel:
+    """Model `name` of `run`, its arrays checked against model.json and the run's rows.csv (`rows`,
+    `rows_sha256`: that table and its hash, when the caller read them already)."""
     folder = Path(run) / "models" / name
     meta_path = folder / "model.json"
     if not meta_path.is_file():
@@ -168,7 +169,7 @@ def load_model(run, name: str, rows: pd.DataFrame | None = None) -> StoredModel:
     if spec is None:
         raise DataError(f"{meta_path}: unknown kind {meta.get('kind')!r}")
     rows = read_rows(run) if rows is None else rows
-    _check_rows_unchanged(Path(run), meta, meta_path)
+    _check_rows_unchanged(Path(run), meta, meta_path, rows_sha256)
     oof = _read_array(spec, folder / f"oof{spec.suffix}")
     if list(oof.shape) != list(meta.get("shape", oof.shape)) or oof.shape[0] != len(rows):
         raise DataError(f"{folder / ('oof' + spec.suffix)}: shape {tuple(oof.shape)}, but model.json records "
@@ -196,9 +197,9 @@ def _read_array(spec: Kind, path: Path):
     return array
 
 
-def _check_rows_unchanged(run: Path, meta: dict, meta_path: Path) -> None:
+def _check_rows_unchanged(run: Path, meta: dict, meta_path: Path, actual: str | None) -> None:
     recorded = meta.get("rows_sha256")
-    if recorded and recorded != file_sha256(run / "rows.csv"):
+    if recorded and recorded != (actual or file_sha256(run / "rows.csv")):
         raise DataError(f"{run / 'rows.csv'} changed since {meta_path} was written (postings, labels or folds "
                         "edited): rebuild the model or restore rows.csv")
 
@@ -227,7 +228,8 @@ def load_runs(runs, names=None) -> tuple[pd.DataFrame, list[StoredModel]]:
         other = read_rows(run)
         if not _same_rows(rows, other):
             raise DataError(f"{run}: its rows.csv differs from {runs[0]}'s (other postings, order or folds)")
-        models += [load_model(run, n, rows) for n in list_models(run)]
+        digest = file_sha256(run / "rows.csv")
+        models += [load_model(run, n, rows, digest) for n in list_models(run) if not names or n in names]
     if names:
         found = {m.name for m in models}
         missing = [n for n in names if n not in found]

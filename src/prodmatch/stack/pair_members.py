@@ -131,7 +131,7 @@ def oof_scores(spec: PairMemberConfig, pairs: pd.DataFrame, names: list[str], ti
         trained += len(fit_rows)
     seconds = time.time() - started
     facts = {"pairs_scored": int(chosen.sum()), "pairs": len(pairs), "top": spec.top, "oof_seconds": round(seconds, 1),
-             "trained_pairs_per_s": round(trained * int(spec.train.get("epochs", 1)) / seconds, 1) if seconds else None}
+             "trained_pairs_per_s": round(trained * spec.train_config(False).epochs / seconds, 1) if seconds else None}
     log.info("pair member %s: %d of %d candidate pairs scored out of fold in %.0f s", spec.name, chosen.sum(),
              len(pairs), seconds)
     return scores, facts

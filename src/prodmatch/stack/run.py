@@ -13,7 +13,7 @@ import pandas as pd
 
 from .. import __version__
 from ..errors import DataError
-from ..io import atomic_dir, data_hashes, write_csv, write_json
+from ..io import atomic_dir, check_out_path, data_hashes, write_csv, write_json
 from ..metrics import Scores
 from ..post.run import match_parts, resolve_cv_pool, run_titles, tuned_test_rows
 
@@ -134,8 +134,7 @@ def stack_run(runs, *, data_dir=None, titles=None, config=None, overwrite: bool 
     config = load_config(config if config is not None else {}, StackerConfig)
     runs = [Path(r) for r in ([runs] if isinstance(runs, (str, Path)) else runs)]
     out = runs[0] / "stack"
-    if (out / "stack.json").exists() and not overwrite:
-        raise FileExistsError(f"{out} holds a stacker run; pass --overwrite to replace it")
+    check_out_path(out, folder=True, overwrite=overwrite)  # published whole at the end, never half-written
     rows, models = load_runs(runs, names=list(config.models) or None)
     if data_dir is not None:
         check_built_on(models, data_dir)
@@ -221,7 +220,7 @@ def stack_run(runs, *, data_dir=None, titles=None, config=None, overwrite: bool 
         "seconds": round(time.time() - started, 2),
     }
     # the whole folder is published at once: a racing stacker cannot mix its model.txt with another's stack.json
-    with atomic_dir(out, replace=overwrite or not (out / "stack.json").exists()) as tmp:
+    with atomic_dir(out, replace=overwrite) as tmp:
         pairs.assign(posting_id_i=rows["posting_id"].to_numpy()[_global(parts, rows, pairs, "i")],
                      posting_id_j=rows["posting_id"].to_numpy()[_global(parts, rows, pairs, "j")]
                      ).to_parquet(tmp / "pairs.parquet", index=False)
