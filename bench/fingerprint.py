@@ -6,7 +6,8 @@
 
 Runs `prodmatch demo --preset test` (Shopee: ablation.csv, stack.json, stack/compare.csv, the
 predicted test's score) and `prodmatch ccks --config ccks-test` on `synth ccks --preset test`
-(its compare.csv and chosen F1s), each in a fresh temporary folder; `--titles DIR` adds the
+(its compare.csv and chosen F1s) and `prodmatch kdd --config kdd-test` on `synth kdd --preset test`
+(its compare.csv NDCG@5 figures and run.json), each in a fresh temporary folder; `--titles DIR` adds the
 matcher ablation on real rows (the shared Shopee titles: TF-IDF word/char + phash, all-rows pool).
 Prints the differing entries with --compare and exits 1 when any differs.
 """
@@ -73,6 +74,17 @@ def ccks(tmp: Path) -> dict[str, float]:
     return out
 
 
+def kdd(tmp: Path) -> dict[str, float]:
+    data, run = tmp / "kdd-in", tmp / "kdd-run"
+    quiet = {"check": True, "stdout": subprocess.DEVNULL}
+    subprocess.run([*PRODMATCH, "synth", "kdd", "--out", str(data), "--preset", "test"], **quiet)
+    subprocess.run([*PRODMATCH, "kdd", "--data", str(data), "--config", "kdd-test", "--out", str(run)],
+                   **quiet)
+    out = _f1_columns(pd.read_csv(run / "compare.csv"), ["split", "method"], "kdd/compare")
+    out.update(_numbers(json.loads((run / "run.json").read_text()), "kdd/run"))
+    return out
+
+
 def titles(tmp: Path, folder: Path) -> dict[str, float]:
     bench = Path(__file__).resolve().parent / "ablation.py"
     subprocess.run([sys.executable, str(bench), "--data", str(folder), "--models", "tfidf,tfidf-char,phash",
@@ -90,7 +102,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        found = {**shopee(tmp), **ccks(tmp)}
+        found = {**shopee(tmp), **ccks(tmp), **kdd(tmp)}
         if args.titles:
             found.update(titles(tmp, args.titles))
     args.out.write_text(json.dumps(found, indent=1, sort_keys=True) + "\n")
