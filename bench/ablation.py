@@ -20,7 +20,7 @@ import pandas as pd
 
 from prodmatch.data.folds import group_folds
 from prodmatch.data.shopee import read_shopee_csv
-from prodmatch.encoders.phash import phash_codes
+from prodmatch.similarity import phash_codes
 from prodmatch.encoders.tfidf import TfidfConfig, tfidf_embed
 from prodmatch.io import new_run_dir, write_text
 from prodmatch.post.run import match_run

@@ -28,9 +28,7 @@ from prodmatch.metrics import row_scores
 from prodmatch.post.tune import best_row_threshold
 from prodmatch.neighbors import knn
 from prodmatch.post import (
-    DenseModel,
     Matches,
-    PhashModel,
     chisel,
     min2,
     neighbourhood_blend,
@@ -38,6 +36,7 @@ from prodmatch.post import (
     select,
     similarity_union,
 )
+from prodmatch.similarity import DenseModel, PhashModel
 from prodmatch.post.chisel import allowed_counts
 from prodmatch.post.units import extract
 

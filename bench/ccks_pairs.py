@@ -29,7 +29,7 @@ import pandas as pd
 import torch
 
 from prodmatch.ccks.data import read_ccks_items, read_ccks_pairs
-from prodmatch.encoders.text import resolve_model_folder
+from prodmatch.backbones import resolve_model_folder
 from prodmatch.encoders.tfidf import TfidfConfig, tfidf_embed
 from prodmatch.io import write_text
 from prodmatch.metrics import best_pair_threshold, pair_scores

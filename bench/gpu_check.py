@@ -122,7 +122,7 @@ def _xlmr_folder(work: Path, layers: int | None, vocab: int | None = None) -> tu
     from transformers import XLMRobertaConfig
 
     from prodmatch.data.shopee import read_shopee_csv
-    from prodmatch.encoders.text import tiny_text_model
+    from prodmatch.backbones import tiny_text_model
 
     folder = work / "xlmr-random"
     titles = read_shopee_csv(_image_source(work) / "train.csv", image_policy="text-only")["title"]
@@ -327,7 +327,7 @@ def cmd_knn(args) -> int:
     import torch
 
     from prodmatch.neighbors import knn
-    from prodmatch.post.union import PhashModel
+    from prodmatch.similarity import PhashModel
 
     cuda = torch.cuda.is_available()
     t = time.perf_counter()

@@ -45,7 +45,7 @@ def embed(data, split, rows, analyzer):
 
 def search(method: str, x, k: int, threads: int):
     from prodmatch.neighbors import sort_neighbours
-    from prodmatch.post.union import SparseModel
+    from prodmatch.similarity import SparseModel
 
     if method == "sparse-dot-topn":
         model = SparseModel.search(x, k, threads=threads)

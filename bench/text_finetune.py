@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from prodmatch.post.union import SparseModel
+from prodmatch.similarity import SparseModel
 from prodmatch.config import from_dict, to_dict
 from prodmatch.data.folds import group_folds
 from prodmatch.data.shopee import read_shopee_csv

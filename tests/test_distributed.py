@@ -121,7 +121,7 @@ def test_cluster_backend_runs_the_matcher_post_processing_unchanged(client):
 def test_sharded_embedding_loads_the_encoder_once_per_worker(client, tmp_path):
     from prodmatch.encoders import create_encoder, load_encoder, save_encoder
     from prodmatch.encoders.inference import embed_frame
-    from prodmatch.encoders.text import tiny_text_model
+    from prodmatch.backbones import tiny_text_model
 
     bert = tiny_text_model(tmp_path / "bert")
     folder = save_encoder(create_encoder("text", {"model": str(bert), "max_length": 16, "dim": 16}), tmp_path / "enc")

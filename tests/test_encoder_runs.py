@@ -157,7 +157,7 @@ def test_interrupted_fold_resumes(data, tmp_path, monkeypatch):
 
 
 def test_text_oof_with_a_tiny_bert(data, tmp_path):
-    from prodmatch.encoders.text import tiny_text_model
+    from prodmatch.backbones import tiny_text_model
 
     folder = tiny_text_model(tmp_path / "bert")
     config = load_experiment("tiny-text", n_folds=2, encoder={"model": str(folder), "max_length": 16},
@@ -189,7 +189,7 @@ def test_unsupervised_models_share_the_run(data, tmp_path):
 
 
 def test_cli_train_and_embed(data, tmp_path, capsys):
-    from prodmatch.encoders.text import tiny_text_model
+    from prodmatch.backbones import tiny_text_model
 
     config = tmp_path / "text.yaml"
     folder = tiny_text_model(tmp_path / "bert")
@@ -293,7 +293,7 @@ def test_fold_threads_give_a_partial_last_round_the_idle_cores(n_folds, jobs, co
 
 def test_frozen_backbone_run_caches_features_once_and_its_saved_folds_reproduce_them(data, tmp_path):
     from prodmatch.encoders.frozen import cached_features
-    from prodmatch.encoders.text import tiny_text_model
+    from prodmatch.backbones import tiny_text_model
 
     folder = tiny_text_model(tmp_path / "bert")
     config = load_experiment("tiny-text", n_folds=2, encoder={"model": str(folder), "max_length": 16},

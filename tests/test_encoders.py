@@ -16,7 +16,8 @@ from prodmatch.data.shopee import read_shopee_csv
 from prodmatch.data.synth import generate
 from prodmatch.encoders import ENCODER_CONFIGS, create_encoder, load_encoder, save_encoder
 from prodmatch.encoders.image import ImageEncoderConfig
-from prodmatch.encoders.text import TextEncoderConfig, tiny_text_model
+from prodmatch.backbones import tiny_text_model
+from prodmatch.encoders.text import TextEncoderConfig
 from prodmatch.errors import DataError
 
 IMAGE = ImageEncoderConfig(backbone="test_nfnet", image_size=64, dim=32)
@@ -86,7 +87,7 @@ def test_unknown_backbone_suggests_close_names():
 
 
 def test_package_import_stays_light():
-    code = "import sys, prodmatch.encoders.tfidf, prodmatch.encoders.phash; print('torch' in sys.modules)"
+    code = "import sys, prodmatch.encoders.tfidf, prodmatch.similarity; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 

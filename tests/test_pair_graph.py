@@ -10,7 +10,7 @@ import torch
 
 from prodmatch.ccks.data import read_ccks_pairs, read_items
 from prodmatch.data.synth import generate
-from prodmatch.encoders.text import tiny_text_model
+from prodmatch.backbones import tiny_text_model
 from prodmatch.errors import DataError
 from prodmatch.pairs.base import build_pair_model
 from prodmatch.pairs.graph import OTHER_RELATION, item_graph

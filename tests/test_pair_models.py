@@ -15,7 +15,7 @@ import torch.nn.functional as F
 
 from prodmatch.ccks.data import read_ccks_items, read_ccks_pairs
 from prodmatch.data.synth import generate
-from prodmatch.encoders.text import tiny_text_model
+from prodmatch.backbones import tiny_text_model
 from prodmatch.errors import DataError
 from prodmatch.pairs.losses import LOSSES, make_loss
 from prodmatch.pairs.base import (PairModelConfig, PairOutput, build_pair_model, fair_budgets,

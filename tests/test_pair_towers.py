@@ -9,7 +9,7 @@ import torch
 
 from prodmatch.ccks.data import read_items, read_ccks_pairs
 from prodmatch.data.synth import generate
-from prodmatch.encoders.text import tiny_text_model
+from prodmatch.backbones import tiny_text_model
 from prodmatch.errors import DataError
 from prodmatch.pairs.base import build_pair_model
 from prodmatch.pairs.images import ImageCache

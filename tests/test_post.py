@@ -5,15 +5,11 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from prodmatch.encoders.phash import phash_similarity
+from prodmatch.similarity import phash_similarity
 from prodmatch.errors import DataError
 from prodmatch.neighbors import knn
 from prodmatch.post import (
-    DenseModel,
     Matches,
-    Model,
-    PhashModel,
-    SparseModel,
     allowed_counts,
     blend,
     candidate_pairs,
@@ -26,6 +22,7 @@ from prodmatch.post import (
     threshold_matches,
     union_scores,
 )
+from prodmatch.similarity import DenseModel, Model, PhashModel, SparseModel
 
 # three rows, sorted lists as knn returns them (self first)
 SIMS = np.array([[1.0, 0.9, 0.5], [1.0, 0.9, 0.3], [1.0, 0.4, 0.3]], np.float32)

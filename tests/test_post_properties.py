@@ -11,9 +11,7 @@ from hypothesis.extra.numpy import arrays
 
 from prodmatch.neighbors import knn
 from prodmatch.post import (
-    DenseModel,
     Matches,
-    PhashModel,
     allowed_counts,
     chisel,
     min2,
@@ -23,6 +21,7 @@ from prodmatch.post import (
     threshold_matches,
     union_scores,
 )
+from prodmatch.similarity import DenseModel, PhashModel
 from prodmatch.post.units import conflict, conflicts
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])

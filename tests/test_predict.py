@@ -139,7 +139,7 @@ def test_predict_cli(trained, tmp_path, capsys):
 def encoder_bundle(tmp_path_factory):
     """A run with a tiny BERT text encoder and a test_nfnet image encoder (2 folds, a few steps each)."""
     from prodmatch.encoders.run import load_experiment, train_oof
-    from prodmatch.encoders.text import tiny_text_model
+    from prodmatch.backbones import tiny_text_model
 
     root = tmp_path_factory.mktemp("encoders")
     data, run = root / "data", root / "run"

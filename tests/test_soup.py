@@ -116,7 +116,7 @@ def two_encoders(tmp_path_factory):
 
 def test_soup_encoders_uniform(two_encoders, tmp_path):
     from prodmatch.encoders import load_encoder
-    from prodmatch.encoders.weights import read_state_dict
+    from prodmatch.weights import read_state_dict
 
     out, chosen = soup_encoders(two_encoders, tmp_path / "soup")
     assert chosen == two_encoders
@@ -168,7 +168,7 @@ def test_soup_encoders_refuses_other_architectures(two_encoders, tmp_path):
 
 def test_soup_cli_writes_the_uniform_soup_and_refuses_to_overwrite(two_encoders, tmp_path, capsys):
     from prodmatch.cli import main
-    from prodmatch.encoders.weights import read_state_dict
+    from prodmatch.weights import read_state_dict
 
     out = tmp_path / "soup"
     assert main(["soup", *map(str, two_encoders), "--out", str(out)]) == 0

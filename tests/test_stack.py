@@ -20,7 +20,8 @@ from prodmatch.stack.candidates import (
     unordered_pairs,
 )
 from prodmatch.stack.run import stack_run
-from prodmatch.post import DenseModel, Matches
+from prodmatch.post import Matches
+from prodmatch.similarity import DenseModel
 from prodmatch.post.matcher import Pool
 from prodmatch.stack.lgbm import (
     LgbmParams,

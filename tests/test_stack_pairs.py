@@ -32,7 +32,7 @@ def test_decision_pairs_keeps_each_rows_top_candidates():
 @pytest.fixture(scope="module")
 def stacked(tmp_path_factory):
     """A TF-IDF + phash run whose stacker has a tiny random cross-encoder as pair member."""
-    from prodmatch.encoders.text import tiny_text_model
+    from prodmatch.backbones import tiny_text_model
     from prodmatch.stack.run import stack_run
 
     root = tmp_path_factory.mktemp("stack_pairs")

@@ -227,7 +227,7 @@ def test_embed_frame_and_validation_f1():
 
 
 def test_tiny_text_model_trains_with_empty_titles(tmp_path):
-    from prodmatch.encoders.text import tiny_text_model
+    from prodmatch.backbones import tiny_text_model
 
     folder = tiny_text_model(tmp_path / "bert", words=["botol", "kaos"])
     train = frame_of(6)
@@ -302,7 +302,7 @@ def test_kaggle_text_config_trains_one_batch(tmp_path):
     """The XLM-R config's settings on a tiny random XLM-RoBERTa (no XLM-R weights exist offline)."""
     from transformers import XLMRobertaConfig, XLMRobertaModel
 
-    from prodmatch.encoders.text import tiny_text_model
+    from prodmatch.backbones import tiny_text_model
 
     folder = tiny_text_model(tmp_path / "xlmr", words=["botol", "kaos"])
     from transformers import AutoTokenizer

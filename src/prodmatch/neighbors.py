@@ -85,7 +85,7 @@ def normalize_rows(x, name: str = "emb") -> np.ndarray:
     """Validated float32 copy of a 2-D matrix with unit rows; warns when rows were not unit already."""
     if hasattr(x, "tocsr") and hasattr(x, "nnz"):  # scipy.sparse: np.asarray would make a 0-d object array
         raise DataError(f"{name} is a scipy sparse matrix; the dense search needs an array "
-                        "(sparse TF-IDF rows are searched by post.union.SparseModel.search)")
+                        "(sparse TF-IDF rows are searched by similarity.SparseModel.search)")
     x = np.asarray(x)
     if x.ndim != 2:
         raise DataError(f"{name} must be a 2-D matrix, got shape {x.shape}")

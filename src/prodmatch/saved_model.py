@@ -18,7 +18,7 @@ def save_model(model, folder, manifest: str, extra: dict | None = None) -> Path:
     from safetensors.torch import save_file
 
     from .config import to_dict
-    from .encoders.weights import export_state
+    from .weights import export_state
     from .io import atomic_path, write_json
 
     folder = Path(folder)
@@ -49,7 +49,7 @@ def read_manifest(folder, manifest: str, what: str) -> dict:
 
 def load_weights(model, folder):
     """`model` with the weights of ``folder/model.safetensors``, checked key by key; in eval mode."""
-    from .encoders.weights import load_state, read_state_dict
+    from .weights import load_state, read_state_dict
 
     path = Path(folder) / WEIGHTS_FILE
     if not path.is_file():

@@ -71,8 +71,8 @@ class StoredModel:
     meta: dict = field(default_factory=dict)
 
     def similarity_model(self, which: str = "oof"):
-        """The `prodmatch.post.union` model (dense / sparse / phash) over `which` rows, no search yet."""
-        from .post.union import DenseModel, PhashModel, SparseModel
+        """The `prodmatch.similarity` model (dense / sparse / phash) over `which` rows, no search yet."""
+        from .similarity import DenseModel, PhashModel, SparseModel
 
         data = self.oof if which == "oof" else self.test
         if data is None:

@@ -103,7 +103,7 @@ class EncoderCosine(Member):
     def score(self, data: CcksData, folder: Path, progress: bool) -> MemberScores:
         import torch
 
-        from ..encoders.text import load_hf_backbone, resolve_model_folder
+        from ..backbones import load_hf_backbone, resolve_model_folder
         from ..pairs.item_tables import embed_texts
 
         a, b = _side_texts(_scored_pairs(data), self.options.field)
@@ -309,9 +309,9 @@ def score_members(members: list[Member], data: CcksData, progress: bool,
     return book
 
 def tiny_backbone(data: CcksData) -> Path:
-    """The tiny random BERT (``encoders.text.tiny_text_model``) with the data's ASCII words, built
+    """The tiny random BERT (``backbones.tiny_text_model``) with the data's ASCII words, built
     once per run under ``backbones/tiny-random``."""
-    from ..encoders.text import tiny_text_model
+    from ..backbones import tiny_text_model
 
     folder = data.folder / "backbones" / TINY_MODEL
     if not (folder / "config.json").is_file():

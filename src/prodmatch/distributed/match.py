@@ -10,7 +10,7 @@ from ..neighbors import DISTRIBUTED
 from ..post.pool import Pool
 from ..post.stage import MatcherParams
 from ..post.threshold import Matches
-from ..post.union import DenseModel
+from ..similarity import DenseModel
 from .search import sharded_knn
 from .shards import Shard, gather_rows
 

@@ -5,7 +5,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..encoders.phash import phash_codes
+from ..similarity import phash_codes
 from ._registry import register_embedder
 from .base import Embedder
 

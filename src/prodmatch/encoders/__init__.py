@@ -22,10 +22,10 @@ from ..saved_model import FORMAT_VERSION, WEIGHTS_FILE  # noqa: E402,F401  (re-e
 
 # Names served lazily from submodules (PEP 562) so importing this package does not import torch.
 _LAZY = {
-    "Encoder": "base", "Neck": "base", "register_encoder": "_registry", "batch_to": "base",
+    "Encoder": "base", "Neck": "base", "register_encoder": "_registry",
     "ArcFace": "arcface", "margin_at": "arcface", "class_size_margins": "arcface",
     "ImageEncoder": "image", "ImageEncoderConfig": "image", "AugmentConfig": "image",
-    "TextEncoder": "text", "TextEncoderConfig": "text", "tiny_text_model": "text",
+    "TextEncoder": "text", "TextEncoderConfig": "text",
 }
 
 
@@ -67,7 +67,7 @@ def _config_for(cls, config):
 def create_encoder(kind: str, config=None, *, weights: str | Path | None = None) -> "Encoder":
     """A new encoder of `kind` ("image" | "text") from a config (dataclass, dict, YAML path or
     None for defaults); `weights` is a local file/folder with a whole encoder's state dict."""
-    from .weights import load_state, read_state_dict
+    from ..weights import load_state, read_state_dict
 
     cls = encoder_class(kind)
     encoder = cls(_config_for(cls, config))

@@ -15,8 +15,8 @@ from torch import Tensor, nn
 
 from ..errors import DataError
 from ..layers import Neck  # noqa: F401  (re-exported)
+from ..weights import export_state
 from ._registry import register_encoder  # noqa: F401  (re-exported: encoder modules import it from here)
-from .weights import export_state
 
 
 class Encoder(nn.Module):
@@ -82,8 +82,3 @@ def check_labels(labels, n_rows: int) -> np.ndarray:
     return labels.astype(np.int64, copy=False)
 
 
-def batch_to(batch, device, non_blocking: bool = False):
-    """Move a batch (a tensor, or a possibly nested dict of tensors) to `device`."""
-    if isinstance(batch, Tensor):
-        return batch.to(device, non_blocking=non_blocking)
-    return {k: batch_to(v, device, non_blocking) for k, v in batch.items()}

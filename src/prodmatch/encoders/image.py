@@ -5,7 +5,6 @@ file (`ImageEncoderConfig.weights`), so nothing reaches for a model hub.
 """
 from __future__ import annotations
 
-import difflib
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,24 +12,20 @@ from typing import Callable, Literal
 
 import numpy as np
 import pandas as pd
-import timm
 import torch
 from PIL import Image
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 from torchvision.transforms import v2
 
+from ..backbones import IMAGENET_MEAN, IMAGENET_STD, PLACEHOLDER_RGB, create_backbone, load_backbone_weights, read_rgb
 from ..data.images import is_readable_image
 from ..errors import DataError, preview
 from ..layers import AvgPool, GeM, Neck
 from .base import Encoder, check_labels, register_encoder
-from .weights import load_state, read_state_dict, select_prefix
 
 log = logging.getLogger(__name__)
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-PLACEHOLDER_RGB = (128, 128, 128)
 UNREADABLE = -1  # training label of an image that fails to decode: the trainer drops the row
 
 
@@ -69,24 +64,6 @@ POOLINGS: dict[str, Callable[[ImageEncoderConfig], nn.Module]] = {
 }
 
 
-def create_backbone(name: str) -> nn.Module:
-    """A randomly initialised timm feature extractor returning the (B, C, H, W) map."""
-    if not timm.is_model(name):
-        close = difflib.get_close_matches(name, timm.list_models(), n=5, cutoff=0.6)
-        hint = f"; close names: {', '.join(close)}" if close else "; see timm.list_models()"
-        raise DataError(f"unknown timm backbone {name!r}{hint}")
-    return timm.create_model(name, pretrained=False, num_classes=0, global_pool="")
-
-
-def load_backbone_weights(backbone: nn.Module, path, name: str) -> None:
-    """Local pretrained weights into `backbone`; a classifier in the file is ignored, and a whole
-    saved encoder contributes its ``backbone.*`` tensors."""
-    state = select_prefix(read_state_dict(path), "backbone.")
-    classifier = getattr(backbone, "pretrained_cfg", {}).get("classifier") or "head.fc"
-    classifiers = classifier if isinstance(classifier, (list, tuple)) else (classifier,)
-    load_state(backbone, state, what=f"{path} (backbone {name})", ignore=tuple(f"{c}." for c in classifiers))
-
-
 def image_transforms(config: ImageEncoderConfig, mean, std, *, train: bool) -> v2.Compose:
     """PIL RGB image -> normalised float tensor (3, size, size); random augmentation when `train`."""
     size, aug = config.image_size, config.augment
@@ -104,16 +81,6 @@ def image_transforms(config: ImageEncoderConfig, mean, std, *, train: bool) -> v
         steps = [v2.ToImage(), v2.Resize((size, size), antialias=True)]
     steps += [v2.ToDtype(torch.float32, scale=True), v2.Normalize(list(mean), list(std))]
     return v2.Compose(steps)
-
-
-def read_rgb(path: str, size: int) -> Image.Image | None:
-    """The decoded RGB image (JPEGs decoded at a reduced scale still >= `size`), or None if unreadable."""
-    try:
-        with Image.open(path) as img:
-            img.draft("RGB", (size, size))
-            return img.convert("RGB")
-    except Exception:  # PIL raises OSError, SyntaxError, ValueError, DecompressionBombError, ...
-        return None
 
 
 class ImageDataset(Dataset):

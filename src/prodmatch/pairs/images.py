@@ -24,7 +24,7 @@ class ImageCache:
     def _decode(self, path: str) -> Tensor:
         from PIL import Image
 
-        from ..encoders.image import PLACEHOLDER_RGB, read_rgb
+        from ..backbones import PLACEHOLDER_RGB, read_rgb
 
         img = read_rgb(path, self.size) if path else None
         if img is None:

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..encoders.base import batch_to
+from ..backbones import batch_to
 from ..errors import DataError
 
 if TYPE_CHECKING:

@@ -14,7 +14,7 @@ import pandas as pd
 import torch
 
 from ..config import load_config, to_dict
-from ..encoders.base import batch_to
+from ..backbones import batch_to
 from ..errors import DataError
 from ..io import write_json
 from ..metrics import best_pair_threshold

@@ -123,7 +123,7 @@ class ImageBranch(nn.Module):
 
     def __init__(self, options: ImageOptions, *, pretrained: bool) -> None:
         super().__init__()
-        from ..encoders.image import IMAGENET_MEAN, IMAGENET_STD, create_backbone, load_backbone_weights
+        from ..backbones import IMAGENET_MEAN, IMAGENET_STD, create_backbone, load_backbone_weights
         from .images import ImageCache
 
         self.options = options

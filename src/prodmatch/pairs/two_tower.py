@@ -181,7 +181,7 @@ class TowerPairModel(PairModel):
         eval mode under inference_mode; `predict_pairs` uses it."""
         from tqdm.auto import tqdm
 
-        from ..encoders.base import batch_to
+        from ..backbones import batch_to
 
         fields = self.item_fields(pairs, None)
         keys = list(zip(*(fields[k] for k in self.reads)))

@@ -7,23 +7,13 @@ Neighbour results are the ``(n, k)`` arrays of `prodmatch.neighbors.knn`; match 
 from .blend import blend, iterative_blend, neighbourhood_blend
 from .chisel import allowed_counts, chisel
 from .threshold import Matches, min2, select, threshold_matches
-from .union import (
-    DenseModel,
-    Model,
-    PhashModel,
-    SparseModel,
-    candidate_pairs,
-    pair_scores,
-    similarity_union,
-    union_scores,
-)
+from .union import candidate_pairs, pair_similarities, similarity_union, union_scores
 from .units import conflict, conflicts, extract, pair_conflicts
 
 __all__ = [
     "Matches", "threshold_matches", "min2", "select",
     "blend", "neighbourhood_blend", "iterative_blend",
-    "Model", "DenseModel", "SparseModel", "PhashModel",
-    "candidate_pairs", "pair_scores", "union_scores", "similarity_union",
+    "candidate_pairs", "pair_similarities", "union_scores", "similarity_union",
     "extract", "conflict", "conflicts", "pair_conflicts",
     "allowed_counts", "chisel",
 ]

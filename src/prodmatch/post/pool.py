@@ -12,7 +12,8 @@ from .stage import MatcherParams, Stage
 from .steps import Context, select_matches, steps_of
 from .threshold import Matches, min2, select
 from .tune import Curve, curve, density_weight
-from .union import BLENDABLE, DenseModel, PhashModel, SparseModel, similarity_union
+from ..similarity import DenseModel, PhashModel, SparseModel
+from .union import BLENDABLE, similarity_union
 
 MODEL_TYPES = {"dense": DenseModel, "sparse": SparseModel, "phash": PhashModel}
 

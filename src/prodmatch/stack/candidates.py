@@ -12,7 +12,7 @@ from rapidfuzz.process import cpdist
 from sklearn.feature_extraction.text import CountVectorizer
 
 from ..errors import DataError
-from ..post.union import candidate_pairs, pair_scores, union_scores
+from ..post.union import candidate_pairs, pair_similarities, union_scores
 from ..post.units import pair_conflicts
 
 ID_COLUMNS = ("i", "j", "fold", "label")
@@ -119,7 +119,7 @@ def pair_features(pool, names: Sequence[str], nb_thresholds: Mapping[str, float]
     blended = {m: pool.model(m, t) for m, t in nb.items() if pool.data[m][0] in ("dense", "sparse")}
     i, j = unordered_pairs(raw + list(blended.values()), pool.n)
     cols: dict[str, np.ndarray] = {"i": i, "j": j}
-    sims = pair_scores(raw, i, j)
+    sims = pair_similarities(raw, i, j)
     for m, (name, model) in enumerate(zip(names, raw)):
         cols[f"{name}_sim"] = sims[:, m]
         r_ij, r_ji = list_rank(model.idx, i, j), list_rank(model.idx, j, i)
@@ -134,7 +134,7 @@ def pair_features(pool, names: Sequence[str], nb_thresholds: Mapping[str, float]
             cols.update({f"{name}_{key}": value for key, value in graph_features(model, i, j, sims[:, m]).items()})
     cols["union"] = union_scores(sims).astype(np.float32)
     if blended:
-        nb_sims = pair_scores(list(blended.values()), i, j)
+        nb_sims = pair_similarities(list(blended.values()), i, j)
         for m, name in enumerate(blended):
             cols[f"{name}_nb_sim"] = nb_sims[:, m]
         cols["union_nb"] = union_scores(np.c_[nb_sims, sims[:, [names.index(n) for n in names if n not in blended]]]).astype(np.float32)

@@ -13,7 +13,7 @@ from typing import Iterable, Mapping
 import torch
 from torch import Tensor, nn
 
-from ..errors import DataError, preview
+from .errors import DataError, preview
 
 # Files looked for, in order, when a folder is given instead of a file.
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin", "model.pth", "model.pt", "checkpoint.pth")
