@@ -36,7 +36,7 @@ def run_one(args) -> None:
     """One backend in this process: writes {build_s, search_s, rss_gb} and the neighbour ids."""
     import faiss
 
-    from prodmatch import neighbors
+    from prodmatch import ann, neighbors
 
     faiss.omp_set_num_threads(args.threads)
     x = vectors(args.n, args.dim, args.clusters, args.noise, args.seed)
@@ -46,9 +46,9 @@ def run_one(args) -> None:
         index = faiss.IndexFlatIP(args.dim)
         index.add(x)
     else:
-        index = neighbors.ANN_INDEXES[args.backend](x)
+        index = ann.ANN_INDEXES[args.backend](x)
     built = time.perf_counter()
-    _, idx = neighbors.search_index(index, x, query, args.k, 4096)
+    _, idx = ann.search_index(index, x, query, args.k, 4096)
     searched = time.perf_counter()
     np.save(Path(args.work) / f"{args.backend}.npy", idx)
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20

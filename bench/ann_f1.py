@@ -50,7 +50,7 @@ def main() -> None:
     p.add_argument("--force-ann", action="store_true", help="ANN even below AnnRule.min_rows (min_rows 1)")
     p.add_argument("--out", type=Path)
     args = p.parse_args()
-    from prodmatch import neighbors
+    from prodmatch import ann, neighbors
     from prodmatch.io import write_text
     from prodmatch.post.matcher import MatcherConfig, fit, score
     from prodmatch.post.pool import Pool
@@ -58,8 +58,8 @@ def main() -> None:
 
     fit_rows, score_rows = labelled(args.fit), labelled(args.score)
     if args.force_ann:
-        neighbors.ANN_RULE = replace(neighbors.ANN_RULE, min_rows=1)
-    elif len(score_rows) < neighbors.ANN_RULE.min_rows:
+        ann.ANN_RULE = replace(ann.ANN_RULE, min_rows=1)
+    elif len(score_rows) < ann.ANN_RULE.min_rows:
         p.error(f"{len(score_rows)} score rows < AnnRule.min_rows: ANN would be exact; pass --force-ann")
     started = time.perf_counter()
     emb = {name: minilm(f["title"]) for name, f in (("fit", fit_rows), ("score", score_rows))}
@@ -82,7 +82,7 @@ def main() -> None:
                      "search s": round(search_s, 2)})
     table = pd.DataFrame(rows)
     table.insert(3, "F1 change", (table["f1"] - table["f1"].iloc[0]).round(4))
-    rule = neighbors.ANN_RULE
+    rule = ann.ANN_RULE
     head = [f"# Row-F1 with approximate search: fit {args.fit} ({len(fit_rows):,} rows, exact), "
             f"score {args.score} ({len(score_rows):,} rows)", "",
             f"`{shlex.join([Path(sys.executable).name, *sys.argv])}`", "",

@@ -6,7 +6,7 @@ Vectors: `clusters` random centres + Gaussian noise (sigma `noise`), unit rows, 
 bench/ann.py). Each backend runs ``knn(x, k, backend=b)``, a self-search of every row (index build,
 tuning and search timed together), once per `--targets` value ("none": the rule's starting
 parameters, untuned); recall@K is over every row (or `--queries` sampled ones) against exact faiss.
-"Parameters" and "sample recall" are what the build chose and measured (`neighbors.LAST_TUNING`).
+"Parameters" and "sample recall" are what the build chose and measured (`ann.LAST_TUNING`).
 """
 from __future__ import annotations
 
@@ -48,7 +48,7 @@ def main() -> None:
     import faiss
     import pandas as pd
 
-    from prodmatch import neighbors
+    from prodmatch import ann, neighbors
     from prodmatch.io import write_text
     from prodmatch.report import markdown_table
 
@@ -61,15 +61,15 @@ def main() -> None:
     table = [{"backend": "faiss (exact)", "target": "", "parameters": "", "sample recall": "",
               f"recall@{args.k}": 1.0, "build+search s": round(time.perf_counter() - started, 1)}]
     print(table[-1], flush=True)
-    rule = neighbors.ANN_RULE
+    rule = ann.ANN_RULE
     for target in args.targets:
-        neighbors.ANN_RULE = replace(rule, target_recall=None if target == "none" else float(target))
+        ann.ANN_RULE = replace(rule, target_recall=None if target == "none" else float(target))
         for b in args.backends:
-            neighbors.LAST_TUNING = None
+            ann.LAST_TUNING = None
             started = time.perf_counter()
             idx = neighbors.knn(x, args.k, backend=b)[1]
             seconds = time.perf_counter() - started
-            tuning = neighbors.LAST_TUNING
+            tuning = ann.LAST_TUNING
             if tuning is None:  # untuned: the rule's starting parameters
                 nlist = rule.nlist(args.n)
                 params = (f"efSearch {max(rule.ef_search, 2 * args.k)}" if b == "faiss_hnsw" else
@@ -81,7 +81,7 @@ def main() -> None:
                           f"recall@{args.k}": round(recall(idx[rows], exact[rows]), 4),
                           "build+search s": round(seconds, 1)})
             print(table[-1], flush=True)
-    neighbors.ANN_RULE = rule
+    ann.ANN_RULE = rule
     measured = f"{args.queries:,} sampled rows" if isinstance(rows, np.ndarray) else f"all {args.n:,} rows"
     head = (f"# Approximate KNN tuned to a target recall, {args.n:,} x {args.dim} clustered unit vectors "
             f"({args.clusters:,} centres, noise {args.noise}, seed {args.seed}), self-search top-{args.k}, "

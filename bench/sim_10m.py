@@ -71,16 +71,16 @@ def queries(args) -> np.ndarray:
 
 def run_shard(args, shard: int, query: np.ndarray) -> dict:
     """One shard's whole job on a worker: generate, build, search; its lists with global ids."""
-    from prodmatch import neighbors
+    from prodmatch import ann, neighbors
 
     offset = shard * args.rows
     with peak_rss() as rss:
         t0 = time.perf_counter()
         base = shard_rows(args, shard, args.rows)
         t1 = time.perf_counter()
-        index = neighbors.ANN_INDEXES[args.backend](base) if args.backend != "faiss" else None
+        index = ann.ANN_INDEXES[args.backend](base) if args.backend != "faiss" else None
         t2 = time.perf_counter()
-        sims, idx = neighbors.search_index(index, base, query, args.k, 4096)
+        sims, idx = ann.search_index(index, base, query, args.k, 4096)
         t3 = time.perf_counter()
         exact = neighbors._search_faiss(base, query[: args.recall_queries], args.k, 4096)
         t4 = time.perf_counter()

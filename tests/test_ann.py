@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from prodmatch import neighbors
-from prodmatch.neighbors import AnnRule, knn
+from prodmatch import ann
+from prodmatch.ann import AnnRule
+from prodmatch.neighbors import knn
 
 APPROXIMATE = ["faiss_ivf", "faiss_ivfpq", "faiss_hnsw"]
 
@@ -35,10 +36,10 @@ def test_approximate_backends_keep_the_contract_and_find_the_exact_neighbours(ba
 def test_rows_an_ivf_probe_leaves_short_are_searched_exactly(monkeypatch):
     """One probed cell of ~40 rows cannot hold k = 60 neighbours: those rows fall back to the exact
     search, so none is left with faiss' -1 padding."""
-    monkeypatch.setattr(neighbors, "ANN_RULE", AnnRule(probe_share=0.0, min_probe=1, target_recall=None))
+    monkeypatch.setattr(ann, "ANN_RULE", AnnRule(probe_share=0.0, min_probe=1, target_recall=None))
     calls = []
-    exact_search = neighbors._search_faiss
-    monkeypatch.setattr(neighbors, "_search_faiss", lambda *a: calls.append(len(a[1])) or exact_search(*a))
+    exact_search = ann._search_faiss
+    monkeypatch.setattr(ann, "_search_faiss", lambda *a: calls.append(len(a[1])) or exact_search(*a))
     x = clustered(n=2000, clusters=400, seed=1)
     idx = knn(x, 60, backend="faiss_ivf")[1]
     assert calls and calls[0] > 0

@@ -9,8 +9,9 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from prodmatch import neighbors
-from prodmatch.neighbors import AnnRule, build_index, knn, search_index
+from prodmatch import ann
+from prodmatch.ann import AnnRule, build_index, search_index
+from prodmatch.neighbors import knn
 
 APPROXIMATE = ["faiss_ivf", "faiss_ivfpq", "faiss_hnsw"]
 K = 20
@@ -38,14 +39,14 @@ def data():
 @pytest.mark.parametrize("backend", APPROXIMATE)
 def test_tuned_search_reaches_the_target_the_defaults_miss(data, backend, monkeypatch, caplog):
     x, exact = data
-    monkeypatch.setattr(neighbors, "ANN_RULE", replace(RULE, target_recall=None))
+    monkeypatch.setattr(ann, "ANN_RULE", replace(RULE, target_recall=None))
     assert recall(knn(x, K, backend=backend)[1], exact) < RULE.target_recall  # untuned: the rule's parameters
-    monkeypatch.setattr(neighbors, "ANN_RULE", RULE)
-    with caplog.at_level(logging.INFO, logger="prodmatch.neighbors"):
+    monkeypatch.setattr(ann, "ANN_RULE", RULE)
+    with caplog.at_level(logging.INFO, logger="prodmatch.ann"):
         idx = knn(x, K, backend=backend)[1]
     got = recall(idx, exact)
     assert got >= RULE.target_recall
-    tuning = neighbors.LAST_TUNING
+    tuning = ann.LAST_TUNING
     assert (tuning.backend, tuning.k, tuning.queries, tuning.target) == (backend, K, RULE.recall_sample, 0.99)
     assert tuning.reached and abs(tuning.recall - got) < 0.01  # the sample's estimate holds for every row
     start = {"efSearch": 2 * K} if backend == "faiss_hnsw" else {"nprobe": RULE.nprobe(RULE.nlist(len(x)))}
@@ -57,25 +58,25 @@ def test_an_index_built_ahead_carries_its_tuning_into_every_search(data, monkeyp
     """build_index without k (a resident / sharded index) tunes at AnnRule.recall_k; HNSW searches keep
     the tuned efSearch (2 k when larger); target_recall None builds the rule's parameters, untuned."""
     x, exact = data
-    monkeypatch.setattr(neighbors, "ANN_RULE", RULE)
+    monkeypatch.setattr(ann, "ANN_RULE", RULE)
     index = build_index("faiss_hnsw", x)
-    assert index.tuning.k == RULE.recall_k and index.tuning.reached and neighbors.LAST_TUNING is index.tuning
+    assert index.tuning.k == RULE.recall_k and index.tuning.reached and ann.LAST_TUNING is index.tuning
     idx = search_index(index, x, x, K, 4096)[1]
     assert index.hnsw.efSearch == max(index.tuning.params["efSearch"], 2 * K)
     assert recall(idx, exact) >= RULE.target_recall
-    monkeypatch.setattr(neighbors, "ANN_RULE", replace(RULE, target_recall=None))
+    monkeypatch.setattr(ann, "ANN_RULE", replace(RULE, target_recall=None))
     index = build_index("faiss_ivf", x)
     assert not hasattr(index, "tuning") and index.nprobe == RULE.nprobe(RULE.nlist(len(x)))
 
 
 def test_a_target_beyond_the_cap_is_warned_with_the_recall_reached(data, monkeypatch, caplog):
     x, exact = data
-    monkeypatch.setattr(neighbors, "ANN_RULE", replace(RULE, max_ef_search=2 * K))
-    with caplog.at_level(logging.INFO, logger="prodmatch.neighbors"):
+    monkeypatch.setattr(ann, "ANN_RULE", replace(RULE, max_ef_search=2 * K))
+    with caplog.at_level(logging.INFO, logger="prodmatch.ann"):
         idx = knn(x, K, backend="faiss_hnsw")[1]
-    tuning = neighbors.LAST_TUNING
+    tuning = ann.LAST_TUNING
     assert not tuning.reached and tuning.params == {"efSearch": 2 * K}
     assert abs(tuning.recall - recall(idx, exact)) < 0.01
-    warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING and r.name == "prodmatch.neighbors"]
+    warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING and r.name == "prodmatch.ann"]
     assert warned == [f"faiss_hnsw: recall@{K} {tuning.recall:.3f} on 512 sampled queries at efSearch {2 * K} "
                       "(the cap) misses the target 0.99"]

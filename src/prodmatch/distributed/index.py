@@ -9,7 +9,7 @@ from typing import Sequence
 import numpy as np
 
 from ..errors import DataError
-from ..neighbors import _check_k, default_chunk, normalize_rows, sort_neighbours
+from ..neighbors import check_k, default_chunk, normalize_rows, sort_neighbours
 from .merge import reduce_topk
 from .search import SHARD_BACKENDS, ShardIndex
 from .shards import Shard, check_shards
@@ -61,7 +61,7 @@ class ShardedIndex:
         `sharded_knn` gives for the same shards and backend (global row ids, (n_query, min(k, n)))."""
         if not self.parts:
             raise DataError("this ShardedIndex is closed")
-        k = _check_k(k, self.rows)
+        k = check_k(k, self.rows)
         chunk = default_chunk(self.rows) if chunk is None else int(chunk)
         q = self.client.scatter(normalize_rows(np.asarray(query), "query"), broadcast=True, hash=False)
         lists = [self.client.submit(_topk, part, q, k, chunk, workers=[w], allow_other_workers=False, pure=False)

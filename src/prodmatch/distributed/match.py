@@ -6,12 +6,11 @@ from __future__ import annotations
 from typing import Mapping, Sequence
 
 from ..errors import DataError
-from ..neighbors import DISTRIBUTED
 from ..post.pool import Pool
 from ..post.stage import MatcherParams
 from ..post.threshold import Matches
 from ..similarity import DenseModel
-from .search import sharded_knn
+from .search import DISTRIBUTED, sharded_knn
 from .shards import Shard, gather_rows
 
 CLUSTER_BACKEND = {shard: name for name, shard in DISTRIBUTED.items()}  # "faiss" -> "dask", ...

@@ -3,17 +3,22 @@ backend of `prodmatch.neighbors`), the lists merged by `merge.reduce_topk`, then
 as one machine's `knn` (clip, ties by id, self first), so exact search gives identical lists."""
 from __future__ import annotations
 
+from functools import partial
 from typing import Sequence
 
 import numpy as np
 
 from ..errors import DataError
-from ..neighbors import _check_k, build_index, default_chunk, normalize_rows, order_ties, search_index, sort_neighbours
+from ..ann import build_index, search_index
+from ..neighbors import check_k, default_chunk, normalize_rows, order_ties, register_backend, sort_neighbours
 from .cluster import current_client, worker_count
 from .merge import reduce_topk
 from .shards import Shard, check_shards, scatter_rows
 
 SHARD_BACKENDS = ("faiss", "faiss_ivf", "faiss_ivfpq", "faiss_hnsw")  # what a shard may run (CPU, in-process)
+DISTRIBUTED = {"dask": "faiss", "dask_ivf": "faiss_ivf", "dask_ivfpq": "faiss_ivfpq", "dask_hnsw": "faiss_hnsw"}
+"""Cluster backend -> the backend each shard runs: the base rows are split into one shard per
+worker of the current Dask client, every shard searched where it lives, the lists merged."""
 
 
 class ShardIndex:
@@ -61,7 +66,7 @@ def sharded_knn(client, shards: Sequence[Shard], k: int, *, query=None, backend:
     if backend not in SHARD_BACKENDS:
         raise DataError(f"shard backend {backend!r}: choose from {', '.join(SHARD_BACKENDS)}")
     n = check_shards(shards)
-    k = _check_k(k, n)
+    k = check_k(k, n)
     chunk = default_chunk(n) if chunk is None else int(chunk)  # the chunk one machine would use: same BLAS path
     self_search = query is None
     if self_search:  # every row a query: the catalogue stacked once, sent once to each worker
@@ -80,7 +85,7 @@ def search_shards(client, shards: Sequence[Shard], query, k: int, chunk: int, ba
 
 
 def cluster_search(base: np.ndarray, query: np.ndarray, k: int, chunk: int, shard_backend: str):
-    """The `dask*` backends of `neighbors.BACKENDS`: `base` scattered in one shard per worker of the
+    """The `dask*` backends (`DISTRIBUTED`, registered in `neighbors.BACKENDS` below): `base` scattered in one shard per worker of the
     current client, `query` broadcast, lists merged (raw sims: knn applies its own finish)."""
     client = current_client()
     shards = scatter_rows(client, base, worker_count(client))
@@ -89,3 +94,7 @@ def cluster_search(base: np.ndarray, query: np.ndarray, k: int, chunk: int, shar
     else:
         q = client.scatter(query, broadcast=True, hash=False)
     return search_shards(client, shards, q, k, chunk, shard_backend).result()
+
+
+for _name, _shard_backend in DISTRIBUTED.items():
+    register_backend(_name)(partial(cluster_search, shard_backend=_shard_backend))
