@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from prodmatch.baseline import neighbour_pairs, tune_baseline
+from prodmatch.embedders.tune import neighbour_pairs, tune_baseline
 from prodmatch.embedders import get_embedder
 from prodmatch.data.folds import group_folds
 from prodmatch.data.shopee import read_shopee_csv

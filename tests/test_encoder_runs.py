@@ -15,7 +15,8 @@ from prodmatch.data.folds import shopee_folds
 from prodmatch.data.shopee import read_shopee_csv
 from prodmatch.encoders import load_encoder
 from prodmatch.embedders.run import embed_unsupervised
-from prodmatch.encoders.experiment import load_data, load_experiment
+from prodmatch.data.shopee import load_shopee
+from prodmatch.encoders.experiment import load_experiment
 from prodmatch.encoders.run import embed_trained, train_oof
 from prodmatch.encoders.inference import embed_frame
 from prodmatch.errors import DataError
@@ -316,7 +317,7 @@ def test_frozen_backbone_run_caches_features_once_and_its_saved_folds_reproduce_
     other = create_encoder("text", config.encoder_config())
     with torch.no_grad():
         other.backbone.embeddings.word_embeddings.weight.mul_(-1.0)
-    train, test = load_data(data, "text-only")
+    train, test = load_shopee(data, "text-only")
     fresh = cached_features(cache, other, {"train": train, "test": test})
     assert json.loads((cache / "features.json").read_text())["backbone_sha256"] != meta["backbone_sha256"]
     assert np.abs(fresh["train"] - original).max() > 1e-3

@@ -173,7 +173,7 @@ def test_shopee_candidate_pairs_titles_only(ccks):
                        items)
     for kind in ("cross", "two_tower"):
         model = build_pair_model(_config(folder, kind=kind))
-        scores = model.score(pairs)
+        scores = predict_pairs(model, pairs)
         assert scores.shape == (2,) and np.isfinite(scores).all()
 
 

@@ -18,6 +18,17 @@ PHASH_PATTERN = r"^[0-9a-f]{16}$"
 log = logging.getLogger(__name__)
 
 
+def load_shopee(data_dir, image_policy: str) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """train.csv (required, labelled) and test.csv (optional) of a Shopee folder."""
+    data_dir = Path(data_dir)
+    train = read_shopee_csv(data_dir / "train.csv", image_policy=image_policy)
+    if "label_group" not in train.columns:
+        raise DataError(f"{data_dir / 'train.csv'}: no label_group column")
+    test_path = data_dir / "test.csv"
+    test = read_shopee_csv(test_path, image_policy=image_policy) if test_path.is_file() else None
+    return train, test
+
+
 def read_shopee_csv(
     path,
     *,

@@ -6,8 +6,10 @@ from pathlib import Path
 
 from ..errors import DataError
 from ..io import code_version, data_hashes
-from ..encoders.experiment import fold_assignment, load_data
+from ..data.folds import shopee_fold_ids
+from ..data.shopee import load_shopee
 from ._registry import embedder_names
+from .tune import tune_baseline
 from . import get_embedder
 
 
@@ -20,15 +22,14 @@ def embed_unsupervised(data_dir, method: str, out, *, n_folds: int = 5, fold_see
     so the model sits in one run with trained models of the same folds. The F1 reported is the
     baseline's (threshold tuned on all train rows).
     """
-    from ..baseline import tune_baseline
     from ..store import rows_table, save_model
 
     if method not in embedder_names(trained=False):
         raise DataError(f"unknown method {method!r}; choose from {', '.join(embedder_names(trained=False))}")
     started = time.time()
     data_dir = Path(data_dir)
-    train, test = load_data(data_dir, "text-only")
-    fold_of = fold_assignment(train, n_folds, fold_seed)
+    train, test = load_shopee(data_dir, "text-only")
+    fold_of = shopee_fold_ids(train, n_folds, fold_seed)
     embedder = get_embedder(method)
     kind, oof = embedder.kind, embedder.transform(train)
     test_emb = None if test is None else embedder.transform(test)

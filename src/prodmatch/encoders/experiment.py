@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Literal
 
 import numpy as np
-import pandas as pd
 
 from ..config import from_dict, load_config, read_yaml, to_dict
 from ..errors import DataError
@@ -66,25 +64,6 @@ def load_experiment(source, **overrides) -> ExperimentConfig:
     if not 0 <= config.test_fold < config.n_folds:
         raise DataError(f"experiment config: test_fold {config.test_fold} is not a fold of {config.n_folds}")
     return config
-
-
-def load_data(data_dir, image_policy: str) -> tuple[pd.DataFrame, pd.DataFrame | None]:
-    """train.csv (required, labelled) and test.csv (optional) of a Shopee folder."""
-    from ..data.shopee import read_shopee_csv
-
-    data_dir = Path(data_dir)
-    train = read_shopee_csv(data_dir / "train.csv", image_policy=image_policy)
-    if "label_group" not in train.columns:
-        raise DataError(f"{data_dir / 'train.csv'}: no label_group column")
-    test_path = data_dir / "test.csv"
-    test = read_shopee_csv(test_path, image_policy=image_policy) if test_path.is_file() else None
-    return train, test
-
-
-def fold_assignment(train: pd.DataFrame, n_folds: int, seed: int) -> np.ndarray:
-    from ..data.folds import shopee_folds
-
-    return shopee_folds(train, n_folds, seed)["fold"].to_numpy().astype(np.int64)
 
 
 def parse_folds(folds, n_folds: int) -> list[int]:

@@ -12,7 +12,9 @@ from ..config import from_dict, to_dict
 from ..io import write_json, write_npy
 from ..resources import available_cores
 from ..training.checkpoint import seed_everything
-from .experiment import ExperimentConfig, default_image_policy, fold_assignment, load_data
+from ..data.folds import shopee_fold_ids
+from ..data.shopee import load_shopee
+from .experiment import ExperimentConfig, default_image_policy
 from .inference import embed_frame
 from .train import fit, validation_f1
 
@@ -136,8 +138,8 @@ def _fold_worker(data_dir, config_dict: dict, k: int, run, image_policy, threads
     torch.set_num_threads(threads)
     multiprocessing.set_start_method("fork", force=True)  # its DataLoader workers: fork, as in the parent
     config = from_dict(ExperimentConfig, config_dict)
-    train, test = load_data(Path(data_dir), image_policy or default_image_policy(config.kind))
-    fold_of = fold_assignment(train, config.n_folds, config.fold_seed)
+    train, test = load_shopee(Path(data_dir), image_policy or default_image_policy(config.kind))
+    fold_of = shopee_fold_ids(train, config.n_folds, config.fold_seed)
     train_fold(config, train, test, fold_of, k, Path(run) / "folds" / config.model_name, progress=False)
     return k
 

@@ -14,7 +14,9 @@ import numpy as np
 from ..config import to_dict
 from ..errors import DataError
 from ..io import code_version, data_hashes, write_json
-from .experiment import ExperimentConfig, default_image_policy, fold_assignment, load_data, load_experiment, parse_folds
+from ..data.folds import shopee_fold_ids
+from ..data.shopee import load_shopee
+from .experiment import ExperimentConfig, default_image_policy, load_experiment, parse_folds
 from .fold import fold_encoder, run_features, train_fold, train_folds_in_processes, within_fold_f1
 from .inference import embed_frame
 from .train import validation_f1
@@ -63,8 +65,8 @@ def train_oof(data_dir, config, *, folds="all", out, image_policy: str | None = 
     if (run / "models" / name / "model.json").is_file():
         raise FileExistsError(f"{run / 'models' / name} exists; choose another run folder or model name")
     chosen = parse_folds(folds, config.n_folds)
-    train, test = load_data(data_dir, image_policy or default_image_policy(config.kind))
-    fold_of = fold_assignment(train, config.n_folds, config.fold_seed)
+    train, test = load_shopee(data_dir, image_policy or default_image_policy(config.kind))
+    fold_of = shopee_fold_ids(train, config.n_folds, config.fold_seed)
     folder = run / "folds" / name
     folder.mkdir(parents=True, exist_ok=True)
     record = {"config": to_dict(config), "data": data_hashes(data_dir), "data_dir": str(data_dir),
@@ -196,8 +198,8 @@ def embed_trained(data_dir, kind: str, models_dir, out, *, n_folds: int | None =
         n_folds = n_folds or cfg["n_folds"]
         fold_seed = cfg["fold_seed"] if fold_seed is None else fold_seed
     n_folds, fold_seed = n_folds or 5, fold_seed or 0
-    train, test = load_data(data_dir, image_policy or default_image_policy(kind))
-    fold_of = fold_assignment(train, n_folds, fold_seed)
+    train, test = load_shopee(data_dir, image_policy or default_image_policy(kind))
+    fold_of = shopee_fold_ids(train, n_folds, fold_seed)
 
     def run_model(folder: Path, frame, desc):
         encoder = load_encoder(folder)

@@ -230,12 +230,6 @@ class PairModel(nn.Module):
         seen = {id(p) for p in backbone}
         return {"backbone": backbone, "head": [p for p in self.parameters() if id(p) not in seen]}
 
-    def score(self, pairs: pd.DataFrame, batch_size: int = 64) -> np.ndarray:
-        """p(same item) per row of a pair frame (see `predict_pairs`)."""
-        from .inference import predict_pairs
-
-        return predict_pairs(self, pairs, batch_size)
-
 
 def text_column(pairs: pd.DataFrame, name: str) -> list[str]:
     """A pair-frame column as strings ("" for missing values or a missing column)."""
