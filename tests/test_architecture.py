@@ -31,7 +31,8 @@ def module_name(path: Path) -> str:
 
 
 def imported(path: Path, name: str) -> set[str]:
-    """Every prodmatch module or attribute path `path` imports, anywhere in the file."""
+    """Every prodmatch name `path` imports, anywhere in the file: a module path, or a module path
+    and one of its attributes (``from pkg import x`` imports module ``pkg.x`` when it is one)."""
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     found = set()
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
@@ -41,13 +42,14 @@ def imported(path: Path, name: str) -> set[str]:
                 parts = package.split(".")
                 base = ".".join(parts[: len(parts) - node.level + 1] + ([base] if base else []))
             if base.split(".")[0] == "prodmatch":
-                found |= {base} | {f"{base}.{alias.name}" for alias in node.names}
+                found |= {f"{base}.{alias.name}" for alias in node.names}
         elif isinstance(node, ast.Import):
             found |= {alias.name for alias in node.names if alias.name.split(".")[0] == "prodmatch"}
     return found
 
 
 def import_graph() -> dict[str, set[str]]:
+    """module -> the modules it imports: a name resolves to the longest module path it starts with."""
     paths = {module_name(p): p for p in PACKAGE.rglob("*.py")}
 
     def resolve(target: str) -> str:

@@ -14,9 +14,10 @@ from PIL import Image
 from sklearn.feature_extraction.text import TfidfVectorizer
 
 from prodmatch.data.synth import _GENERATORS
-from prodmatch.data.synth.shopee import (GROUP_SIZE_HIST, TEST_COLUMNS, TRAIN_COLUMNS, Quantity, byte_artefacts,
-                                         canonical_quantity, escape_bytes, generate_shopee, plan_dataset,
-                                         posting_title, sample_group_sizes, spell_quantity)
+from prodmatch.data.synth.shopee import (GROUP_SIZE_HIST, TEST_COLUMNS, TRAIN_COLUMNS, generate_shopee, plan_dataset,
+                                         sample_group_sizes)
+from prodmatch.data.synth.shopee_catalogue import (Quantity, byte_artefacts, canonical_quantity, escape_bytes,
+                                                   posting_title, spell_quantity)
 from prodmatch.data.synth.vocab_id import COUNT, MEMORY, VOLUME, WEIGHT
 
 CSVS = ("train.csv", "test.csv", "test_truth.csv")

@@ -57,8 +57,11 @@ PRESET_CONFIG = {
 }
 
 from .ccks_images import _write_images
-from .ccks_catalogue import (_Product, _Seller, _build_leaves, _build_products, _coin, _make_brands, _make_record, _make_sellers)
-from .vocab_ccks import (_TAXONOMY)
+from .ccks_catalogue import (_Product, _Seller, _build_leaves, _build_products, _coin, _make_brands,
+                             _make_record, _make_sellers)
+from .vocab_ccks import _TAXONOMY
+
+
 # ----------------------------------------------------------------------------------------------
 # World -> items (with hidden truth columns) -> pairs.
 # ----------------------------------------------------------------------------------------------

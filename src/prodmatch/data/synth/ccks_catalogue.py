@@ -7,7 +7,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .vocab_ccks import _COLOURS, _COLOUR_SYNONYMS, _KINDS, _LINE_PREFIXES, _LINE_SUFFIXES, _MODEL_SUFFIXES, _ORIGINS, _PROMO, _SERIES_LETTERS, _SHOE_SIZES, _SPECS, _SYLLABLES, _TAXONOMY, _UNIT_VARIANTS, _WEAR_SHAPES, _YEAR_WORDS
+from .vocab_ccks import (_COLOURS, _COLOUR_SYNONYMS, _KINDS, _LINE_PREFIXES, _LINE_SUFFIXES, _MODEL_SUFFIXES,
+                         _ORIGINS, _PROMO, _SERIES_LETTERS, _SHOE_SIZES, _SPECS, _SYLLABLES, _TAXONOMY,
+                         _UNIT_VARIANTS, _WEAR_SHAPES, _YEAR_WORDS)
 
 # ----------------------------------------------------------------------------------------------
 # Small deterministic random helpers (numpy Generator only; never Python's hash or set order).
