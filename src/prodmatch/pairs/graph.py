@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..errors import DataError
+from ..extras import require
 from .base import PairHeadConfig, load_text_backbone, register_pair_model
 from .item_tables import embed_texts, item_positions, load_item_table, save_item_table
 from .pvs import PVS_FIELDS, merge_pvs
@@ -132,6 +133,7 @@ class GcnTower(TowerPairModel):
 
     config_class = GcnConfig
     reads = ("item",)
+    optional_modules = ("torch_geometric",)
 
     def build_encoder(self, *, pretrained: bool, assets: Path | None) -> None:
         saved = load_item_table(assets, GRAPH_TABLE)
@@ -158,7 +160,7 @@ class GcnTower(TowerPairModel):
     def _conv(self, n_types: int, bases: int | None) -> nn.Module:
         with warnings.catch_warnings():  # PyG's import-time torch.jit.script use (its issue, not the user's)
             warnings.filterwarnings("ignore", message=".*torch.jit.script.*", category=FutureWarning)
-            from torch_geometric.nn import RGCNConv
+            RGCNConv = require("torch_geometric.nn", "the gcn pair kind").RGCNConv
 
         return RGCNConv(self.config.gcn_dim, self.config.gcn_dim, num_relations=n_types, num_bases=bases)
 

@@ -18,6 +18,7 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import DataError
+from ..extras import require
 from .base import ASSETS, PairModelConfig, PairOutput, register_pair_model
 from .cross_encoder import CrossEncoder
 from .item_tables import item_positions, load_item_table, pair_item_ids, save_item_table
@@ -70,6 +71,7 @@ def item_triples(items: pd.DataFrame, fields=PVS_FIELDS) -> np.ndarray:
 def pretrain_transe(triples: np.ndarray, options: KnowledgeOptions, seed: int, progress: bool = False):
     """(entity -> row, relation -> row, entity embeddings, relation embeddings) of a TransE model
     trained with PyKEEN's sLCWA loop under `seed`."""
+    require("pykeen", "the pkgm pair kind")
     from pykeen.models import TransE
     from pykeen.training import SLCWATrainingLoop
     from pykeen.triples import TriplesFactory
@@ -131,6 +133,7 @@ class PkgmCrossEncoder(CrossEncoder):
     ``Linear(knowledge vector)`` (token type of their item), masked where an item has none."""
 
     config_class = PkgmConfig
+    optional_modules = ("pykeen",)
 
     def build_encoder(self, *, pretrained: bool, assets: Path | None) -> None:
         super().build_encoder(pretrained=pretrained, assets=assets)

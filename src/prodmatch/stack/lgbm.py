@@ -154,7 +154,9 @@ def group_matches(candidates: Matches, t: float, t_min2: float | None, config: "
 
 def plot_importance(importance: pd.DataFrame, path, top: int = 25) -> Path:
     """Horizontal bar chart of the top features' share of total gain, as a PNG (atomic)."""
-    import matplotlib
+    from ..extras import require
+
+    matplotlib = require("matplotlib", "plot_importance")
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

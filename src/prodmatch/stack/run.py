@@ -125,6 +125,7 @@ def stack_run(runs, *, data_dir=None, titles=None, config=None, overwrite: bool 
     from ..post.matcher import MatcherConfig, tune
     from ..post.steps import STEPS, chain, changes_sets
     from ..post.tune import SIZE_GRID, best_thresholds, density_weight, nested_sums, size_table, threshold_grid
+    from ..extras import optional
     from .lgbm import StackerConfig, fit_final, fit_oof, plot_importance, save_booster
     from .candidates import candidate_recall
     from .compare import compare
@@ -228,7 +229,8 @@ def stack_run(runs, *, data_dir=None, titles=None, config=None, overwrite: bool 
         fit_final_pair_members(pairs, parts, rows, names, titles, config, tmp, progress)
         write_csv(tmp / "importance.csv", oof.importance)
         write_csv(tmp / "compare.csv", comparison)
-        plot_importance(oof.importance, tmp / "importance.png")
+        if optional("matplotlib", "stack/importance.png") is not None:
+            plot_importance(oof.importance, tmp / "importance.png")
         write_json(tmp / "stack.json", info)
     return {"scores": scores, "predicted": predicted, "recall": recall, "importance": oof.importance,
             "compare": comparison, "out": out, "info": info}
