@@ -17,8 +17,8 @@ from prodmatch.pairs.unsupervised import pvs_jaccard
 from prodmatch.ccks.output import score_result_file
 from prodmatch.ccks import CcksRunConfig, build_members, ccks_run
 from prodmatch.ccks.data import holdout_split
-from prodmatch.ccks.select import (Fitted, Rule, choose, entry_rules, fit_entries, member_rule, pair_components,
-                                   selection_folds)
+from prodmatch.ccks.select import Fitted, Rule, choose, entry_rules, fit_entries, member_rule, selection_folds
+from prodmatch.data.folds import pair_components
 from prodmatch.stack.ensemble import ensemble_from_dict
 
 from .conftest import preset_folder

@@ -30,7 +30,13 @@ def test_shopee_folds_needs_labels():
 
 def test_pair_components_hand_computed():
     comp = pair_components(["a", "b", "x", "c"], ["b", "c", "y", "a"])
-    assert comp[0] == comp[1] == comp[3] != comp[2]
+    assert comp.tolist() == [0, 0, 1, 0]  # numbered by first appearance: a's component, then x's
+
+
+def test_pair_components_take_ids_of_mixed_types():
+    """CCKS ids are strings, KDD's integers: one function serves both (no sort of mixed types)."""
+    assert pair_components([7, "7", 7], ["7", 8, 9]).tolist() == [0, 0, 0]
+    assert pair_components([1, "x"], [2, "y"]).tolist() == [0, 1]
 
 
 def test_ccks_folds_keep_items_in_one_fold():

@@ -243,7 +243,7 @@ def test_interrupted_pair_training_resumes_to_the_same_weights(ccks, tmp_path):
         fit_pair_model(broken, train, valid, config, tmp_path / "run")
     with pytest.raises(FileExistsError, match="resume"):
         fit_pair_model(build_pair_model(_config(folder, kind="two_tower")), train, valid, config, tmp_path / "run")
-    with pytest.raises(DataError, match="same config"):
+    with pytest.raises(DataError, match="same data and config"):
         fit_pair_model(build_pair_model(_config(folder, kind="two_tower")), train, valid,
                        PairTrainConfig(**{**config.__dict__, "epochs": 4}), tmp_path / "run", resume=True)
 

@@ -143,7 +143,8 @@ class ComparisonsLgbm(Member):
         from ..metrics import best_pair_threshold
         from ..stack.comparisons import build_comparisons
         from ..stack.lgbm import LgbmParams, fit_with_oof, save_booster
-        from .select import pair_components, selection_folds
+        from ..data.folds import pair_components
+        from .select import selection_folds
 
         o = self.options
         comparisons = build_comparisons(o.comparisons or None, data.items)

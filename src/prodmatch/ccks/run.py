@@ -18,7 +18,8 @@ from .data import CcksData, load_data
 from .members import ScoreBook, build_members, score_members
 from .report import score_table, write_scoring
 from .reuse import EarlierRun
-from .select import SELECTION, choose, entry_rules, fit_entries, pair_components, selection_folds
+from ..data.folds import pair_components
+from .select import SELECTION, choose, entry_rules, fit_entries, selection_folds
 
 log = logging.getLogger(__name__)
 

@@ -159,16 +159,6 @@ class Folds:
         return {"folds": self.k, "requested": self.requested, "scheme": self.scheme,
                 "components": self.components, "seed": self.seed}
 
-def pair_components(src, tgt) -> np.ndarray:
-    """Connected-component id of each pair in the graph whose nodes are items and edges the pairs."""
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
-
-    codes, _ = pd.factorize(pd.concat([pd.Series(src, dtype=object), pd.Series(tgt, dtype=object)], ignore_index=True))
-    a, b = codes[:len(codes) // 2], codes[len(codes) // 2:]
-    n = int(codes.max()) + 1 if len(codes) else 0
-    graph = coo_matrix((np.ones(len(a)), (a, b)), shape=(n, n))
-    return connected_components(graph, directed=False)[1][a]
 
 def selection_folds(y, groups, k: int, seed: int) -> Folds:
     """Seeded CV folds of labelled pairs (ccks/README.md, protocol step 5): `k` clamped to the smaller

@@ -47,13 +47,13 @@ def shopee_fold_ids(train: pd.DataFrame, n_folds: int, seed: int) -> np.ndarray:
 
 
 def pair_components(src, tgt) -> np.ndarray:
-    """Connected-component id per pair of the item graph whose edges are the pairs."""
-    src, tgt = np.asarray(src), np.asarray(tgt)
-    ids, codes = np.unique(np.concatenate([src, tgt]), return_inverse=True)
-    n_pairs = len(src)
-    graph = coo_matrix((np.ones(n_pairs), (codes[:n_pairs], codes[n_pairs:])), shape=(len(ids), len(ids)))
-    _, item_component = connected_components(graph, directed=False)
-    return item_component[codes[:n_pairs]]
+    """Connected-component id of each pair in the graph whose nodes are items and edges the pairs
+    (ids of any hashable type; components numbered by their first item's appearance)."""
+    codes, _ = pd.factorize(pd.concat([pd.Series(src, dtype=object), pd.Series(tgt, dtype=object)], ignore_index=True))
+    a, b = codes[:len(codes) // 2], codes[len(codes) // 2:]
+    n = int(codes.max()) + 1 if len(codes) else 0
+    graph = coo_matrix((np.ones(len(a)), (a, b)), shape=(n, n))
+    return connected_components(graph, directed=False)[1][a]
 
 
 def ccks_folds(pairs: pd.DataFrame, n_folds: int = 5, seed: int = 0) -> pd.DataFrame:

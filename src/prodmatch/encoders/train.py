@@ -17,7 +17,7 @@ import pandas as pd
 from ..config import load_config, to_dict
 from ..errors import DataError
 from ..io import write_json
-from ..training.checkpoint import read_checkpoint_info, seed_everything
+from ..training.checkpoint import check_resume, seed_everything
 from ..training.engine import Engine, StepPlan, deterministic, epoch_generator
 from ..training.optim import build_optimizer
 from ..training.schedule import lr_factor  # noqa: F401  (re-exported)
@@ -158,10 +158,6 @@ def fit(encoder, train_frame: pd.DataFrame, valid_frame: pd.DataFrame | None, co
     config = load_config(config, TrainConfig)
     _check_config(config)
     out_dir = Path(out_dir)
-    existing = read_checkpoint_info(out_dir)
-    if existing is not None and not resume:
-        raise FileExistsError(f"{out_dir} holds a checkpoint (epoch {existing['epoch']}); "
-                              "pass resume=True to continue it, or choose another folder")
     if "label_group" not in train_frame.columns:
         raise DataError("training needs label_group")
     classes, codes = encode_labels(train_frame["label_group"].to_numpy())
@@ -169,9 +165,7 @@ def fit(encoder, train_frame: pd.DataFrame, valid_frame: pd.DataFrame | None, co
         raise DataError(f"the training frame has {len(classes)} label group(s); ArcFace needs at least 2")
     if valid_frame is not None and len(valid_frame) and "label_group" not in valid_frame.columns:
         raise DataError("validation needs label_group")
-    if existing is not None and (existing.get("n_classes") != len(classes) or existing.get("config") != to_dict(config)):
-        raise DataError(f"{out_dir}: the checkpoint was made with other classes or settings; "
-                        "resume only with the same data and config")
+    existing = check_resume(out_dir, resume, {"n_classes": len(classes), "config": to_dict(config)})
 
     started = time.time()
     device = device_for()

@@ -19,7 +19,7 @@ from ..errors import DataError
 from ..io import write_json
 from ..metrics import best_pair_threshold
 from ..saved_model import WEIGHTS_FILE, load_weights, read_manifest, save_model
-from ..training.checkpoint import read_checkpoint_info, seed_everything
+from ..training.checkpoint import check_resume, seed_everything
 from ..training.engine import Engine, StepPlan, deterministic
 from ..training.optim import CLIP_MODES, build_optimizer
 from .base import ASSETS, PairModel, build_pair_model, pair_model_config
@@ -132,12 +132,7 @@ def fit_pair_model(model: PairModel, train_pairs: pd.DataFrame, valid_pairs: pd.
     if valid_pairs is not None and len(valid_pairs):
         y_valid = _labels(valid_pairs, "validation pairs")
     out_dir = Path(out_dir)
-    existing = read_checkpoint_info(out_dir)
-    if existing is not None and not resume:
-        raise FileExistsError(f"{out_dir} holds a checkpoint (epoch {existing['epoch']}); "
-                              "pass resume=True to continue it, or choose another folder")
-    if existing is not None and existing.get("config") != _resume_key(config):
-        raise DataError(f"{out_dir}: the checkpoint was made with other settings; resume only with the same config")
+    existing = check_resume(out_dir, resume, {"config": _resume_key(config)})
     out_dir.mkdir(parents=True, exist_ok=True)
     prepared = model.prepare(train_pairs)
     if prepared.get("added_tokens"):

@@ -108,6 +108,23 @@ def read_checkpoint_info(out_dir: Path) -> dict | None:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
+def check_resume(out_dir: Path, resume: bool, key: dict) -> dict | None:
+    """The checkpoint info of `out_dir` (None: none yet), refused unless `resume` and unless every
+    entry of `key` (what the run must share with it: config, classes) equals the checkpoint's."""
+    existing = read_checkpoint_info(out_dir)
+    if existing is None:
+        return None
+    if not resume:
+        raise FileExistsError(f"{out_dir} holds a checkpoint (epoch {existing['epoch']}); "
+                              "pass resume=True to continue it, or choose another folder")
+    if any(existing.get(k) != v for k, v in key.items()):
+        from ..errors import DataError
+
+        raise DataError(f"{out_dir}: the checkpoint was made with other data or settings; "
+                        "resume only with the same data and config")
+    return existing
+
+
 def load_checkpoint(out_dir: Path, *, modules: dict, optimizer, scaler) -> dict:
     """Restore `modules`, the optimizer (and loss scaler) from `out_dir`; returns the JSON state."""
     from safetensors.torch import load_file
