@@ -26,7 +26,7 @@ from prodmatch.io import new_run_dir, write_text
 from prodmatch.post.run import match_run
 from prodmatch.stack.run import stack_run
 from prodmatch.report import markdown_table
-from prodmatch.store import rows_table, save_model
+from prodmatch.store import rows_table, save_embeddings
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -79,7 +79,7 @@ def main() -> None:
     for name in args.models.split(","):
         kind, embed = MODELS[name]
         started = time.perf_counter()
-        save_model(run, name, kind, embed(frame), rows=rows, meta={"source": "bench/ablation.py", "data": str(args.data)})
+        save_embeddings(run, name, kind, embed(frame), rows=rows, meta={"source": "bench/ablation.py", "data": str(args.data)})
         timings.append(f"{name} {time.perf_counter() - started:.1f} s")
     result = match_run(run, titles=frame["title"].to_numpy(object), config={"k": args.k, "cv_pool": args.cv_pool, **overrides})
     table = result["table"]

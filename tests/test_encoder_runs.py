@@ -20,7 +20,7 @@ from prodmatch.encoders.experiment import load_experiment
 from prodmatch.encoders.run import embed_trained, train_oof
 from prodmatch.encoders.inference import embed_frame
 from prodmatch.errors import DataError
-from prodmatch.store import list_models, load_model, load_runs, read_rows
+from prodmatch.store import list_models, load_embeddings, load_runs, read_rows
 
 FAST = {"epochs": 2, "max_steps_per_epoch": 2, "batch_size": 8, "freeze_backbone": False,  # the fine-tuning path
         "save_checkpoints": True}
@@ -60,7 +60,7 @@ def test_partial_then_complete(image_run):
 
 def test_oof_model_shapes_norms_and_meta(image_run, data):
     run, _, rest = image_run
-    model = load_model(run, "tiny-image")
+    model = load_embeddings(run, "tiny-image")
     train = read_shopee_csv(data / "train.csv", image_policy="text-only")
     test = read_shopee_csv(data / "test.csv", image_policy="text-only")
     assert model.kind == "dense" and model.oof.shape == (len(train), 64) and model.test.shape == (len(test), 64)
@@ -81,7 +81,7 @@ def test_oof_model_shapes_norms_and_meta(image_run, data):
 
 def test_each_row_is_embedded_by_its_own_fold_model(image_run, data):
     run, _, _ = image_run
-    model = load_model(run, "tiny-image")
+    model = load_embeddings(run, "tiny-image")
     folds = read_rows(run)["fold"].to_numpy()
     train = read_shopee_csv(data / "train.csv", image_policy="placeholder")
     tests = []
@@ -164,14 +164,14 @@ def test_text_oof_with_a_tiny_bert(data, tmp_path):
     config = load_experiment("tiny-text", n_folds=2, encoder={"model": str(folder), "max_length": 16},
                              train=dict(FAST), test="fold", test_fold=1)
     result = train_oof(data, config, out=tmp_path / "run", progress=False)
-    model = load_model(tmp_path / "run", "tiny-text")
+    model = load_embeddings(tmp_path / "run", "tiny-text")
     assert result["complete"] and model.oof.shape[1] == 64
     np.testing.assert_allclose(model.test, np.load(tmp_path / "run" / "folds" / "tiny-text" / "1" / "test.npy"))
     # the same fold models, re-embedded from their folders by `embed_trained`, give the same matrices
     again = embed_trained(data, "text", tmp_path / "run" / "folds" / "tiny-text", tmp_path / "run", name="text-again",
                           progress=False)
     assert again["oof"]
-    np.testing.assert_allclose(load_model(tmp_path / "run", "text-again").oof, model.oof, atol=1e-5)
+    np.testing.assert_allclose(load_embeddings(tmp_path / "run", "text-again").oof, model.oof, atol=1e-5)
 
 
 def test_unsupervised_models_share_the_run(data, tmp_path):
@@ -215,7 +215,7 @@ def test_cli_train_and_embed(data, tmp_path, capsys):
     # embed with trained models: a run's fold folder (true OOF) into a new run
     assert main(["embed", "text", "--data", str(data), "--models", str(run / "folds" / "bert"),
                  "--out", str(tmp_path / "run2"), "--quiet"]) == 0
-    assert load_model(tmp_path / "run2", "text").meta["oof"] is True
+    assert load_embeddings(tmp_path / "run2", "text").meta["oof"] is True
     assert main(["embed", "text", "--data", str(data), "--out", str(tmp_path / "run3")]) == 2
 
 
@@ -237,7 +237,7 @@ def test_folds_in_worker_processes_equal_sequential_training(image_run, data, tm
     run, _, _ = image_run
     parallel = train_oof(data, image_config(), out=tmp_path / "jobs", progress=False, jobs=2)
     assert parallel["complete"] and parallel["trained"] == [0, 1, 2]
-    a, b = load_model(run, "tiny-image"), load_model(tmp_path / "jobs", "tiny-image")
+    a, b = load_embeddings(run, "tiny-image"), load_embeddings(tmp_path / "jobs", "tiny-image")
     folds = read_rows(run)["fold"].to_numpy()
     # folds 0 and 1 trained at one thread each, like the sequential run here: the same numbers
     np.testing.assert_allclose(a.oof[folds < 2], b.oof[folds < 2], atol=1e-5)
@@ -307,7 +307,7 @@ def test_frozen_backbone_run_caches_features_once_and_its_saved_folds_reproduce_
     # OOF / test vectors came from the cache; the saved fold encoders embedding the CSVs agree
     again = embed_trained(data, "text", tmp_path / "run" / "folds" / "tiny-text", tmp_path / "run", name="again",
                           progress=False)
-    model, redone = load_model(tmp_path / "run", "tiny-text"), load_model(tmp_path / "run", "again")
+    model, redone = load_embeddings(tmp_path / "run", "tiny-text"), load_embeddings(tmp_path / "run", "again")
     np.testing.assert_allclose(redone.oof, model.oof, atol=1e-5)
     np.testing.assert_allclose(redone.test, model.test, atol=1e-5)
     # another backbone never reads these features: they are recomputed for it

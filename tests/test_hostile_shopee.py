@@ -211,8 +211,8 @@ def nan_embeddings(run):
     oof = np.load(run / "models" / "phash" / "oof.npy")
     dense = np.random.default_rng(0).normal(size=(len(oof), 8)).astype(np.float32)
     dense[5, 2] = np.nan
-    from prodmatch.store import read_rows, save_model
-    save_model(run, "dense", "dense", dense, rows=read_rows(run))
+    from prodmatch.store import read_rows, save_embeddings
+    save_embeddings(run, "dense", "dense", dense, rows=read_rows(run))
 
 
 NUMBERS = {  # a number out of its range, in a config or a flag, named before any work

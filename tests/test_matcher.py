@@ -25,7 +25,7 @@ from prodmatch.post.matcher import (
     stages,
 )
 from prodmatch.post.tune import best_thresholds, curve, threshold_grid
-from prodmatch.store import rows_table, save_model
+from prodmatch.store import rows_table, save_embeddings
 
 # ---------------------------------------------------------------- curves
 
@@ -200,9 +200,9 @@ def run_folder(tmp_path):
     rows = rows_table(frame, folds)
     run = tmp_path / "run"
     for name, x in models.items():
-        save_model(run, name, "dense", x, rows=rows)
+        save_embeddings(run, name, "dense", x, rows=rows)
     codes = np.random.default_rng(0).integers(0, 2**63, len(groups), dtype=np.uint64)
-    save_model(run, "phash", "phash", codes, rows=rows, meta={"per_fold_models": False})
+    save_embeddings(run, "phash", "phash", codes, rows=rows, meta={"per_fold_models": False})
     data = tmp_path / "data"
     data.mkdir()
     frame.assign(image="x.jpg", image_phash=[f"{int(c):016x}" for c in codes], title=titles).to_csv(

@@ -32,7 +32,7 @@ from prodmatch.stack.lgbm import (
     pair_matches,
     plot_importance,
 )
-from prodmatch.store import rows_table, save_model
+from prodmatch.store import rows_table, save_embeddings
 
 from .test_matcher import clustered
 
@@ -183,7 +183,7 @@ def stack_folder(tmp_path):
     rows = rows_table(frame, folds)
     run = tmp_path / "run"
     for name, x in models.items():
-        save_model(run, name, "dense", x, rows=rows)
+        save_embeddings(run, name, "dense", x, rows=rows)
     data = tmp_path / "data"
     data.mkdir()
     frame.assign(image="x.jpg", image_phash="0" * 16, title=titles).to_csv(data / "train.csv", index=False)

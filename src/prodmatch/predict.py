@@ -124,13 +124,13 @@ def _comparable_f1(stack: dict, matcher: dict) -> tuple[str, float, float | None
 
 def _stage_bundle(runs: list[Path], staging: Path, matcher: dict, info: dict | None, used: set) -> dict:
     """Copy the used models (and the stacker) into `staging` and write its bundle.json."""
-    from .store import list_models, load_model
+    from .store import list_models, load_embeddings
 
     models = {}
     for run in runs:
         for name in list_models(run):
             if name in used:
-                models[name] = _bundle_model(run, name, load_model(run, name).meta, staging)
+                models[name] = _bundle_model(run, name, load_embeddings(run, name).meta, staging)
     missing = sorted(used - set(models))
     if missing:
         raise DataError(f"the matcher/stacker use models {missing} that the runs do not hold")

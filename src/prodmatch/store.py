@@ -88,7 +88,7 @@ def rows_table(frame: pd.DataFrame, folds) -> pd.DataFrame:
     return table
 
 
-def save_model(
+def save_embeddings(
     run, name: str, kind: str, oof, *, rows: pd.DataFrame, test=None, meta: dict | None = None, overwrite: bool = False
 ) -> Path:
     """Write model `name` into run folder `run` (created if needed); returns the model folder.
@@ -157,7 +157,7 @@ def list_models(run) -> list[str]:
     return sorted(p.name for p in folder.iterdir() if (p / "model.json").is_file()) if folder.is_dir() else []
 
 
-def load_model(run, name: str, rows: pd.DataFrame | None = None, rows_sha256: str | None = None) -> StoredModel:
+def load_embeddings(run, name: str, rows: pd.DataFrame | None = None, rows_sha256: str | None = None) -> StoredModel:
     """Model `name` of `run`, its arrays checked against model.json and the run's rows.csv (`rows`,
     `rows_sha256`: that table and its hash, when the caller read them already)."""
     folder = Path(run) / "models" / name
@@ -229,7 +229,7 @@ def load_runs(runs, names=None) -> tuple[pd.DataFrame, list[StoredModel]]:
         if not _same_rows(rows, other):
             raise DataError(f"{run}: its rows.csv differs from {runs[0]}'s (other postings, order or folds)")
         digest = file_sha256(run / "rows.csv")
-        models += [load_model(run, n, rows, digest) for n in list_models(run) if not names or n in names]
+        models += [load_embeddings(run, n, rows, digest) for n in list_models(run) if not names or n in names]
     if names:
         found = {m.name for m in models}
         missing = [n for n in names if n not in found]
@@ -262,5 +262,5 @@ def _ensure_rows(run: Path, rows: pd.DataFrame) -> None:
     write_csv(path, rows)
 
 
-__all__ = ["KINDS", "StoredModel", "rows_table", "save_model", "read_rows", "list_models", "load_model", "load_runs",
+__all__ = ["KINDS", "StoredModel", "rows_table", "save_embeddings", "read_rows", "list_models", "load_embeddings", "load_runs",
            "check_built_on"]

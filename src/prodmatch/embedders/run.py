@@ -22,7 +22,7 @@ def embed_unsupervised(data_dir, method: str, out, *, n_folds: int = 5, fold_see
     so the model sits in one run with trained models of the same folds. The F1 reported is the
     baseline's (threshold tuned on all train rows).
     """
-    from ..store import rows_table, save_model
+    from ..store import rows_table, save_embeddings
 
     if method not in embedder_names(trained=False):
         raise DataError(f"unknown method {method!r}; choose from {', '.join(embedder_names(trained=False))}")
@@ -40,6 +40,6 @@ def embed_unsupervised(data_dir, method: str, out, *, n_folds: int = 5, fold_see
             "folds": list(range(n_folds)), "fold_f1": None, "oof_f1": float(tuned.scores.f1),
             "oof_threshold": tuned.threshold, "unsupervised": True,
             "wall_seconds": round(time.time() - started, 3), "partial": False}
-    model_dir = save_model(out, name or method, kind, oof, rows=rows_table(train, fold_of), test=test_emb, meta=meta)
+    model_dir = save_embeddings(out, name or method, kind, oof, rows=rows_table(train, fold_of), test=test_emb, meta=meta)
     return {"run": str(out), "name": name or method, "model": str(model_dir), "kind": kind,
             "oof_f1": float(tuned.scores.f1), "oof_threshold": tuned.threshold, "seconds": meta["wall_seconds"]}

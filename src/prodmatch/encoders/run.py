@@ -122,9 +122,9 @@ def train_oof(data_dir, config, *, folds="all", out, image_policy: str | None = 
         "wall_seconds": round(sum(p["seconds"] for p in per_fold.values()), 3),
         "partial": False,
     }
-    from ..store import save_model
+    from ..store import save_embeddings
 
-    model_dir = save_model(run, name, "dense", oof, rows=rows_table(train, fold_of), test=test_emb, meta=meta)
+    model_dir = save_embeddings(run, name, "dense", oof, rows=rows_table(train, fold_of), test=test_emb, meta=meta)
     summary.update({"model": str(model_dir), "oof_f1": within["f1"], "oof_threshold": within["threshold"],
                     "oof_f1_all_rows": across["f1"], "dim": int(oof.shape[1])})
     return summary
@@ -183,7 +183,7 @@ def embed_trained(data_dir, kind: str, models_dir, out, *, n_folds: int | None =
     (``encoder.json``): all rows are embedded by it, so the train matrix is NOT out-of-fold
     (meta ``oof: false``) - use it for test-time embedding.
     """
-    from ..store import rows_table, save_model
+    from ..store import rows_table, save_embeddings
     from . import load_encoder
 
     from . import encoder_class
@@ -233,7 +233,7 @@ def embed_trained(data_dir, kind: str, models_dir, out, *, n_folds: int | None =
             "code_version": code_version(), "data": data_hashes(data_dir), "data_dir": str(data_dir),
             "folds": list(range(n_folds)), "oof": is_oof, "per_fold_models": is_oof, "oof_f1": scores["f1"], "oof_threshold": scores["threshold"],
             "wall_seconds": round(time.time() - started, 3), "partial": False}
-    model_dir = save_model(out, name or kind, "dense", oof, rows=rows_table(train, fold_of), test=test_emb, meta=meta)
+    model_dir = save_embeddings(out, name or kind, "dense", oof, rows=rows_table(train, fold_of), test=test_emb, meta=meta)
     return {"run": str(out), "name": name or kind, "model": str(model_dir), "oof": is_oof, "oof_f1": scores["f1"],
             "oof_threshold": scores["threshold"], "seconds": meta["wall_seconds"]}
 
