@@ -15,6 +15,7 @@ from . import __version__
 from .embedders.tune import neighbour_pairs, tune_baseline
 from .io import data_hashes, new_run_dir, write_csv, write_json
 from .metrics import matches_frame, read_truth, score_submission
+from .summary import f1_entry, write_summary
 
 def predict_matches(frame: pd.DataFrame, method: str, threshold: float) -> pd.DataFrame:
     """Submission frame (posting_id, matches) for `method` at `threshold`; self always included."""
@@ -54,4 +55,12 @@ def run_baseline(data_dir, *, method: str = "tfidf", out_root="oof", image_polic
         result["test"] = asdict(score_submission(read_truth(truth_path), submission))
     result["seconds"] = round(time.time() - started, 2)
     write_json(run / "result.json", result)
+    write_summary(run, task="shopee", stage="baseline", entries=[summary_entry(result)])
     return result
+
+
+def summary_entry(info: dict) -> dict:
+    """The run's summary entry: held-out test F1 where test_truth.csv was there, else train F1."""
+    score = info.get("test") or info.get("train") or {}
+    what = f"{info.get('method')} threshold {info.get('threshold')} ({'held-out test' if 'test' in info else 'train'})"
+    return f1_entry("baseline", what, info, score)

@@ -14,6 +14,7 @@ import scipy.sparse as sp
 
 from . import __version__
 from .errors import DataError, preview
+from .summary import SUMMARY_FILE, f1_entry, write_summary
 from .io import file_sha256, npy_bytes, read_json_object, write_bytes, write_csv, write_json
 
 ROW_COLUMNS = ("posting_id", "label_group", "fold")
@@ -128,8 +129,19 @@ def save_embeddings(
         "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
         **(meta or {}),
     }
+    (folder / SUMMARY_FILE).unlink(missing_ok=True)
+    if info.get("oof_f1") is not None:
+        write_summary(folder, task="shopee", stage="model", entries=[summary_entry(info)])
     write_json(folder / "model.json", info)  # written last: marks the model complete
     return folder
+
+
+def summary_entry(info: dict) -> dict:
+    """A scored model's summary entry: its OOF F1 (an unsupervised method's: tuned on all rows)."""
+    score = {"f1": info.get("oof_f1"), "precision": info.get("oof_precision"), "recall": info.get("oof_recall")}
+    how = ("threshold tuned on all train rows" if info.get("unsupervised")
+           else "OOF, each fold searched alone, one threshold tuned on all OOF rows")
+    return f1_entry("model", f"{info.get('name')} ({info.get('kind')}): {how} {info.get('oof_threshold')}", info, score)
 
 
 def read_rows(run) -> pd.DataFrame:

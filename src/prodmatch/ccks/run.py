@@ -12,6 +12,7 @@ import pandas as pd
 
 from ..config import load_config, to_dict
 from ..io import atomic_dir, atomic_path, check_out, code_version, write_csv, write_json
+from ..summary import f1_entry, write_summary
 from ..resources import torch_threads
 from .config import CcksRunConfig
 from .data import CcksData, load_data
@@ -143,7 +144,17 @@ def write_run(folder: Path, data_dir, config: CcksRunConfig, data: CcksData, hol
               "chosen_valid": summary["chosen_valid"], "cv": folds.to_dict(),
               "entries": entry_scores(entries, data), "seconds": round(time.time() - started, 2)}
     write_json(folder / "run.json", record)
+    if record["chosen_valid"]:
+        write_summary(folder, task="ccks", stage="ccks", entries=[summary_entry(record)])
     return summary
+
+
+def summary_entry(record: dict) -> dict:
+    """The run's summary entry: the chosen entry's valid-pair F1 (and its cross-validated F1)."""
+    members = "+".join(record.get("members", {}))
+    cv = record.get("chosen_cv_f1")
+    return f1_entry("ccks", f"CCKS valid pairs: {record.get('chosen')} (members {members})", record,
+                    record["chosen_valid"], "" if cv is None else f"cv F1 {float(cv):.4f}")
 
 def stacker_features(data: CcksData, config: CcksRunConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The named pair comparisons of the held-out and the valid pairs (the stacker entry's features)."""

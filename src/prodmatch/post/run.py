@@ -15,6 +15,7 @@ from ..data.shopee import read_shopee_csv
 from ..errors import DataError
 from ..io import data_hashes, write_csv, write_json
 from ..metrics import row_group_sizes
+from ..summary import f1_entry, write_summary
 
 log = logging.getLogger(__name__)
 
@@ -119,8 +120,29 @@ def match_run(runs, *, data_dir=None, titles=None, config=None, overwrite: bool 
     write_csv(out_csv, result.table)
     write_csv(runs[0] / "curves.csv", threshold_curves(parts, names, config.grid))
     write_csv(runs[0] / "sizes.csv", size_distribution(parts, result.params))
+    write_summary(runs[0], task="shopee", stage="matcher", entries=summary_entries(result.table, info))
     return {"table": result.table, "params": result.params, "ablation": out_csv, "matcher": out_json,
             "seconds": info["seconds"], "info": info}
+
+
+def summary_entries(table: pd.DataFrame, info: dict) -> list[dict]:
+    """The matcher's summary: the full chain's OOF F1 (stage by stage), predict's chain tuned for the
+    test size, and the best stage when it beats the full chain."""
+    chain = table[~table["stage"].isin(["threshold", "+min2", "+nb"])]
+    last = (chain if len(chain) else table).iloc[-1]
+    best = table.loc[table["f1"].idxmax()]
+    stages = " -> ".join(f"{r.stage} {r.f1:.4f}" for r in chain.itertuples()) or f"{last['stage']} {last['f1']:.4f}"
+    singles = table[table["stage"] == "threshold"]
+    stages = "; ".join([", ".join(f"{r.models} {r.f1:.4f}" for r in singles.itertuples()), stages])
+    score = {"f1": float(last["f1"]), "precision": float(last["precision"]), "recall": float(last["recall"])}
+    entries = [f1_entry("matcher", f"full chain: {last['models']}", info, score, stages)]
+    if info.get("predicted"):  # what predict runs: the best chain stage, thresholds for the test size
+        entries.append(f1_entry("matcher", "predict's chain, tuned for the test size", info,
+                                {"f1": info.get("oof_f1")}, predicted=info["predicted"]))
+    if best["f1"] > last["f1"]:
+        entries.append(f1_entry("matcher", f"best stage: {best['stage']} {best['models']}", info,
+                                {k: float(best[k]) for k in ("f1", "precision", "recall")}))
+    return entries
 
 
 def matcher_at_size(parts, config, kinds, names, stage) -> tuple:

@@ -14,6 +14,7 @@ import pandas as pd
 from .. import __version__
 from ..errors import DataError
 from ..io import atomic_dir, check_out_path, data_hashes, write_csv, write_json
+from ..summary import f1_entry, write_summary
 from ..metrics import Scores
 from ..post.run import match_parts, resolve_cv_pool, run_titles, tuned_test_rows
 
@@ -232,8 +233,16 @@ def stack_run(runs, *, data_dir=None, titles=None, config=None, overwrite: bool 
         if optional("matplotlib", "stack/importance.png") is not None:
             plot_importance(oof.importance, tmp / "importance.png")
         write_json(tmp / "stack.json", info)
+        write_summary(tmp, task="shopee", stage="stack", entries=[summary_entry(info)])
     return {"scores": scores, "predicted": predicted, "recall": recall, "importance": oof.importance,
             "compare": comparison, "out": out, "info": info}
+
+
+def summary_entry(info: dict) -> dict:
+    """The stacker's summary entry: OOF F1 with thresholds tuned on other folds, and its prediction
+    for the test size."""
+    what = f"LightGBM on {info.get('pairs')} pairs of {'+'.join(info.get('models', []))}"
+    return f1_entry("stacker", what, info, info.get("oof", {}), predicted=info.get("predicted"))
 
 
 def graph_nested(cands, groups, config, start, weights=None) -> tuple[dict, list, tuple]:
