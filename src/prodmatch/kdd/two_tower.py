@@ -91,7 +91,7 @@ class TwoTowerNet(nn.Module):
 
 
 @register_method("two_tower")
-class TwoTower(Method):
+class QueryBoxTwoTower(Method):
     """Seed 001's two-tower query / box matcher trained on train.tsv with sampled negatives."""
 
     needs = NEEDS
