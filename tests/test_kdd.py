@@ -319,3 +319,16 @@ def test_no_answers_at_all_is_a_clear_error_and_scores_nothing(tmp_path):
         read_answers(path)
     assert relevance([1, 2], [3, 4], {}).tolist() == [False, False]
     assert relevance([1, 2], [3, 4], {1: []}).tolist() == [False, False]
+
+
+def test_check_kdd_does_not_import_torch(data):
+    """`prodmatch check kdd` reads and decodes a .tsv without the trained kinds: torch is never imported."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from prodmatch.cli import main; "
+            f"rc = main(['check', 'kdd', {str(data / 'valid.tsv')!r}, '--feature-dim', '{DIM}']); "
+            "print('torch' in sys.modules, rc)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split()[-2:] == ["False", "0"]
