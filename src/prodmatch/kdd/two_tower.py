@@ -13,7 +13,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from ..errors import DataError
-from ..layers import device_for
+from ..layers import InteractionMlp, device_for
 from ._registry import register_method
 from .boxes import BoxBatch, padded_boxes
 from .data import BoxChunk
@@ -81,13 +81,12 @@ class TwoTowerNet(nn.Module):
         super().__init__()
         self.boxes = BoxEncoder(n_labels, feature_dim, options.box)
         self.query = QueryEncoder(vocab_size, text_dim, options.query)
-        self.head = nn.Sequential(nn.Linear(4 * options.box.dim, options.hidden), nn.ReLU(),
-                                  nn.Dropout(options.dropout), nn.Linear(options.hidden, 1))
+        self.head = InteractionMlp(options.box.dim, options.hidden, options.dropout)
 
     def forward(self, word_ids: Tensor, text: Tensor | None, boxes: BoxBatch) -> Tensor:
         q = self.query(word_ids, text)
         v, _ = self.boxes(boxes)
-        return self.head(torch.cat([q, v, q * v, (q - v).abs()], dim=1)).squeeze(1)
+        return self.head(q, v)
 
 
 @register_method("two_tower")
