@@ -4,6 +4,7 @@ a match logit; binary cross-entropy over each train positive and its sampled neg
 every epoch (kdd/negatives.py)."""
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 
@@ -14,6 +15,8 @@ from tqdm.auto import tqdm
 
 from ..errors import DataError
 from ..layers import InteractionMlp, device_for
+from ..training.engine import Engine, StepPlan, deterministic
+from ..training.optim import build_optimizer
 from ._registry import register_method
 from .boxes import BoxBatch, padded_boxes
 from .data import BoxChunk
@@ -141,33 +144,37 @@ class QueryBoxTwoTower(Method):
         return self.net(words[torch.from_numpy(codes).to(self.device)], text, boxes)
 
     def _train(self, train, samplers, seed: int) -> list[float]:
+        """Adam (net `lr`, a fine-tuned text encoder `text_lr`), no schedule, on the package's
+        `training.Engine`; per epoch the positives in a seeded order, each with its drawn negatives."""
         o = self.options
         words, vectors = self._queries(train.queries)
-        groups = [{"params": self.net.parameters(), "lr": o.lr}]
+        groups = [("net", self.net.parameters(), o.lr)]
         if self.text is not None and not o.freeze_text:
-            groups.append({"params": self.text.parameters(), "lr": o.text_lr})
-        optimiser = torch.optim.Adam(groups)
+            groups.append(("text", self.text.parameters(), o.text_lr))
+        steps = math.ceil(len(train) / o.batch_size)
+        engine = Engine(build_optimizer(groups, 0.0, kind="adam"), StepPlan(total=steps * o.epochs, schedule="constant"),
+                        self.device)
         loss_fn = nn.BCEWithLogitsLoss()
         self.net.train()
         losses = []
-        for epoch in range(o.epochs):
-            order = np.random.default_rng(np.random.SeedSequence([seed, epoch])).permutation(len(train))
-            negatives = draw_negatives(samplers, order, seed, epoch)  # (n, ratio): the epoch's negatives
-            ratio = negatives.shape[1]
-            total, seen = 0.0, 0
-            steps = range(0, len(order), o.batch_size)
-            for s in tqdm(steps, desc=f"two_tower {self.spec.name} epoch {epoch + 1}/{o.epochs}", leave=False):
-                pos = order[s:s + o.batch_size]
-                rows = np.concatenate([pos, negatives[s:s + o.batch_size].ravel()])
-                codes = train.query_codes[np.concatenate([pos, np.repeat(pos, ratio)])]
-                target = torch.zeros(len(rows), device=self.device)
-                target[: len(pos)] = 1.0
-                loss = loss_fn(self._logits(train.queries, words, vectors, codes, train.chunk, rows), target)
-                optimiser.zero_grad()
-                loss.backward()
-                optimiser.step()
-                total, seen = total + loss.item() * len(rows), seen + len(rows)
-            losses.append(round(total / seen, 5))
+
+        def batch_loss(batch) -> Tensor:
+            pos, neg = batch  # (b,) positives, (b, ratio) their negatives
+            rows = np.concatenate([pos, neg.ravel()])
+            codes = train.query_codes[np.concatenate([pos, np.repeat(pos, neg.shape[1])])]
+            target = torch.zeros(len(rows), device=self.device)
+            target[: len(pos)] = 1.0
+            return loss_fn(self._logits(train.queries, words, vectors, codes, train.chunk, rows), target)
+
+        with deterministic(True, self.device):
+            for epoch in range(o.epochs):
+                order = np.random.default_rng(np.random.SeedSequence([seed, epoch])).permutation(len(train))
+                negatives = draw_negatives(samplers, order, seed, epoch)  # (n, ratio): the epoch's negatives
+                batches = ((order[s:s + o.batch_size], negatives[s:s + o.batch_size])
+                           for s in range(0, len(order), o.batch_size))
+                engine.run_epoch(batches, batch_loss, steps, desc=f"two_tower {self.spec.name} epoch {epoch + 1}/{o.epochs}",
+                                 weight=lambda b: len(b[0]) + b[1].size)
+                losses.append(round(engine.history[-1], 5))
         return losses
 
     @torch.no_grad()
