@@ -78,7 +78,7 @@ class WeightedEnsemble(StackedMethod):
                                            "normalise": self.options.normalise})
         return [WEIGHTS_FILE]
 
-    def load(self, folder) -> None:
+    def load(self, folder, context=None) -> None:
         path = folder / WEIGHTS_FILE
         saved = json.loads(path.read_text(encoding="utf-8"))
         names = list(self.inputs) + list(self.extras)

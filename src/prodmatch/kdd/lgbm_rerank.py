@@ -75,7 +75,7 @@ class LgbmRerank(StackedMethod):
         save_booster(self.model, folder / MODEL_FILE)  # LightGBM's own text format
         return [MODEL_FILE]
 
-    def load(self, folder) -> None:
+    def load(self, folder, context=None) -> None:
         self.model = load_booster(folder / MODEL_FILE)
 
     def describe(self, model) -> dict:

@@ -24,6 +24,7 @@ from .methods import KddContext, Method, check_labels
 from .negatives import NegativeSpec, build_samplers, draw_negatives
 from .pretrain import PretrainOptions, pretrain
 from .towers import PAD, BoxEncoder, BoxTowerConfig, WordVocab
+from .saved import load_trained, save_trained, train_hashes
 from .train_data import TrainSet, load_train
 
 log = logging.getLogger(__name__)
@@ -159,8 +160,9 @@ class MatchMethod(Method):
         self.device = device_for(opts.device)
         train = load_train(context.data_dir, decode=DECODE, max_rows=opts.max_rows, feature_dim=self.config.feature_dim,
                            chunk_rows=self.config.chunk_rows)
-        n_labels = len(context.label_names)
+        n_labels = self.n_labels = len(context.label_names)
         check_labels(train.chunk, n_labels, train.path)
+        self.train_data = train_hashes(context.data_dir)
         vocab = WordVocab.build(train.queries, min_count=opts.min_count)
         data = MatchData(train, vocab, vocab.encode(train.queries, opts.max_words))
         self.vocab = vocab
@@ -186,6 +188,18 @@ class MatchMethod(Method):
         self.model.eval()
         return {"train_rows": len(train), "train_queries": len(train.queries), "vocab": len(vocab),
                 "pretrain": pre_facts, "epoch_loss": losses, "seconds": round(time.time() - started, 2)}
+
+    def save(self, folder) -> list[str]:
+        return save_trained(self, folder, self.model, self.vocab)
+
+    def load(self, folder, context: KddContext) -> None:
+        self.device = device_for(self.options.device)
+
+        def build(config, vocab, _text):
+            return self.build(ImageWordCore(config.n_labels, config.feature_dim, len(vocab), self.options), len(vocab))
+
+        self.model, self.vocab, _, _ = load_trained(self, folder, len(context.label_names), build)
+        self.model.to(self.device)
 
     @torch.no_grad()
     def score(self, split: str, candidates: Candidates, context: KddContext) -> np.ndarray:

@@ -122,7 +122,7 @@ class StackedMethod(Method):
         """Write the model fitted on all of valid into `folder` (no pickle); the file names written."""
         return []
 
-    def load(self, folder: Path) -> None:
+    def load(self, folder: Path, context=None) -> None:
         """Read back what `save` wrote into `folder` as the final model (`kdd.rescore`)."""
         raise NotImplementedError(f"method {self.spec.name!r} ({self.kind}) saves no model to re-apply")
 

@@ -24,6 +24,7 @@ from .methods import Method, check_labels
 from .negatives import NegativeSpec, build_samplers, draw_negatives
 from .towers import (BoxEncoder, BoxTowerConfig, QueryEncoder, QueryTowerConfig, SentenceFeatures, WordVocab,
                      text_model_folder)
+from .saved import load_trained, save_trained, train_hashes
 from .train_data import load_train
 
 NEEDS = ("boxes", "features", "class_labels")
@@ -106,8 +107,9 @@ class QueryBoxTwoTower(Method):
         self.device = device_for(o.device)
         train = load_train(context.data_dir, decode=NEEDS, max_rows=o.max_rows,
                            feature_dim=self.config.feature_dim, chunk_rows=self.config.chunk_rows)
-        n_labels = len(context.label_names)
+        n_labels = self.n_labels = len(context.label_names)
         check_labels(train.chunk, n_labels, train.path)
+        self.train_data = train_hashes(context.data_dir)
         samplers = build_samplers(o.negatives, train)
         self.vocab = WordVocab.build(train.queries)
         self._keep = None
@@ -176,6 +178,22 @@ class QueryBoxTwoTower(Method):
                                  weight=lambda b: len(b[0]) + b[1].size)
                 losses.append(round(engine.history[-1], 5))
         return losses
+
+    def save(self, folder) -> list[str]:
+        return save_trained(self, folder, self.net, self.vocab, self.text)
+
+    def load(self, folder, context) -> None:
+        o = self.options
+        self.device = device_for(o.device)
+
+        def build(config, vocab, text_folder):
+            self.text = None if text_folder is None else SentenceFeatures(text_folder, layer=o.text_layer)
+            return TwoTowerNet(config.n_labels, config.feature_dim, len(vocab), self.text.dim if self.text else 0, o)
+
+        self.net, self.vocab, _, _ = load_trained(self, folder, len(context.label_names), build)
+        self.net.to(self.device)
+        if self.text is not None:
+            self.text.to(self.device).requires_grad_(False)
 
     @torch.no_grad()
     def score(self, split, candidates, context):
