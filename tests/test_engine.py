@@ -60,3 +60,39 @@ def test_optimizer_groups_exempt_1d_parameters_from_decay_only_when_asked():
         [("head", 0.01, 1), ("head_no_decay", 0.0, 1)]
     whole = build_optimizer([("backbone", [], 1e-4), ("head", list(layer.parameters()), 0.1)], 0.01)
     assert [(g["name"], g["lr"], len(g["params"])) for g in whole.param_groups] == [("backbone", 1e-4, 0), ("head", 0.1, 2)]
+
+
+def test_plain_adam_without_schedule_matches_a_hand_written_loop():
+    """`kind="adam"` + a constant plan: the steps torch.optim.Adam takes in a plain loop, bit for bit;
+    `weight` gives the epoch's row-weighted mean loss in `history` (the KDD kinds' epoch_loss)."""
+    import torch
+
+    from prodmatch.training.engine import Engine, StepPlan
+    from prodmatch.training.optim import build_optimizer
+
+    x, y = torch.randn(10, 3, generator=torch.Generator().manual_seed(0)), torch.arange(10.0)
+    batches = [slice(0, 4), slice(4, 8), slice(8, 10)]
+
+    torch.manual_seed(1)
+    ref = torch.nn.Linear(3, 1)
+    torch.manual_seed(1)
+    net = torch.nn.Linear(3, 1)
+    optimizer = torch.optim.Adam(ref.parameters(), lr=0.1)
+    total = 0.0
+    for b in batches:
+        loss = ((ref(x[b]).squeeze(1) - y[b]) ** 2).mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        total += loss.item() * len(y[b])
+
+    built = build_optimizer([("net", net.parameters(), 0.1)], 0.0, kind="adam")
+    assert type(built) is torch.optim.Adam
+    engine = Engine(built, StepPlan(total=3, schedule="constant"), torch.device("cpu"))
+    losses = engine.run_epoch(batches, lambda b: ((net(x[b]).squeeze(1) - y[b]) ** 2).mean(), 3, progress=False,
+                              weight=lambda b: len(y[b]))
+    assert len(losses) == 3 and engine.step == 3 and engine.lr() == 0.1
+    assert torch.equal(net.weight, ref.weight) and torch.equal(net.bias, ref.bias)
+    assert engine.history == [total / 10]
+    with pytest.raises(ValueError, match="optimizer 'sgd'"):
+        build_optimizer([("net", net.parameters(), 0.1)], 0.0, kind="sgd")

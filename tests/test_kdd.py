@@ -15,7 +15,7 @@ from prodmatch.data.synth import generate
 from prodmatch.errors import DataError
 from prodmatch.kdd import KddRunConfig, Method, kdd_run, register_method
 from prodmatch.kdd.data import COLUMNS, iter_tsv, read_answers, read_candidates, read_labels, read_tsv
-from prodmatch.kdd.metrics import ndcg_at_k, rank_ndcg, score_submission, submission_frame, top_k
+from prodmatch.kdd.metrics import ndcg_at_k, rank_ndcg, score_kdd_submission, submission_frame, top_k
 from prodmatch.kdd.methods import words
 
 from .conftest import preset_folder
@@ -189,7 +189,7 @@ def test_ranked_ndcg_equals_the_per_query_reference_and_the_submission_scorer():
         want.append(reference_ndcg(ranked, set(answers[int(q)])))
     np.testing.assert_allclose(got, want, atol=1e-12)
     table = submission_frame(query_ids, top_k(codes, scores, n_queries), products)
-    assert score_submission(table, answers) == pytest.approx(np.mean(want), abs=1e-12)
+    assert score_kdd_submission(table, answers) == pytest.approx(np.mean(want), abs=1e-12)
 
 
 def test_top_k_ties_keep_file_order_and_short_queries_pad():
@@ -201,11 +201,11 @@ def test_top_k_ties_keep_file_order_and_short_queries_pad():
 
 def test_submission_checks_follow_the_official_scorer():
     table = pd.DataFrame([[1, 10, 11, 12, 13, 14]], columns=["query-id"] + [f"product{i}" for i in range(1, 6)])
-    assert score_submission(table, {1: [10]}) == 1.0
+    assert score_kdd_submission(table, {1: [10]}) == 1.0
     with pytest.raises(DataError, match="no prediction for query-id"):
-        score_submission(table, {1: [10], 2: [5]})
+        score_kdd_submission(table, {1: [10], 2: [5]})
     with pytest.raises(DataError, match="duplicate products"):
-        score_submission(table.assign(product5=10), {1: [10]})
+        score_kdd_submission(table.assign(product5=10), {1: [10]})
 
 
 # ---------------------------------------------------------------- synthetic data
@@ -319,3 +319,16 @@ def test_no_answers_at_all_is_a_clear_error_and_scores_nothing(tmp_path):
         read_answers(path)
     assert relevance([1, 2], [3, 4], {}).tolist() == [False, False]
     assert relevance([1, 2], [3, 4], {1: []}).tolist() == [False, False]
+
+
+def test_check_kdd_does_not_import_torch(data):
+    """`prodmatch check kdd` reads and decodes a .tsv without the trained kinds: torch is never imported."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from prodmatch.cli import main; "
+            f"rc = main(['check', 'kdd', {str(data / 'valid.tsv')!r}, '--feature-dim', '{DIM}']); "
+            "print('torch' in sys.modules, rc)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split()[-2:] == ["False", "0"]

@@ -14,7 +14,8 @@ from prodmatch.kdd import KddRunConfig, build_methods, kdd_run
 from prodmatch.kdd.boxes import padded_boxes
 from prodmatch.kdd.data import BoxChunk
 from prodmatch.kdd.negatives import NegativeSpec, build_samplers, draw_negatives
-from prodmatch.kdd.towers import BoxEncoder, QueryEncoder, WordVocab, masked_mean_max
+from prodmatch.kdd.towers import BoxEncoder, QueryEncoder, WordVocab
+from prodmatch.layers import masked_mean_max
 from prodmatch.kdd.train_data import TrainSet, load_train
 
 from .conftest import preset_folder

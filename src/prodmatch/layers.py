@@ -1,4 +1,5 @@
-"""Torch building blocks shared by the encoders and the pair models: neck, poolings, device choice."""
+"""Torch building blocks shared by the encoders, the pair models and the KDD kinds: neck, poolings, the
+[u, v, u * v, |u - v|] interaction MLP, device choice."""
 from __future__ import annotations
 
 from contextlib import nullcontext
@@ -82,6 +83,15 @@ def max_pool(hidden: Tensor, mask: Tensor) -> Tensor:
     return hidden.masked_fill(mask.unsqueeze(-1) == 0, torch.finfo(hidden.dtype).min).amax(1)
 
 
+def masked_mean_max(sequence: Tensor, mask: Tensor) -> Tensor:
+    """(B, T, H) + (B, T) bool -> (B, 2H): `mean_pool` and `max_pool` over the real steps, both 0 for a
+    row without any. The mean is taken first: the backward pass accumulates gradients in that order."""
+    mean = mean_pool(sequence, mask)
+    peak = max_pool(sequence, mask)
+    peak = torch.where(mask.any(1, keepdim=True), peak, torch.zeros_like(peak))
+    return torch.cat([mean, peak], dim=1)
+
+
 TOKEN_POOLINGS: dict[str, Callable[[Tensor, Tensor], Tensor]] = {"mean": mean_pool, "cls": cls_pool, "max": max_pool}
 
 
@@ -98,3 +108,16 @@ class TokenPool(nn.Module):
 
     def extra_repr(self) -> str:
         return f"mode={self.mode!r}"
+
+
+class InteractionMlp(nn.Module):
+    """Two vectors u, v (B, dim) -> MLP([u, v, u * v, |u - v|]): Linear(4 dim, hidden) -> ReLU ->
+    (Dropout when `dropout` is not None) -> Linear(hidden, 1) -> one logit (B,)."""
+
+    def __init__(self, dim: int, hidden: int, dropout: float | None = None) -> None:
+        super().__init__()
+        layers = [nn.Linear(4 * dim, hidden), nn.ReLU()] + ([nn.Dropout(dropout)] if dropout is not None else [])
+        self.mlp = nn.Sequential(*layers, nn.Linear(hidden, 1))
+
+    def forward(self, u: Tensor, v: Tensor) -> Tensor:
+        return self.mlp(torch.cat([u, v, u * v, (u - v).abs()], dim=-1)).squeeze(-1)

@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from ..errors import DataError
 from ..registry import check_named_kind, name_problems
-from ._registry import METHODS
+from ._registry import builtin_methods
 
 RESERVED = ("split", "query_id", "product_id")
 
@@ -20,7 +20,7 @@ class MethodConfig:
     options: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        check_named_kind("method", self.name, self.kind, METHODS, RESERVED)
+        check_named_kind("method", self.name, self.kind, builtin_methods(), RESERVED)
 
 
 @dataclass(frozen=True)
@@ -44,4 +44,4 @@ class KddRunConfig:
         if problems:
             raise DataError("KddRunConfig: " + "; ".join(problems))
         for spec in self.methods:  # every method's options checked when the config is loaded
-            METHODS[spec.kind](spec, self)
+            builtin_methods()[spec.kind](spec, self)

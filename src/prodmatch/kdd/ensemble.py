@@ -2,17 +2,20 @@
 the weights searched on valid's NDCG@5 over the simplex (deterministic coordinate search on a grid)."""
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 
 from ..errors import DataError
+from ..io import write_json
 from ._registry import register_method
 from .features import query_zscore, rank_unit
 from .stacked import StackedMethod, StackedOptions, StackTable
 
 NORMALISE = {"rank": rank_unit, "z": query_zscore}
+WEIGHTS_FILE = "weights.json"
 
 
 @dataclass(frozen=True)
@@ -66,6 +69,23 @@ class WeightedEnsemble(StackedMethod):
 
     def predict_model(self, model, table):
         return self.columns(table) @ model
+
+    def save(self, folder):
+        """weights.json: the column names (inputs, then extras), the weights (floats round-trip exactly) and
+        the normalisation."""
+        names = list(self.inputs) + list(self.extras)
+        write_json(folder / WEIGHTS_FILE, {"columns": names, "weights": [float(w) for w in self.model],
+                                           "normalise": self.options.normalise})
+        return [WEIGHTS_FILE]
+
+    def load(self, folder, context=None) -> None:
+        path = folder / WEIGHTS_FILE
+        saved = json.loads(path.read_text(encoding="utf-8"))
+        names = list(self.inputs) + list(self.extras)
+        if saved.get("columns") != names or saved.get("normalise") != self.options.normalise:
+            raise DataError(f"{path}: weights of columns {saved.get('columns')} ({saved.get('normalise')}), the "
+                            f"method reads {names} ({self.options.normalise})")
+        self.model = np.asarray(saved["weights"], np.float64)
 
     def describe(self, model) -> dict:
         names = list(self.inputs) + list(self.extras)

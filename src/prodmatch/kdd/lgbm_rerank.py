@@ -8,10 +8,12 @@ import numpy as np
 
 from ..config import check_setting
 from ..errors import DataError, preview
-from ..io import write_text
+from ..stack.lgbm import LgbmParams, fit_ranker, load_booster, save_booster
 from ._registry import register_method
 from .features import TRANSFORMS, query_features
 from .stacked import StackedMethod, StackedOptions, StackTable
+
+MODEL_FILE = "model.txt"
 
 
 @dataclass(frozen=True)
@@ -52,30 +54,29 @@ class LgbmRerank(StackedMethod):
         x, names = query_features(table.scores, table.names, table.codes, self.options.transforms)
         return np.column_stack([x, table.extras]), names + list(table.extra_names)
 
-    def params(self) -> dict:
+    def booster_params(self) -> LgbmParams:
+        """The package's LightGBM settings (`stack.lgbm.LgbmParams`) for this kind: lambdarank, `rounds`
+        fixed, no bagging (LightGBM's defaults for what the options leave out)."""
         o = self.options
         seed = self.config.seed if o.seed is None else o.seed
-        return {"objective": "lambdarank", "metric": "ndcg", "eval_at": [5], "learning_rate": o.learning_rate,
-                "num_leaves": o.num_leaves, "min_child_samples": o.min_child_samples, "feature_fraction": o.feature_fraction,
-                "lambda_l2": o.lambda_l2, "num_threads": o.num_threads, "seed": seed, "deterministic": True,
-                "force_row_wise": True, "verbose": -1}
+        return LgbmParams(objective="lambdarank", eval_at=5, num_leaves=o.num_leaves, learning_rate=o.learning_rate,
+                          n_estimators=o.rounds, min_child_samples=o.min_child_samples,
+                          feature_fraction=o.feature_fraction, bagging_fraction=1.0, bagging_freq=0,
+                          lambda_l2=o.lambda_l2, num_threads=o.num_threads, seed=seed)
 
     def fit_model(self, table):
-        import lightgbm as lgb
-
         x, names = self.features(table)
-        order = np.argsort(table.codes, kind="stable")  # lambdarank wants each query's rows together
-        data = lgb.Dataset(x[order], label=table.relevant[order].astype(np.float64),
-                           group=np.bincount(table.codes), feature_name=[n.replace(":", "__") for n in names],
-                           free_raw_data=True)
-        return lgb.train(self.params(), data, num_boost_round=self.options.rounds)
+        return fit_ranker(x, table.relevant, table.codes, self.booster_params(), [n.replace(":", "__") for n in names])
 
     def predict_model(self, model, table):
         return model.predict(self.features(table)[0], num_threads=self.options.num_threads)
 
     def save(self, folder):
-        write_text(folder / "model.txt", self.model.model_to_string())  # LightGBM's own text format
-        return ["model.txt"]
+        save_booster(self.model, folder / MODEL_FILE)  # LightGBM's own text format
+        return [MODEL_FILE]
+
+    def load(self, folder, context=None) -> None:
+        self.model = load_booster(folder / MODEL_FILE)
 
     def describe(self, model) -> dict:
         gain = model.feature_importance(importance_type="gain")

@@ -5,6 +5,7 @@ vectors in one space, the part pre-training trains), the train set with its word
 from __future__ import annotations
 
 import logging
+import math
 import time
 from dataclasses import dataclass
 from typing import ClassVar
@@ -12,16 +13,18 @@ from typing import ClassVar
 import numpy as np
 import torch
 from torch import Tensor, nn
-from tqdm.auto import tqdm
 
 from ..errors import DataError
 from ..layers import device_for
+from ..training.engine import Engine, StepPlan, deterministic
+from ..training.optim import build_optimizer
 from .boxes import BoxBatch, padded_boxes
 from .data import BoxChunk, Candidates
 from .methods import KddContext, Method, check_labels
 from .negatives import NegativeSpec, build_samplers, draw_negatives
 from .pretrain import PretrainOptions, pretrain
 from .towers import PAD, BoxEncoder, BoxTowerConfig, WordVocab
+from .saved import load_trained, save_trained, train_hashes
 from .train_data import TrainSet, load_train
 
 log = logging.getLogger(__name__)
@@ -157,35 +160,46 @@ class MatchMethod(Method):
         self.device = device_for(opts.device)
         train = load_train(context.data_dir, decode=DECODE, max_rows=opts.max_rows, feature_dim=self.config.feature_dim,
                            chunk_rows=self.config.chunk_rows)
-        n_labels = len(context.label_names)
+        n_labels = self.n_labels = len(context.label_names)
         check_labels(train.chunk, n_labels, train.path)
+        self.train_data = train_hashes(context.data_dir)
         vocab = WordVocab.build(train.queries, min_count=opts.min_count)
         data = MatchData(train, vocab, vocab.encode(train.queries, opts.max_words))
         self.vocab = vocab
         core, pre_facts = pretrained_core(self, data, n_labels, context)
         torch.manual_seed(self.seed)
         self.model = self.build(core, len(vocab)).to(self.device)
-        optimizer = torch.optim.Adam([p for p in self.model.parameters() if p.requires_grad], lr=opts.lr)
+        steps = math.ceil(len(train) / opts.batch_size)
+        engine = Engine(build_optimizer([("model", self.model.parameters(), opts.lr)], 0.0, kind="adam"),
+                        StepPlan(total=steps * opts.epochs, schedule="constant"), self.device)
         samplers = build_samplers(opts.negatives, train)
         losses = []
-        for epoch in range(opts.epochs):
-            self.model.train()
-            order = np.random.default_rng([self.seed, epoch]).permutation(len(train))
-            negatives = draw_negatives(samplers, order, self.seed, epoch)
-            total = 0.0
-            for start in tqdm(range(0, len(order), opts.batch_size), desc=f"kdd {self.spec.name} epoch {epoch + 1}",
-                              leave=False):
-                stop = start + opts.batch_size
-                loss = self.loss(self.model, data, order[start:stop], negatives[start:stop])
-                optimizer.zero_grad()
-                loss.backward()
-                optimizer.step()
-                total += loss.item() * len(order[start:stop])
-            losses.append(round(total / len(order), 5))
-            log.info("kdd %s: epoch %d loss %.4f", self.spec.name, epoch + 1, losses[-1])
+        with deterministic(True, self.device):
+            for epoch in range(opts.epochs):
+                self.model.train()
+                order = np.random.default_rng([self.seed, epoch]).permutation(len(train))
+                negatives = draw_negatives(samplers, order, self.seed, epoch)
+                batches = ((order[s:s + opts.batch_size], negatives[s:s + opts.batch_size])
+                           for s in range(0, len(order), opts.batch_size))
+                engine.run_epoch(batches, lambda b: self.loss(self.model, data, *b), steps,
+                                 desc=f"kdd {self.spec.name} epoch {epoch + 1}", weight=lambda b: len(b[0]))
+                losses.append(round(engine.history[-1], 5))
+                log.info("kdd %s: epoch %d loss %.4f", self.spec.name, epoch + 1, losses[-1])
         self.model.eval()
         return {"train_rows": len(train), "train_queries": len(train.queries), "vocab": len(vocab),
                 "pretrain": pre_facts, "epoch_loss": losses, "seconds": round(time.time() - started, 2)}
+
+    def save(self, folder) -> list[str]:
+        return save_trained(self, folder, self.model, self.vocab)
+
+    def load(self, folder, context: KddContext) -> None:
+        self.device = device_for(self.options.device)
+
+        def build(config, vocab, _text):
+            return self.build(ImageWordCore(config.n_labels, config.feature_dim, len(vocab), self.options), len(vocab))
+
+        self.model, self.vocab, _, _ = load_trained(self, folder, len(context.label_names), build)
+        self.model.to(self.device)
 
     @torch.no_grad()
     def score(self, split: str, candidates: Candidates, context: KddContext) -> np.ndarray:

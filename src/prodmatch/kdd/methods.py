@@ -54,6 +54,14 @@ class Method:
     def score(self, split: str, candidates: Candidates, context: KddContext) -> np.ndarray:
         raise NotImplementedError
 
+    def save(self, folder) -> list[str]:
+        """Write what `fit` learnt into `folder` (a trained kind: `kdd.saved`); the names written (none for
+        a kind that learns nothing)."""
+        return []
+
+    def load(self, folder, context: KddContext) -> None:
+        """Take back what `save` wrote, instead of `fit` (`kdd.rescore`); nothing for a kind that learns nothing."""
+
 
 def build_methods(config: KddRunConfig) -> list[Method]:
     return [METHODS[spec.kind](spec, config) for spec in config.methods]

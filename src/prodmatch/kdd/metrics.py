@@ -89,7 +89,7 @@ def submission_frame(query_ids, top: np.ndarray, product_ids) -> pd.DataFrame:
     return pd.DataFrame(np.column_stack([np.asarray(query_ids), product_ids[top]]), columns=list(SUBMISSION_COLUMNS))
 
 
-def score_submission(submission: pd.DataFrame, answers: dict[int, list[int]]) -> float:
+def score_kdd_submission(submission: pd.DataFrame, answers: dict[int, list[int]]) -> float:
     """Mean NDCG@5 of a submission table against `answers`, with the official script's checks."""
     missing = [c for c in SUBMISSION_COLUMNS if c not in submission.columns]
     if missing:

@@ -12,9 +12,10 @@ import scipy.sparse as sp
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from tqdm.auto import tqdm
 
 from ..errors import DataError
+from ..training.engine import Engine, StepPlan, deterministic
+from ..training.optim import build_optimizer
 
 
 @dataclass(frozen=True)
@@ -156,25 +157,28 @@ def pretrain(core: nn.Module, data, options: PretrainOptions, *, seed: int, boxe
     with torch.no_grad():  # the bias starts at each word's log-odds: the match term need only learn the image's part
         share = np.asarray(targets[data.train.query_codes].mean(0)).ravel().clip(1e-4, 1 - 1e-4)
         model.multilabel.bias.copy_(torch.from_numpy(np.log(share / (1 - share))).float())
-    optimizer = torch.optim.Adam(model.parameters(), lr=options.lr)
     codes = data.train.query_codes
+    steps = math.ceil(len(codes) / options.batch_size)
+    engine = Engine(build_optimizer([("pretrain", model.parameters(), options.lr)], 0.0, kind="adam"),
+                    StepPlan(total=steps * options.epochs, schedule="constant"), device)
     history: dict[str, list[float]] = {"multilabel": [], **({"caption": []} if options.caption else {})}
-    for epoch in range(options.epochs):
-        model.train()
-        order = np.random.default_rng([seed, 7919, epoch]).permutation(len(codes))
-        sums = dict.fromkeys(history, 0.0)
-        for start in tqdm(range(0, len(order), options.batch_size), desc=f"{desc} epoch {epoch + 1}", leave=False):
-            rows = order[start:start + options.batch_size]
-            batch_targets = torch.from_numpy(targets[codes[rows]].toarray()).to(device)
-            tokens = torch.from_numpy(data.query_words[codes[rows]]).to(device)
-            parts = model.losses(boxes(rows), batch_targets, keep, tokens)
-            loss = parts["multilabel"] + options.caption_weight * parts.get("caption", 0.0)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            for k, v in parts.items():
-                sums[k] += v.item() * len(rows)
-        for k in history:
-            history[k].append(round(sums[k] / len(order), 5))
+    with deterministic(True, device):
+        for epoch in range(options.epochs):
+            model.train()
+            order = np.random.default_rng([seed, 7919, epoch]).permutation(len(codes))
+            sums = dict.fromkeys(history, 0.0)
+
+            def batch_loss(rows, sums=sums):
+                batch_targets = torch.from_numpy(targets[codes[rows]].toarray()).to(device)
+                tokens = torch.from_numpy(data.query_words[codes[rows]]).to(device)
+                parts = model.losses(boxes(rows), batch_targets, keep, tokens)
+                for k, v in parts.items():
+                    sums[k] += v.item() * len(rows)
+                return parts["multilabel"] + options.caption_weight * parts.get("caption", 0.0)
+
+            batches = (order[s:s + options.batch_size] for s in range(0, len(order), options.batch_size))
+            engine.run_epoch(batches, batch_loss, steps, desc=f"{desc} epoch {epoch + 1}")
+            for k in history:
+                history[k].append(round(sums[k] / len(order), 5))
     core.eval()
     return {"epochs": options.epochs, "caption": options.caption, "epoch_loss": history}

@@ -8,7 +8,7 @@ import pandas as pd
 
 from ..io import atomic_path, write_csv
 from .data import Candidates
-from .metrics import K, rank_ndcg, score_submission, submission_frame, top_k
+from .metrics import K, rank_ndcg, score_kdd_submission, submission_frame, top_k
 
 
 def compare_rows(split: str, candidates: Candidates, scores: dict[str, np.ndarray], answers, chosen: str | None,
@@ -37,7 +37,7 @@ def write_submission(path: Path, candidates: Candidates, scores: np.ndarray, ans
     top = top_k(candidates.codes, scores, len(candidates.query_ids), K)
     table = submission_frame(candidates.query_ids, top, candidates.product_ids)
     write_csv(path, table)
-    return None if answers is None else score_submission(pd.read_csv(path), answers)
+    return None if answers is None else score_kdd_submission(pd.read_csv(path), answers)
 
 
 def write_scores(path: Path, tables: list[pd.DataFrame]) -> Path:

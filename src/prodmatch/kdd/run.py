@@ -78,7 +78,7 @@ def kdd_run(data_dir, config, out, *, overwrite: bool = False) -> dict:
                     summary["test"][split] = rescored
         table = pd.DataFrame(rows)
         write_csv(tmp / "compare.csv", table)
-        for m in stacked:  # the final level-2 models (fitted on all of valid), where the kind saves one
+        for m in methods:  # trained level-1 models, the final level-2 ones (fitted on all of valid): kdd.rescore
             saved = m.save(tmp / "models" / m.spec.name)
             if saved:
                 facts[m.spec.name]["saved"] = [f"models/{m.spec.name}/{name}" for name in saved]

@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..errors import DataError
+from ..layers import InteractionMlp
 from ._registry import register_method
 from .boxes import BoxBatch
 from .match_base import ImageWordCore, MatchMethod, MatchOptions
@@ -26,11 +27,11 @@ class MlpInteraction(nn.Module):
         dim = core.image_dim
         self.query = QueryEncoder(n_words, 0, QueryTowerConfig(core.words.embedding_dim, hidden, dim))
         self.query.words = core.words  # the (pre-trained) word table is the query tower's
-        self.mlp = nn.Sequential(nn.Linear(4 * dim, hidden), nn.ReLU(), nn.Linear(hidden, 1))
+        self.mlp = InteractionMlp(dim, hidden)
 
     def forward(self, words: Tensor, image: Tensor) -> Tensor:
         q = self.query(words)
-        return self.mlp(torch.cat([q, image, q * image, (q - image).abs()], -1)).squeeze(-1)
+        return self.mlp(q, image)
 
 
 class ConditionedGru(nn.Module):

@@ -11,6 +11,7 @@ import numpy as np
 
 from ..data.folds import group_folds
 from ..errors import DataError, preview
+from ..stack.oof import out_of_fold
 from ._registry import METHODS
 from .config import KddRunConfig, MethodConfig
 from .data import Candidates
@@ -121,6 +122,10 @@ class StackedMethod(Method):
         """Write the model fitted on all of valid into `folder` (no pickle); the file names written."""
         return []
 
+    def load(self, folder: Path, context=None) -> None:
+        """Read back what `save` wrote into `folder` as the final model (`kdd.rescore`)."""
+        raise NotImplementedError(f"method {self.spec.name!r} ({self.kind}) saves no model to re-apply")
+
     def fit_scores(self, valid: StackTable) -> tuple[np.ndarray, dict]:
         """Out-of-fold scores of valid's rows (each query scored by a model fitted on the other folds'
         queries), then the final model fitted on all of valid; facts for run.json."""
@@ -129,10 +134,8 @@ class StackedMethod(Method):
             folds = group_folds(valid.codes, self.options.folds, seed)
         except DataError as err:
             raise DataError(f"method {self.spec.name!r}: valid queries: {err}") from err
-        oof = np.empty(len(valid))
-        for fold in range(self.options.folds):
-            held = folds == fold
-            oof[held] = self.predict_model(self.fit_model(valid.take(~held)), valid.take(held))
+        oof = out_of_fold(folds, lambda rest: self.fit_model(valid.take(rest)),
+                          lambda model, held: self.predict_model(model, valid.take(held)))
         self.model = self.fit_model(valid)
         return oof, {"inputs": list(self.inputs), "extras": list(self.extras), "folds": self.options.folds,
                      "oof_ndcg5": round(valid.ndcg(oof), 6),

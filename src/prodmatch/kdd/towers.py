@@ -16,19 +16,11 @@ from tqdm.auto import tqdm
 
 from ..config import check_setting
 from ..errors import DataError
+from ..layers import masked_mean_max, mean_pool
 from .boxes import POSITION_DIM, BoxBatch, ragged_positions
 from .methods import words as query_words
 
 PAD, UNK = 0, 1  # word ids: padding, a word not in the vocabulary
-
-
-def masked_mean_max(sequence: Tensor, mask: Tensor) -> Tensor:
-    """(B, T, H) + (B, T) bool -> (B, 2H): mean and max over the real steps (0 for a row without any)."""
-    weights = mask.unsqueeze(-1).to(sequence.dtype)
-    mean = (sequence * weights).sum(1) / weights.sum(1).clamp(min=1.0)
-    peak = sequence.masked_fill(~mask.unsqueeze(-1), torch.finfo(sequence.dtype).min).amax(1)
-    peak = torch.where(mask.any(1, keepdim=True), peak, torch.zeros_like(peak))
-    return torch.cat([mean, peak], dim=1)
 
 
 class BiLSTMPool(nn.Module):
@@ -180,8 +172,7 @@ class SentenceFeatures(nn.Module):
 
     def forward(self, tokens: dict[str, Tensor]) -> Tensor:
         hidden = self.backbone(**tokens, output_hidden_states=True).hidden_states[self.layer]
-        mask = tokens["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-        return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+        return mean_pool(hidden, tokens["attention_mask"])
 
     @torch.no_grad()
     def encode(self, texts, batch_size: int = 256, device="cpu") -> Tensor:

@@ -4,6 +4,7 @@ a match logit; binary cross-entropy over each train positive and its sampled neg
 every epoch (kdd/negatives.py)."""
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 
@@ -13,7 +14,9 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from ..errors import DataError
-from ..layers import device_for
+from ..layers import InteractionMlp, device_for
+from ..training.engine import Engine, StepPlan, deterministic
+from ..training.optim import build_optimizer
 from ._registry import register_method
 from .boxes import BoxBatch, padded_boxes
 from .data import BoxChunk
@@ -21,6 +24,7 @@ from .methods import Method, check_labels
 from .negatives import NegativeSpec, build_samplers, draw_negatives
 from .towers import (BoxEncoder, BoxTowerConfig, QueryEncoder, QueryTowerConfig, SentenceFeatures, WordVocab,
                      text_model_folder)
+from .saved import load_trained, save_trained, train_hashes
 from .train_data import load_train
 
 NEEDS = ("boxes", "features", "class_labels")
@@ -81,17 +85,16 @@ class TwoTowerNet(nn.Module):
         super().__init__()
         self.boxes = BoxEncoder(n_labels, feature_dim, options.box)
         self.query = QueryEncoder(vocab_size, text_dim, options.query)
-        self.head = nn.Sequential(nn.Linear(4 * options.box.dim, options.hidden), nn.ReLU(),
-                                  nn.Dropout(options.dropout), nn.Linear(options.hidden, 1))
+        self.head = InteractionMlp(options.box.dim, options.hidden, options.dropout)
 
     def forward(self, word_ids: Tensor, text: Tensor | None, boxes: BoxBatch) -> Tensor:
         q = self.query(word_ids, text)
         v, _ = self.boxes(boxes)
-        return self.head(torch.cat([q, v, q * v, (q - v).abs()], dim=1)).squeeze(1)
+        return self.head(q, v)
 
 
 @register_method("two_tower")
-class TwoTower(Method):
+class QueryBoxTwoTower(Method):
     """Seed 001's two-tower query / box matcher trained on train.tsv with sampled negatives."""
 
     needs = NEEDS
@@ -104,8 +107,9 @@ class TwoTower(Method):
         self.device = device_for(o.device)
         train = load_train(context.data_dir, decode=NEEDS, max_rows=o.max_rows,
                            feature_dim=self.config.feature_dim, chunk_rows=self.config.chunk_rows)
-        n_labels = len(context.label_names)
+        n_labels = self.n_labels = len(context.label_names)
         check_labels(train.chunk, n_labels, train.path)
+        self.train_data = train_hashes(context.data_dir)
         samplers = build_samplers(o.negatives, train)
         self.vocab = WordVocab.build(train.queries)
         self._keep = None
@@ -142,34 +146,54 @@ class TwoTower(Method):
         return self.net(words[torch.from_numpy(codes).to(self.device)], text, boxes)
 
     def _train(self, train, samplers, seed: int) -> list[float]:
+        """Adam (net `lr`, a fine-tuned text encoder `text_lr`), no schedule, on the package's
+        `training.Engine`; per epoch the positives in a seeded order, each with its drawn negatives."""
         o = self.options
         words, vectors = self._queries(train.queries)
-        groups = [{"params": self.net.parameters(), "lr": o.lr}]
+        groups = [("net", self.net.parameters(), o.lr)]
         if self.text is not None and not o.freeze_text:
-            groups.append({"params": self.text.parameters(), "lr": o.text_lr})
-        optimiser = torch.optim.Adam(groups)
+            groups.append(("text", self.text.parameters(), o.text_lr))
+        steps = math.ceil(len(train) / o.batch_size)
+        engine = Engine(build_optimizer(groups, 0.0, kind="adam"), StepPlan(total=steps * o.epochs, schedule="constant"),
+                        self.device)
         loss_fn = nn.BCEWithLogitsLoss()
         self.net.train()
         losses = []
-        for epoch in range(o.epochs):
-            order = np.random.default_rng(np.random.SeedSequence([seed, epoch])).permutation(len(train))
-            negatives = draw_negatives(samplers, order, seed, epoch)  # (n, ratio): the epoch's negatives
-            ratio = negatives.shape[1]
-            total, seen = 0.0, 0
-            steps = range(0, len(order), o.batch_size)
-            for s in tqdm(steps, desc=f"two_tower {self.spec.name} epoch {epoch + 1}/{o.epochs}", leave=False):
-                pos = order[s:s + o.batch_size]
-                rows = np.concatenate([pos, negatives[s:s + o.batch_size].ravel()])
-                codes = train.query_codes[np.concatenate([pos, np.repeat(pos, ratio)])]
-                target = torch.zeros(len(rows), device=self.device)
-                target[: len(pos)] = 1.0
-                loss = loss_fn(self._logits(train.queries, words, vectors, codes, train.chunk, rows), target)
-                optimiser.zero_grad()
-                loss.backward()
-                optimiser.step()
-                total, seen = total + loss.item() * len(rows), seen + len(rows)
-            losses.append(round(total / seen, 5))
+
+        def batch_loss(batch) -> Tensor:
+            pos, neg = batch  # (b,) positives, (b, ratio) their negatives
+            rows = np.concatenate([pos, neg.ravel()])
+            codes = train.query_codes[np.concatenate([pos, np.repeat(pos, neg.shape[1])])]
+            target = torch.zeros(len(rows), device=self.device)
+            target[: len(pos)] = 1.0
+            return loss_fn(self._logits(train.queries, words, vectors, codes, train.chunk, rows), target)
+
+        with deterministic(True, self.device):
+            for epoch in range(o.epochs):
+                order = np.random.default_rng(np.random.SeedSequence([seed, epoch])).permutation(len(train))
+                negatives = draw_negatives(samplers, order, seed, epoch)  # (n, ratio): the epoch's negatives
+                batches = ((order[s:s + o.batch_size], negatives[s:s + o.batch_size])
+                           for s in range(0, len(order), o.batch_size))
+                engine.run_epoch(batches, batch_loss, steps, desc=f"two_tower {self.spec.name} epoch {epoch + 1}/{o.epochs}",
+                                 weight=lambda b: len(b[0]) + b[1].size)
+                losses.append(round(engine.history[-1], 5))
         return losses
+
+    def save(self, folder) -> list[str]:
+        return save_trained(self, folder, self.net, self.vocab, self.text)
+
+    def load(self, folder, context) -> None:
+        o = self.options
+        self.device = device_for(o.device)
+
+        def build(config, vocab, text_folder):
+            self.text = None if text_folder is None else SentenceFeatures(text_folder, layer=o.text_layer)
+            return TwoTowerNet(config.n_labels, config.feature_dim, len(vocab), self.text.dim if self.text else 0, o)
+
+        self.net, self.vocab, _, _ = load_trained(self, folder, len(context.label_names), build)
+        self.net.to(self.device)
+        if self.text is not None:
+            self.text.to(self.device).requires_grad_(False)
 
     @torch.no_grad()
     def score(self, split, candidates, context):

@@ -16,6 +16,7 @@ import pandas as pd
 from ..errors import DataError
 from ..metrics import best_pair_threshold, pair_scores, per_row_scores
 from .ensemble import make_ensemble, strict_threshold
+from .oof import out_of_fold
 
 
 def nested_predictions(pairs: pd.DataFrame, columns: Sequence[str], method: str) -> np.ndarray:
@@ -27,24 +28,28 @@ def nested_predictions(pairs: pd.DataFrame, columns: Sequence[str], method: str)
     missing = [c for c in columns if c not in pairs]
     if missing:
         raise DataError(f"candidate table lacks score columns {missing}")
-    out = np.zeros(len(pairs), bool)
     y = pairs["label"].to_numpy()
-    folds = pairs["fold"].to_numpy()
     scores = pairs[list(columns)]
-    for f in np.unique(folds):
-        fit, at = folds != f, folds == f
+    values = scores.to_numpy(np.float64)
+
+    def fit(rest):
         if method == "member":
-            cut, _ = best_pair_threshold(y[fit], scores.to_numpy(np.float64)[fit, 0])
-            t = strict_threshold(scores.to_numpy(np.float64)[fit, 0], cut)
-            out[at] = scores.to_numpy(np.float64)[at, 0] > t
-        elif method.endswith("-calibrated"):
-            fit_p, at_p = platt(scores[fit], y[fit], scores[at])
-            model = make_ensemble(method.removesuffix("-calibrated")).fit(y[fit], fit_p)
-            out[at] = model.predict(at_p)
-        else:
-            model = make_ensemble(method).fit(y[fit], scores[fit])
-            out[at] = model.predict(scores[at])
-    return out
+            cut, _ = best_pair_threshold(y[rest], values[rest, 0])
+            return strict_threshold(values[rest, 0], cut)
+        if method.endswith("-calibrated"):
+            calibration = platt_fit(scores[rest], y[rest])
+            kind = method.removesuffix("-calibrated")
+            return calibration, make_ensemble(kind).fit(y[rest], platt_apply(calibration, scores[rest]))
+        return make_ensemble(method).fit(y[rest], scores[rest])
+
+    def predict(rule, held):
+        if method == "member":
+            return values[held, 0] > rule
+        if method.endswith("-calibrated"):
+            return rule[1].predict(platt_apply(rule[0], scores[held]))
+        return rule.predict(scores[held])
+
+    return out_of_fold(pairs["fold"].to_numpy(), fit, predict, dtype=bool)
 
 
 def platt_fit(fit_scores: pd.DataFrame, y) -> dict:

@@ -41,9 +41,15 @@ class LgbmParams:
     lambda_l2: float = 1.0
     num_threads: int = 0  # 0: LightGBM's default (all cores)
     seed: int = 0
+    objective: Literal["binary", "lambdarank"] = "binary"  # lambdarank: rows in query groups (`fit_ranker`)
+    eval_at: int = 5  # lambdarank: the NDCG cut-off LightGBM reports
 
     def lgb_params(self) -> dict:
-        p = {k: v for k, v in asdict(self).items() if k not in ("n_estimators", "early_stopping_rounds")}
+        p = {k: v for k, v in asdict(self).items()
+             if k not in ("n_estimators", "early_stopping_rounds", "objective", "eval_at")}
+        if self.objective == "lambdarank":
+            return {"objective": "lambdarank", "metric": "ndcg", "eval_at": [self.eval_at], **p, "deterministic": True,
+                    "force_row_wise": True, "verbose": -1}
         return {**p, "objective": "binary", "metric": "binary_logloss", "verbose": -1, "deterministic": True,
                 "force_row_wise": True}
 
@@ -122,6 +128,21 @@ def fit_final(pairs: pd.DataFrame, config: StackerConfig, n_estimators: int):
     data = lgb.Dataset(pairs[features].to_numpy(np.float32), pairs["label"].to_numpy(), feature_name=features,
                        free_raw_data=True)
     return lgb.train(config.lgbm.lgb_params(), data, num_boost_round=max(1, int(n_estimators)))
+
+
+def fit_ranker(x: np.ndarray, relevant, codes, params: LgbmParams, feature_names: list[str]):
+    """A lambdarank booster (``params.objective`` lambdarank) on rows `x` with 0/1 `relevant` labels and
+    query `codes` (0..Q-1, every query present): rows are put query by query (a stable sort by code),
+    `group` = each query's row count; ``params.n_estimators`` rounds, no early stopping."""
+    import lightgbm as lgb
+
+    if params.objective != "lambdarank":
+        raise ValueError(f"fit_ranker needs objective lambdarank, got {params.objective!r}")
+    codes = np.asarray(codes)
+    order = np.argsort(codes, kind="stable")
+    data = lgb.Dataset(x[order], label=np.asarray(relevant)[order].astype(np.float64), group=np.bincount(codes),
+                       feature_name=list(feature_names), free_raw_data=True)
+    return lgb.train(params.lgb_params(), data, num_boost_round=params.n_estimators)
 
 
 def save_booster(booster, path) -> Path:

@@ -69,6 +69,7 @@ class Engine:
         _, dtype = autocast_for(device, plan.amp)
         self.scaler = torch.amp.GradScaler("cuda") if dtype == torch.float16 else None
         self.step = 0
+        self.history: list[float] = []  # per `run_epoch` with `weight`: the epoch's weighted mean loss
 
     @property
     def done(self) -> bool:
@@ -98,11 +99,13 @@ class Engine:
         self.step += 1
 
     def run_epoch(self, batches: Iterable, loss_fn: Callable, n_batches: int, *, desc: str = "train",
-                  progress: bool = True, after_step: Callable[[], None] | None = None) -> list[float]:
+                  progress: bool = True, after_step: Callable[[], None] | None = None,
+                  weight: Callable[[object], int] | None = None) -> list[float]:
         """One pass over at most `n_batches` micro-batches (and no step past the plan's total):
         ``loss_fn(batch)`` returns the batch's mean loss, or None to skip the batch (it does not
-        count). `after_step` runs after every optimizer step (mid-epoch evaluation). Returns the
-        micro-batch losses."""
+        count). `after_step` runs after every optimizer step (mid-epoch evaluation). With `weight`
+        (a batch's row count) the epoch's mean loss, each batch weighted so, is appended to
+        `history`. Returns the micro-batch losses."""
         import torch
         from tqdm.auto import tqdm
 
@@ -110,6 +113,7 @@ class Engine:
 
         accumulate = self.plan.accumulate
         losses, micro = [], 0
+        total, seen = 0.0, 0
         self.optimizer.zero_grad(set_to_none=True)
         bar = tqdm(total=n_batches, desc=desc, disable=not progress, leave=False)
         for batch in batches:
@@ -128,6 +132,9 @@ class Engine:
             scaled = loss / min(accumulate, n_batches - window * accumulate)
             (self.scaler.scale(scaled) if self.scaler is not None else scaled).backward()
             losses.append(float(loss.detach()))
+            if weight is not None:
+                rows = weight(batch)
+                total, seen = total + losses[-1] * rows, seen + rows
             micro += 1
             if micro % accumulate == 0 or micro == n_batches:
                 self._optimizer_step()
@@ -136,6 +143,8 @@ class Engine:
             bar.update(1)
             bar.set_postfix(loss=f"{losses[-1]:.4f}", lr=f"{self.lr():.2e}")
         bar.close()
+        if weight is not None:
+            self.history.append(total / seen if seen else float("nan"))
         return losses
 
     # resume -------------------------------------------------------------------------------

@@ -6,9 +6,13 @@ from typing import Iterable, Sequence
 CLIP_MODES = ("norm", "agc")
 
 
+OPTIMIZERS = ("adamw", "adam")
+
+
 def build_optimizer(groups: Sequence[tuple[str, Sequence, float]], weight_decay: float, *,
-                    exempt_1d: bool = False):
-    """AdamW over named ``(name, params, lr)`` groups.
+                    exempt_1d: bool = False, kind: str = "adamw"):
+    """AdamW (``kind`` ``adam``: plain Adam, L2 `weight_decay` in the gradient, as torch.optim.Adam)
+    over named ``(name, params, lr)`` groups.
 
     ``exempt_1d`` splits each group into a decayed half and a half of 1-d parameters (biases,
     norm scales) without weight decay, the transformer fine-tuning convention; empty halves are
@@ -26,7 +30,10 @@ def build_optimizer(groups: Sequence[tuple[str, Sequence, float]], weight_decay:
                                     ("_no_decay", [p for p in params if p.ndim <= 1], 0.0)):
             if part:
                 built.append({"params": part, "lr": lr, "name": name + suffix, "weight_decay": decay})
-    return torch.optim.AdamW(built, lr=groups[-1][2] if groups else 1e-3, weight_decay=weight_decay)
+    if kind not in OPTIMIZERS:
+        raise ValueError(f"optimizer {kind!r}; known: {', '.join(OPTIMIZERS)}")
+    make = torch.optim.AdamW if kind == "adamw" else torch.optim.Adam
+    return make(built, lr=groups[-1][2] if groups else 1e-3, weight_decay=weight_decay)
 
 
 def clip_gradients(params: Iterable, value: float, mode: str = "norm", head_params: Iterable = ()) -> None:
