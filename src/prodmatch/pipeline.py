@@ -1,5 +1,5 @@
-"""The demo: every stage composed on synthetic data (each stage owns its run: baseline, encoders.run,
-post.run, stack.run, predict); this module only wires them and times them."""
+"""The demo: the Shopee chain (`prodmatch.shopee.run_chain`) on synthetic data, then the baseline
+and the leaderboard; this module only wires them and times them."""
 from __future__ import annotations
 
 import logging
@@ -11,9 +11,7 @@ from .baseline import run_baseline
 from .data.synth import generate
 from .embedders import embedder_names
 from .io import data_hashes, new_run_dir, write_json
-from .metrics import Scores, read_truth, score_submission
-from .post.run import match_run
-from .stack.run import stack_run
+from .metrics import Scores
 
 log = logging.getLogger(__name__)
 
@@ -71,12 +69,10 @@ def demo(*, seed: int = 0, data_root="input/synthetic", out_root="oof", preset: 
     None there meaning one per core; 1 on the test preset, whose folds train in less time than a
     worker takes to start).
     """
-    from .embedders.run import embed_unsupervised
-    from .encoders.run import load_experiment, train_oof
     from .leaderboard import write_leaderboard
-    from .metrics import read_submission
-    from .predict import Timer, make_bundle, predict
+    from .predict import Timer
     from .resources import available_cores
+    from .shopee import ShopeeRunConfig, run_chain
 
     def jobs_for(name: str) -> int:
         if jobs is not None:
@@ -89,23 +85,10 @@ def demo(*, seed: int = 0, data_root="input/synthetic", out_root="oof", preset: 
     with timer.stage("data"):
         folder = demo_data(data_root, seed=seed, preset=preset)
     run = new_run_dir(out_root, f"demo-{preset}")
-    encoder_f1 = {}
-    for name in encoders:
-        with timer.stage(f"train {name}"):
-            result = train_oof(folder, load_experiment(name), out=run, progress=progress, jobs=jobs_for(name))
-            encoder_f1[name] = result.get("oof_f1")
-    for method in DEMO_UNSUPERVISED:
-        with timer.stage(f"embed {method}"):
-            embed_unsupervised(folder, method, run)
-    with timer.stage("match"):
-        matched = match_run(run, data_dir=folder, progress=progress)
-    with timer.stage("stack"):
-        stacked = stack_run(run, data_dir=folder, progress=progress)
-    with timer.stage("bundle"):
-        models = make_bundle(run, run / "bundle")
-    with timer.stage("predict"):
-        predicted = predict(folder, models, run / "submission.csv", progress=progress)
-    test = score_submission(read_truth(folder / "test_truth.csv"), read_submission(run / "submission.csv"))
+    chain = run_chain(folder, run, ShopeeRunConfig(encoders=tuple(encoders), unsupervised=DEMO_UNSUPERVISED),
+                      progress=progress, jobs_for=jobs_for, stage=timer.stage)
+    encoder_f1, matched, stacked = chain["encoder_f1"], chain["matched"], chain["stacked"]
+    models, predicted, test = chain["models"], chain["predicted"], chain["test"]
     with timer.stage("baseline"):
         baseline = run_baseline(folder, method="tfidf", out_root=out_root, image_policy="text-only")
     with timer.stage("leaderboard"):

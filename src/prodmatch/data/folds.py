@@ -41,6 +41,13 @@ def shopee_folds(frame: pd.DataFrame, n_folds: int = 5, seed: int = 0) -> pd.Dat
     return pd.DataFrame({"posting_id": frame["posting_id"], "label_group": frame["label_group"], "fold": folds})
 
 
+def shopee_folds_file(path, n_folds: int, seed: int) -> pd.DataFrame:
+    """`shopee_folds` of a train.csv."""
+    from .shopee import read_shopee_csv
+
+    return shopee_folds(read_shopee_csv(path, image_policy="text-only"), n_folds, seed)
+
+
 def shopee_fold_ids(train: pd.DataFrame, n_folds: int, seed: int) -> np.ndarray:
     """The int64 fold of every row of `train` (`shopee_folds`: whole label groups per fold)."""
     return shopee_folds(train, n_folds, seed)["fold"].to_numpy().astype(np.int64)

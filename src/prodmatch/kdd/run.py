@@ -14,6 +14,7 @@ import pandas as pd
 from ..config import load_config, read_yaml, shipped_configs, to_dict
 from ..errors import DataError
 from ..io import atomic_dir, check_out, code_version, write_csv, write_json
+from ..summary import ndcg_entry, write_summary
 from .config import KddRunConfig
 from .data import LABELS_FILE, Candidates, feature_dim_of, kdd_hashes, locate, read_answers, read_candidates, read_labels
 from .methods import KddContext, build_methods
@@ -86,15 +87,30 @@ def kdd_run(data_dir, config, out, *, overwrite: bool = False) -> dict:
         summary["valid"] = dict(zip(table.loc[table["split"] == "valid", "method"], table.loc[table["split"] == "valid", "NDCG@5"]))
         files = [LABELS_FILE, "valid.tsv", "valid_answer.json"] + [f"{s}{ext}" for s in splits if s != "valid"
                                                                    for ext in (".tsv", "_answer.json")]
-        write_json(tmp / "run.json", {
+        record = {
             "stage": "kdd", "config": to_dict(config), "data_dir": str(data_dir), "data": kdd_hashes(data_dir, files),
             "code_version": code_version(), "chosen": chosen, "valid_ndcg5": summary["valid"],
             "valid_score_kind": kinds,
             "test_ndcg5": summary["test"], "methods": facts, "decoded": list(needs),
-            "splits": {s: _split_facts(c, t) for s, (c, t) in splits.items()}, "seconds": round(time.time() - started, 2)})
+            "splits": {s: _split_facts(c, t) for s, (c, t) in splits.items()}, "seconds": round(time.time() - started, 2)}
+        write_json(tmp / "run.json", record)
+        write_summary(tmp, task="kdd", stage="kdd", entries=summary_entries(record))
     summary.update(out=out, compare=out / "compare.csv", scores=out / "scores.parquet", run=out / "run.json", table=table)
     log.info("kdd: chosen %s (valid NDCG@5 %.4f)", chosen, summary["valid"][chosen])
     return summary
+
+
+def summary_entries(record: dict) -> list[dict]:
+    """The run's summary entry: the chosen method's valid NDCG@5 (held-out, or out-of-fold for a
+    level-2 method) and its test NDCG@5 where the test answers were known (synthetic testA / testB)."""
+    chosen, valid = record["chosen"], record["valid_ndcg5"]
+    if chosen not in valid:
+        return []
+    how = {"oof": "out-of-fold", "in_sample": "in-sample"}.get((record.get("valid_score_kind") or {}).get(chosen), "held-out")
+    tests = record.get("test_ndcg5") or {}
+    return [ndcg_entry("kdd", f"KDD recall: {chosen} (valid NDCG@5 {how}; of {', '.join(valid)})", record,
+                       valid[chosen], next(iter(tests.values()), None),
+                       " ".join(f"{split} {float(v):.4f}" for split, v in tests.items()))]
 
 
 def _choose(valid_rows: list[dict]) -> str:
