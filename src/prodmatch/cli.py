@@ -15,6 +15,7 @@ from typing import Callable
 
 from .config import setting
 from .errors import DataError
+from .registry import Registry
 
 _COMMANDS: dict[str, tuple[str, Callable, Callable]] = {}
 
@@ -59,7 +60,9 @@ def synth(args):
 
 @synth.arguments
 def _(p):
-    p.add_argument("task", choices=["shopee", "ccks", "kdd"])
+    from .data.synth import GENERATORS
+
+    p.add_argument("task", choices=list(GENERATORS))
     p.add_argument("--out", type=out_folder, required=True, help="output folder")
     p.add_argument("--seed", type=setting("seed"), default=0)
     from .data.synth import PRESETS
@@ -75,44 +78,57 @@ def _(p):
 
 @command("check", "load and validate competition data; print a summary or the first offenders")
 def check(args):
-    if args.task == "shopee":
-        from .data.shopee import read_shopee_csv
+    CHECKS.get(args.task)(args)
 
-        # the thorough command: every image decoded (a truncated JPEG passes the header check)
-        frame = read_shopee_csv(args.path, image_dir=args.image_dir, image_policy=args.image_policy, decode=True)
-        groups = frame["label_group"].nunique() if "label_group" in frame else "n/a"
-        bad = int((~frame["image_ok"]).sum()) if "image_ok" in frame else "not checked"
-        print(f"{args.path}: {len(frame)} postings, {groups} groups, bad images: {bad}")
-    elif args.task == "kdd":
-        from .kdd.data import iter_tsv
 
-        rows = boxes = 0
-        queries = set()
-        for chunk in iter_tsv(args.path, feature_dim=args.feature_dim):
-            rows, boxes = rows + len(chunk), boxes + int(chunk.offsets[-1])
-            queries.update(chunk.rows["query_id"].tolist())
-        print(f"{args.path}: {rows} rows, {len(queries)} queries, {boxes} boxes (features x {args.feature_dim}), "
-              f"every base64 field decoded")
-    else:
-        from .ccks.data import check_ccks_images, read_ccks_items, read_ccks_pairs
+CHECKS = Registry("check task")  # task -> fn(args): its data loaded, checked and summarised
 
-        items = read_ccks_items(args.path)
-        line = f"{args.path}: {len(items)} items"
-        if args.pairs:
-            pairs = read_ccks_pairs(args.pairs, items)
-            line += f", {len(pairs)} pairs"
-            if "item_label" in pairs:
-                line += f" ({int(pairs['item_label'].sum())} positive)"
-        if args.image_policy != "text-only":
-            image_dir = args.image_dir or str(args.path).replace("_info.jsonl", "_images")
-            bad = check_ccks_images(items, image_dir, policy=args.image_policy)
-            line += f", bad images: {len(bad)}"
-        print(line)
+
+@CHECKS.register("shopee")
+def _check_shopee(args):
+    from .data.shopee import read_shopee_csv
+
+    # the thorough command: every image decoded (a truncated JPEG passes the header check)
+    frame = read_shopee_csv(args.path, image_dir=args.image_dir, image_policy=args.image_policy, decode=True)
+    groups = frame["label_group"].nunique() if "label_group" in frame else "n/a"
+    bad = int((~frame["image_ok"]).sum()) if "image_ok" in frame else "not checked"
+    print(f"{args.path}: {len(frame)} postings, {groups} groups, bad images: {bad}")
+
+
+@CHECKS.register("ccks")
+def _check_ccks(args):
+    from .ccks.data import check_ccks_images, read_ccks_items, read_ccks_pairs
+
+    items = read_ccks_items(args.path)
+    line = f"{args.path}: {len(items)} items"
+    if args.pairs:
+        pairs = read_ccks_pairs(args.pairs, items)
+        line += f", {len(pairs)} pairs"
+        if "item_label" in pairs:
+            line += f" ({int(pairs['item_label'].sum())} positive)"
+    if args.image_policy != "text-only":
+        image_dir = args.image_dir or str(args.path).replace("_info.jsonl", "_images")
+        bad = check_ccks_images(items, image_dir, policy=args.image_policy)
+        line += f", bad images: {len(bad)}"
+    print(line)
+
+
+@CHECKS.register("kdd")
+def _check_kdd(args):
+    from .kdd.data import iter_tsv
+
+    rows = boxes = 0
+    queries = set()
+    for chunk in iter_tsv(args.path, feature_dim=args.feature_dim):
+        rows, boxes = rows + len(chunk), boxes + int(chunk.offsets[-1])
+        queries.update(chunk.rows["query_id"].tolist())
+    print(f"{args.path}: {rows} rows, {len(queries)} queries, {boxes} boxes (features x {args.feature_dim}), "
+          f"every base64 field decoded")
 
 
 @check.arguments
 def _(p):
-    p.add_argument("task", choices=["shopee", "ccks", "kdd"])
+    p.add_argument("task", choices=list(CHECKS))
     p.add_argument("path", help="Shopee train/test.csv, CCKS item_*_info.jsonl, or a KDD train/valid/test .tsv")
     p.add_argument("--pairs", help="CCKS item_*_pair.jsonl to check against the items")
     p.add_argument("--image-dir", help="image folder (default: train_images/ beside train.csv; item_train_images/ beside item_train_info.jsonl)")
@@ -124,22 +140,34 @@ def _(p):
 def folds(args):
     from .data import folds as F
 
-    if args.task == "shopee":
-        from .data.shopee import read_shopee_csv
-
-        table = F.shopee_folds(read_shopee_csv(args.path, image_policy="text-only"), args.n_folds, args.seed)
-    else:
-        from .ccks.data import read_ccks_pairs
-
-        table = F.ccks_folds(read_ccks_pairs(args.path), args.n_folds, args.seed)
+    table = FOLD_TABLES.get(args.task)(args)
     out = F.write_folds(table, args.out, overwrite=args.overwrite)
     sizes = table["fold"].value_counts().sort_index().tolist()
     print(f"wrote {out}: {args.n_folds} folds, rows per fold {sizes}")
 
 
+FOLD_TABLES = Registry("folds task")  # task -> fn(args): its fold table
+
+
+@FOLD_TABLES.register("shopee")
+def _shopee_folds(args):
+    from .data import folds as F
+    from .data.shopee import read_shopee_csv
+
+    return F.shopee_folds(read_shopee_csv(args.path, image_policy="text-only"), args.n_folds, args.seed)
+
+
+@FOLD_TABLES.register("ccks")
+def _ccks_folds(args):
+    from .ccks.data import read_ccks_pairs
+    from .data import folds as F
+
+    return F.ccks_folds(read_ccks_pairs(args.path), args.n_folds, args.seed)
+
+
 @folds.arguments
 def _(p):
-    p.add_argument("task", choices=["shopee", "ccks"])
+    p.add_argument("task", choices=list(FOLD_TABLES))
     p.add_argument("path", help="Shopee train.csv, or CCKS item_train_pair.jsonl")
     p.add_argument("--out", type=out_file, required=True, help="folds CSV to write")
     p.add_argument("--n-folds", type=setting("n_folds"), default=5)
@@ -347,7 +375,9 @@ def train(args):
 
 @train.arguments
 def _(p):
-    p.add_argument("kind", choices=["image", "text"])
+    from .encoders._registry import ENCODERS
+
+    p.add_argument("kind", choices=list(ENCODERS))
     p.add_argument("--data", type=data_folder, required=True, help="folder with train.csv (+ train_images/) and test.csv")
     p.add_argument("--config", help="experiment YAML (path or shipped name); default tiny-<kind>")
     p.add_argument("--fold", default="all", help="'all' or one fold index (the OOF model appears when every fold is done)")
