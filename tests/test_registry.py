@@ -154,9 +154,14 @@ def test_names_round_trip(names):
 def test_shipped_declared_builtins_match_their_decorators():
     """Each declared ``name: "module:attr"`` builtin registers itself under that name."""
     from prodmatch.data.synth import GENERATORS
+    from prodmatch.encoders._registry import ENCODERS
+    from prodmatch.pairs._registry import PAIR_MODELS
 
     for name in GENERATORS.names():
         assert GENERATORS.get(name).__name__ == f"generate_{name}"
+    for registry in (ENCODERS, PAIR_MODELS):
+        declared = list(registry)
+        assert [cls.kind for _, cls in registry.items()] == declared
 
 
 def test_cli_parser_imports_neither_torch_nor_the_generators():

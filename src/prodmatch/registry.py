@@ -81,16 +81,19 @@ class Registry:
         self.unregister(name)
 
     # ------------------------------------------------------------------ lookups
-    def get(self, name: str):
-        """The object registered as `name`; DataError naming the closest and all known names otherwise."""
+    def get(self, name: str, *, where: str = ""):
+        """The object registered as `name`; DataError naming the closest and all known names otherwise
+        (prefixed ``<where>: `` when given, e.g. the config being read)."""
         self._load()
         if name not in self._table and isinstance(name, str) and name in self._declared:
             self._load_declared(name)
         if name not in self._table:
-            raise unknown(self.what, name, self.names())
+            err = unknown(self.what, name, self.names())
+            raise DataError(f"{where}: {err}") if where else err
         return self._table[name]
 
-    __getitem__ = get
+    def __getitem__(self, name: str):
+        return self.get(name)
 
     def names(self) -> list[str]:
         """Every name, sorted (declared builtins without importing them)."""
