@@ -4,7 +4,7 @@ A leaf module (it imports only `prodmatch.errors`), so any module may import it.
 """
 from __future__ import annotations
 
-from typing import Callable, Iterable, Iterator, Mapping
+from typing import Callable, Hashable, Iterable, Iterator, Mapping
 
 from .errors import DataError
 
@@ -84,12 +84,11 @@ class Registry:
     def get(self, name: str, *, where: str = ""):
         """The object registered as `name`; DataError naming the closest and all known names otherwise
         (prefixed ``<where>: `` when given, e.g. the config being read)."""
-        self._load()
-        if name not in self._table and isinstance(name, str) and name in self._declared:
-            self._load_declared(name)
-        if name not in self._table:
+        if name not in self:  # (an unhashable name, a YAML list or mapping, is not in it either)
             err = unknown(self.what, name, self.names())
             raise DataError(f"{where}: {err}") if where else err
+        if name not in self._table:
+            self._load_declared(name)
         return self._table[name]
 
     def __getitem__(self, name: str):
@@ -108,7 +107,7 @@ class Registry:
 
     def __contains__(self, name) -> bool:
         self._load()
-        return name in self._table or name in self._declared
+        return isinstance(name, Hashable) and (name in self._table or name in self._declared)
 
     def __iter__(self) -> Iterator[str]:
         self._load()

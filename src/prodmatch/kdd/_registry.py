@@ -1,8 +1,9 @@
-"""Leaf registry of KDD ranking method kinds: kind -> `Method` class (filled by `prodmatch.kdd.methods`)."""
+"""Leaf registry of KDD ranking method kinds: kind -> `Method` class (filled by the modules
+`prodmatch.kdd` imports, imported on the registry's first lookup)."""
 from __future__ import annotations
 
-from ..registry import registrar
+from ..registry import Registry
 
-METHODS: dict[str, type] = {}
-register_method = registrar(METHODS, "kind")
+METHODS = Registry("method kind", attribute="kind", builtins="prodmatch.kdd")
+register_method = METHODS.register
 """Class decorator ``@register_method(kind)``: a `Method` a config can name as ``kind``."""
