@@ -11,12 +11,12 @@ import contextlib
 import importlib.util
 import logging
 import sys
-from typing import Callable
 
 from .config import setting
 from .errors import DataError
+from .registry import Registry
 
-_COMMANDS: dict[str, tuple[str, Callable, Callable]] = {}
+_COMMANDS = Registry("command")  # name -> (help, arguments(parser), run(args)), in the order --help lists them
 
 
 def command(name: str, help: str):
@@ -24,7 +24,7 @@ def command(name: str, help: str):
 
     def deco(run):
         def attach(arguments):
-            _COMMANDS[name] = (help, arguments, run)
+            _COMMANDS.register(name, (help, arguments, run))
             return run
 
         run.arguments = attach

@@ -68,6 +68,8 @@ class Registry:
     def unregister(self, name: str, default=_MISSING):
         """Remove `name` and return its object (`default` when it is not registered; DataError without one)."""
         self._load()
+        if name in self._declared and name not in self._table:
+            self._load_declared(name)
         if name in self._table:
             self._declared.pop(name, None)
             return self._table.pop(name)
@@ -101,9 +103,6 @@ class Registry:
     def items(self) -> list[tuple[str, object]]:
         """(name, object) pairs in iteration order (every declared builtin imported)."""
         return [(name, self.get(name)) for name in self]
-
-    def values(self) -> list:
-        return [obj for _, obj in self.items()]
 
     def __contains__(self, name) -> bool:
         self._load()
