@@ -22,7 +22,7 @@ def test_builtin_methods_and_their_kinds():
     assert get_embedder("phash").transform(frame).tolist() == [0xFF00FF00FF00FF00] * 2
     word, char = get_embedder("tfidf").transform(frame), get_embedder("tfidf-char").transform(frame)
     assert word.shape[0] == char.shape[0] == 2 and char.shape[1] > word.shape[1]
-    with pytest.raises(DataError, match="unknown embedding method 'tfidff'; known: encoder, phash"):
+    with pytest.raises(DataError, match=r"unknown embedding method 'tfidff'; did you mean tfidf, tfidf-char\? known: encoder, phash"):
         get_embedder("tfidff")
 
 

@@ -122,7 +122,7 @@ def test_config_validation():
     with pytest.raises(DataError, match="item vectors"):
         make_loss("cosine-embedding").check(PairModelConfig(kind="two_tower", head="adaptive"))
     make_loss("cosine-embedding").check(PairModelConfig(kind="two_tower", head="similarity"))
-    with pytest.raises(DataError, match="unknown loss"):
+    with pytest.raises(DataError, match="PairTrainConfig: unknown pair loss .euclid."):
         PairTrainConfig(loss="euclid")
     with pytest.raises(DataError, match="swap_prob"):
         PairModelConfig(swap_prob=2.0)

@@ -11,12 +11,12 @@ import contextlib
 import importlib.util
 import logging
 import sys
-from typing import Callable
 
 from .config import setting
 from .errors import DataError
+from .registry import Registry
 
-_COMMANDS: dict[str, tuple[str, Callable, Callable]] = {}
+_COMMANDS = Registry("command")  # name -> (help, arguments(parser), run(args)), in the order --help lists them
 
 
 def command(name: str, help: str):
@@ -24,7 +24,7 @@ def command(name: str, help: str):
 
     def deco(run):
         def attach(arguments):
-            _COMMANDS[name] = (help, arguments, run)
+            _COMMANDS.register(name, (help, arguments, run))
             return run
 
         run.arguments = attach
@@ -59,7 +59,9 @@ def synth(args):
 
 @synth.arguments
 def _(p):
-    p.add_argument("task", choices=["shopee", "ccks", "kdd"])
+    from .data.synth import GENERATORS
+
+    p.add_argument("task", choices=list(GENERATORS))
     p.add_argument("--out", type=out_folder, required=True, help="output folder")
     p.add_argument("--seed", type=setting("seed"), default=0)
     from .data.synth import PRESETS
@@ -75,44 +77,16 @@ def _(p):
 
 @command("check", "load and validate competition data; print a summary or the first offenders")
 def check(args):
-    if args.task == "shopee":
-        from .data.shopee import read_shopee_csv
+    from .cli_tasks import CHECKS
 
-        # the thorough command: every image decoded (a truncated JPEG passes the header check)
-        frame = read_shopee_csv(args.path, image_dir=args.image_dir, image_policy=args.image_policy, decode=True)
-        groups = frame["label_group"].nunique() if "label_group" in frame else "n/a"
-        bad = int((~frame["image_ok"]).sum()) if "image_ok" in frame else "not checked"
-        print(f"{args.path}: {len(frame)} postings, {groups} groups, bad images: {bad}")
-    elif args.task == "kdd":
-        from .kdd.data import iter_tsv
-
-        rows = boxes = 0
-        queries = set()
-        for chunk in iter_tsv(args.path, feature_dim=args.feature_dim):
-            rows, boxes = rows + len(chunk), boxes + int(chunk.offsets[-1])
-            queries.update(chunk.rows["query_id"].tolist())
-        print(f"{args.path}: {rows} rows, {len(queries)} queries, {boxes} boxes (features x {args.feature_dim}), "
-              f"every base64 field decoded")
-    else:
-        from .ccks.data import check_ccks_images, read_ccks_items, read_ccks_pairs
-
-        items = read_ccks_items(args.path)
-        line = f"{args.path}: {len(items)} items"
-        if args.pairs:
-            pairs = read_ccks_pairs(args.pairs, items)
-            line += f", {len(pairs)} pairs"
-            if "item_label" in pairs:
-                line += f" ({int(pairs['item_label'].sum())} positive)"
-        if args.image_policy != "text-only":
-            image_dir = args.image_dir or str(args.path).replace("_info.jsonl", "_images")
-            bad = check_ccks_images(items, image_dir, policy=args.image_policy)
-            line += f", bad images: {len(bad)}"
-        print(line)
+    CHECKS.get(args.task)(args)
 
 
 @check.arguments
 def _(p):
-    p.add_argument("task", choices=["shopee", "ccks", "kdd"])
+    from .cli_tasks import CHECKS
+
+    p.add_argument("task", choices=list(CHECKS))
     p.add_argument("path", help="Shopee train/test.csv, CCKS item_*_info.jsonl, or a KDD train/valid/test .tsv")
     p.add_argument("--pairs", help="CCKS item_*_pair.jsonl to check against the items")
     p.add_argument("--image-dir", help="image folder (default: train_images/ beside train.csv; item_train_images/ beside item_train_info.jsonl)")
@@ -122,16 +96,10 @@ def _(p):
 
 @command("folds", "write group-disjoint folds (Shopee: by label_group; CCKS: by item components)")
 def folds(args):
+    from .cli_tasks import FOLD_TABLES
     from .data import folds as F
 
-    if args.task == "shopee":
-        from .data.shopee import read_shopee_csv
-
-        table = F.shopee_folds(read_shopee_csv(args.path, image_policy="text-only"), args.n_folds, args.seed)
-    else:
-        from .ccks.data import read_ccks_pairs
-
-        table = F.ccks_folds(read_ccks_pairs(args.path), args.n_folds, args.seed)
+    table = FOLD_TABLES.get(args.task)(args)
     out = F.write_folds(table, args.out, overwrite=args.overwrite)
     sizes = table["fold"].value_counts().sort_index().tolist()
     print(f"wrote {out}: {args.n_folds} folds, rows per fold {sizes}")
@@ -139,7 +107,9 @@ def folds(args):
 
 @folds.arguments
 def _(p):
-    p.add_argument("task", choices=["shopee", "ccks"])
+    from .cli_tasks import FOLD_TABLES
+
+    p.add_argument("task", choices=list(FOLD_TABLES))
     p.add_argument("path", help="Shopee train.csv, or CCKS item_train_pair.jsonl")
     p.add_argument("--out", type=out_file, required=True, help="folds CSV to write")
     p.add_argument("--n-folds", type=setting("n_folds"), default=5)
@@ -347,7 +317,9 @@ def train(args):
 
 @train.arguments
 def _(p):
-    p.add_argument("kind", choices=["image", "text"])
+    from .encoders._registry import ENCODERS
+
+    p.add_argument("kind", choices=list(ENCODERS))
     p.add_argument("--data", type=data_folder, required=True, help="folder with train.csv (+ train_images/) and test.csv")
     p.add_argument("--config", help="experiment YAML (path or shipped name); default tiny-<kind>")
     p.add_argument("--fold", default="all", help="'all' or one fold index (the OOF model appears when every fold is done)")

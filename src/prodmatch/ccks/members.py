@@ -17,6 +17,7 @@ import pandas as pd
 
 from ..config import NoOptions, from_dict
 from ..errors import DataError
+from ..pairs._registry import PAIR_MODELS
 from ._registry import MEMBERS, register_member
 from .config import TINY_MODEL, CcksRunConfig, MemberConfig
 from .data import CcksData
@@ -191,10 +192,15 @@ def _moved_loss_keys(spec: MemberConfig, options: dict) -> dict:
 
 
 class PairMember(Member):
-    """A pair model (options: the config fields of the pair model kind of the same name) trained
-    with ``fit_pair_model`` on the training part; the held-out part picks checkpoint and threshold."""
+    """A pair model of the member's kind, any registered pair model kind (`pairs._registry.PAIR_MODELS`;
+    options: the config fields of that kind) trained with ``fit_pair_model`` on the training part;
+    the held-out part picks checkpoint and threshold."""
 
     trainable = True
+
+    def __init__(self, spec: MemberConfig, config: CcksRunConfig) -> None:
+        self.kind = spec.kind  # one class serves every pair model kind
+        super().__init__(spec, config)
 
     def parse_options(self, spec: MemberConfig, config: CcksRunConfig):
         from ..pairs.base import pair_model_class
@@ -235,45 +241,12 @@ class PairMember(Member):
                 "steps": fit.steps, "fit_seconds": round(fit.seconds, 2)}
         return MemberScores(scores[0], scores[1], info)
 
-@register_member("cross")
-class CrossMember(PairMember):
-    """One-tower cross-encoder over the aligned pair text."""
-
-@register_member("two_tower")
-class TwoTowerMember(PairMember):
-    """Two-tower pair model (projection, similarity or adaptive head)."""
-
-@register_member("image_tower")
-class ImageTowerMember(PairMember):
-    """Image two-tower: each item's main image through a timm backbone (seed 000 5.2)."""
-
-@register_member("textcnn")
-class TextCnnMember(PairMember):
-    """TextCNN two-tower over title + pvs characters, trained from scratch (seed 000 5.1.1)."""
-
-@register_member("multimodal")
-class MultimodalMember(PairMember):
-    """Image + text two-tower with the self-adaptive-threshold head (seed 002)."""
-
-@register_member("multimodal_cross")
-class MultimodalCrossMember(PairMember):
-    """Cross-encoder with both items' image vectors at [IMG] positions (seed 000 5.4.1)."""
-
-@register_member("coca")
-class CocaMember(PairMember):
-    """CoCa-style two-tower: text cross-attending to image tokens -> one multimodal vector (seed 000 5.4.2)."""
-
-@register_member("gcn")
-class GcnMember(PairMember):
-    """Relational GCN two-tower on the item-property graph of every item (seed 000 5.3.1)."""
-
-@register_member("pkgm")
-class PkgmMember(PairMember):
-    """Cross-encoder reading TransE knowledge vectors pre-trained on every item (seed 000 5.1.3)."""
+for _kind in PAIR_MODELS:  # the declared pair model kinds (and any registered before this import)
+    register_member(_kind, PairMember, tag=False)
 
 def build_members(config: CcksRunConfig) -> list[Member]:
     """Every member of the config, its options checked."""
-    return [MEMBERS[spec.kind](spec, config) for spec in config.members]
+    return [MEMBERS.get(spec.kind)(spec, config) for spec in config.members]
 
 @dataclass
 class ScoreBook:

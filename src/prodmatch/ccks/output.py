@@ -6,7 +6,7 @@ import json
 import math
 import os
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -16,6 +16,7 @@ from ..errors import DataError, preview
 from ..stack.ensemble import decide
 from ..io import write_text
 from ..metrics import Scores, pair_scores
+from ..registry import Registry
 
 RESULT_FIELDS = ("src_item_id", "src_item_emb", "tgt_item_id", "tgt_item_emb", "threshold")
 MAX_DIM = 1024
@@ -37,15 +38,13 @@ def _tgt0(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return b[:, 0].copy()
 
 
-SIMILARITIES: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
-    "cosine": _cosine, "inner": _inner, "tgt0": _tgt0}
+SIMILARITIES = Registry("similarity", {"cosine": _cosine, "inner": _inner, "tgt0": _tgt0})
 SAME_DIM = {"cosine", "inner"}
 
 
 def pair_score(src_emb, tgt_emb, similarity: str = "cosine"):
     """Score of one pair (1-d inputs -> float) or of each row of two (n, d) matrices."""
-    if similarity not in SIMILARITIES:
-        raise DataError(f"unknown similarity {similarity!r}; known: {', '.join(SIMILARITIES)}")
+    score = SIMILARITIES.get(similarity)
     a, b = np.asarray(src_emb, dtype=np.float64), np.asarray(tgt_emb, dtype=np.float64)
     single = a.ndim == 1 and b.ndim == 1
     a, b = np.atleast_2d(a), np.atleast_2d(b)
@@ -53,7 +52,7 @@ def pair_score(src_emb, tgt_emb, similarity: str = "cosine"):
         raise DataError(f"pair_score: need two non-empty (n, d) embeddings, got {a.shape} and {b.shape}")
     if similarity in SAME_DIM and a.shape[1] != b.shape[1]:
         raise DataError(f"pair_score: {similarity} needs equal dimensions, got {a.shape[1]} and {b.shape[1]}")
-    scores = SIMILARITIES[similarity](a, b)
+    scores = score(a, b)
     return float(scores[0]) if single else scores
 
 
@@ -194,8 +193,7 @@ def read_result_file(path: str | os.PathLike) -> pd.DataFrame:
 def result_scores(result: pd.DataFrame, similarity: str = "cosine") -> np.ndarray:
     """Each line's pair score, vectorised per embedding dimension; a pair whose two embeddings
     differ in dimension (cosine / inner) is a DataError naming its line."""
-    if similarity not in SIMILARITIES:
-        raise DataError(f"unknown similarity {similarity!r}; known: {', '.join(SIMILARITIES)}")
+    score = SIMILARITIES.get(similarity)
     out = np.empty(len(result))
     dims_a = result["src_item_emb"].map(len).to_numpy()
     dims_b = result["tgt_item_emb"].map(len).to_numpy()
@@ -207,7 +205,7 @@ def result_scores(result: pd.DataFrame, similarity: str = "cosine") -> np.ndarra
         rows = np.nonzero((dims_a == da) & (dims_b == db))[0]
         a = np.stack(result["src_item_emb"].to_numpy()[rows])
         b = np.stack(result["tgt_item_emb"].to_numpy()[rows])
-        out[rows] = SIMILARITIES[similarity](a, b)
+        out[rows] = score(a, b)
     return out
 
 

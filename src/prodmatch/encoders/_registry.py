@@ -1,13 +1,17 @@
 """Leaf registry of neural encoder kinds: kind -> `Encoder` class (timm's ``_registry.py`` pattern).
 
-`image.py` and `text.py` register themselves on import; `prodmatch.encoders.encoder_classes`
-imports them. Nothing here imports them back.
+`image.py` and `text.py` register themselves on import; the registry declares their kinds, so the
+names are known (CLI choices) without importing torch, and imports a module when its kind is used.
 """
 from __future__ import annotations
 
-from ..registry import registrar
+from ..registry import Registry
 
-_ENCODERS: dict[str, type] = {}
+ENCODERS = Registry("encoder kind", attribute="kind", builtins={
+    "image": "prodmatch.encoders.image:ImageEncoder",
+    "text": "prodmatch.encoders.text:TextEncoder",
+})
+_ENCODERS = ENCODERS  # its earlier name
 
-register_encoder = registrar(_ENCODERS, "kind")
+register_encoder = ENCODERS.register
 """Class decorator ``@register_encoder(kind)``: an `Encoder` subclass buildable as ``create_encoder(kind)``."""

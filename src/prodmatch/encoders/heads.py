@@ -14,12 +14,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..errors import DataError
-from ..registry import registrar
+from ..registry import Registry
 from .arcface import ArcFace, margin_at
 
-HEADS: dict[str, type] = {}
-register_head = registrar(HEADS, "name")
+HEADS = Registry("head", attribute="name")
+register_head = HEADS.register
 
 
 @dataclass(frozen=True)
@@ -122,9 +121,7 @@ def batch_hard_triplet(emb: Tensor, labels: Tensor, margin: float) -> Tensor:
 
 def make_head(name: str, dim: int, n_classes: int, config, class_margins=None) -> Head:
     """The head registered as `name` for `n_classes` classes of `dim`-d embeddings."""
-    if name not in HEADS:
-        raise DataError(f"unknown head {name!r}; known: {', '.join(sorted(HEADS))}")
-    return HEADS[name](dim, n_classes, config, class_margins)
+    return HEADS.get(name)(dim, n_classes, config, class_margins)
 
 
 def pk_batches(labels, batch_size: int, per_class: int, generator: torch.Generator) -> list[np.ndarray]:

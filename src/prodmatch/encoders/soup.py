@@ -12,6 +12,7 @@ import torch
 from torch import Tensor
 
 from ..errors import DataError, preview
+from ..registry import unknown
 
 log = logging.getLogger(__name__)
 
@@ -174,7 +175,7 @@ def soup_encoders(folders: Sequence[str | os.PathLike], out_folder: str | os.Pat
     if not folders:
         raise DataError("soup: no encoder folders given")
     if method not in ("uniform", "greedy"):
-        raise DataError(f"soup: unknown method {method!r}; known: uniform, greedy")
+        raise DataError(f"soup: {unknown('method', method, ('uniform', 'greedy'))}")
     if method == "greedy" and evaluate is None:
         raise DataError("soup: method 'greedy' needs an evaluate(encoder) -> score function")
     metas = [_read_meta(f) for f in folders]

@@ -16,7 +16,6 @@ from ..errors import DataError
 from ..layers import TOKEN_POOLINGS
 from ..backbones import load_hf_backbone, resolve_model_folder
 from ..io import atomic_dir
-from ..registry import registrar
 from .packing import fair_budgets, pack_layout, pack_segments, special_ids, unknown_characters  # noqa: F401
 
 ASSETS = "backbone"  # subfolder of a saved pair model: tokenizer + transformers config
@@ -154,10 +153,7 @@ POOLINGS: dict[str, Callable[[Tensor, Tensor], Tensor]] = {m: TOKEN_POOLINGS[m] 
 
 
 # ------------------------------------------------------------------------------ models
-PAIR_MODELS: dict[str, type["PairModel"]] = {}
-
-
-register_pair_model = registrar(PAIR_MODELS, "kind")
+from ._registry import PAIR_MODELS, register_pair_model  # noqa: E402,F401  (re-exported: kind modules import it here)
 
 
 class PairModel(nn.Module):
@@ -311,24 +307,15 @@ def save_text_assets(folder: Path, tokenizer, backbone) -> None:
         backbone.config.save_pretrained(str(tmp))
 
 
-# importing them registers their kinds
-PAIR_MODEL_MODULES = ("cross_encoder", "two_tower", "towers", "mm_cross", "coca", "graph", "knowledge")
-
-
 def pair_model_class(kind: str) -> type[PairModel]:
-    """The pair model class registered as `kind`; DataError naming the known kinds otherwise, or
-    the pip command of the extra the kind needs when that is not installed (before any work)."""
-    import importlib
-
+    """The pair model class registered as `kind`; DataError naming the closest and the known kinds
+    otherwise, or the pip command of the extra the kind needs when that is not installed (before any work)."""
     from ..extras import check
 
-    for module in PAIR_MODEL_MODULES:
-        importlib.import_module(f"{__package__}.{module}")
-    if kind not in PAIR_MODELS:
-        raise DataError(f"unknown pair model kind {kind!r}; known: {', '.join(sorted(PAIR_MODELS))}")
-    for module in PAIR_MODELS[kind].optional_modules:
+    cls = PAIR_MODELS.get(kind)
+    for module in cls.optional_modules:
         check(module, f"the {kind} pair kind")
-    return PAIR_MODELS[kind]
+    return cls
 
 
 def pair_model_config(config: PairHeadConfig | dict | str):

@@ -8,13 +8,11 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..errors import DataError
-from ..registry import registrar
+from ..registry import Registry
 from .base import PairOutput
 
-LOSSES: dict[str, type["PairLoss"]] = {}
-
-
-register_loss = registrar(LOSSES, "name")
+LOSSES = Registry("pair loss", attribute="name")
+register_loss = LOSSES.register
 
 
 class PairLoss(nn.Module):
@@ -87,6 +85,4 @@ class HingeLoss(PairLoss):
 
 
 def make_loss(name: str, margin: float | None = None) -> PairLoss:
-    if name not in LOSSES:
-        raise DataError(f"unknown pair loss {name!r}; known: {', '.join(sorted(LOSSES))}")
-    return LOSSES[name](margin)
+    return LOSSES.get(name)(margin)

@@ -64,8 +64,7 @@ class PairTrainConfig:
             raise DataError("PairTrainConfig: epochs, batch_size and eval_batch_size must be >= 1")
         if not 0.0 <= self.warmup < 1.0 or self.max_steps < 0 or self.eval_every < 0:
             raise DataError("PairTrainConfig: need 0 <= warmup < 1, max_steps >= 0, eval_every >= 0")
-        if self.loss not in LOSSES:
-            raise DataError(f"PairTrainConfig: unknown loss {self.loss!r}; known: {', '.join(sorted(LOSSES))}")
+        LOSSES.get(self.loss, where="PairTrainConfig")
         if self.clip_mode not in CLIP_MODES or (self.clip_mode == "agc" and not self.grad_clip):
             raise DataError(f"PairTrainConfig: clip_mode one of {', '.join(CLIP_MODES)}; agc needs a grad_clip factor")
 

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..errors import DataError
+from ..registry import Registry
 from .base import (PairModel, PairModelConfig, PairOutput, TextPairModel, build_pair_model,  # noqa: F401
                    pack_segments, register_pair_model, swap_sides, text_column)
 from .pvs import ENTRY_SEP
@@ -44,30 +45,21 @@ class Similarity:
     bias: float = 0.0
 
 
-SIMILARITIES: dict[str, Similarity] = {
+SIMILARITIES = Registry("similarity", {
     "cosine": Similarity(cosine_similarity, scale=10.0, bias=-5.0),
     "inner": Similarity(inner_similarity),
     "l1": Similarity(l1_similarity),
     "l2": Similarity(l2_similarity),
-}
+})
 
 
 def similarity(name: str) -> Similarity:
-    if name not in SIMILARITIES:
-        raise DataError(f"unknown similarity {name!r}; known: {', '.join(sorted(SIMILARITIES))}")
-    return SIMILARITIES[name]
+    return SIMILARITIES.get(name)
 
 
 # ------------------------------------------------------------------------------ heads
-HEADS: dict[str, type[nn.Module]] = {}
-
-
-def register_head(name: str):
-    def deco(cls):
-        HEADS[name] = cls
-        return cls
-
-    return deco
+HEADS = Registry("two-tower head")
+register_head = HEADS.register
 
 
 def _logits(z: Tensor) -> Tensor:
@@ -137,9 +129,7 @@ class TowerPairModel(PairModel):
     item_dim: int
 
     def build_head(self) -> None:
-        if self.config.head not in HEADS:
-            raise DataError(f"unknown two-tower head {self.config.head!r}; known: {', '.join(sorted(HEADS))}")
-        self.head = HEADS[self.config.head](self.item_dim, self.config)
+        self.head = HEADS.get(self.config.head)(self.item_dim, self.config)
 
     def item_fields(self, pairs: pd.DataFrame, swap: np.ndarray | None) -> dict[str, list]:
         """{field: values of items a then b} for the fields this kind reads."""

@@ -7,6 +7,7 @@ from typing import Mapping
 import numpy as np
 
 from ..errors import DataError
+from ..registry import Registry
 from .blend import blend
 from .stage import MatcherParams, Stage
 from .steps import Context, select_matches, steps_of
@@ -15,7 +16,7 @@ from .tune import Curve, curve, density_weight
 from ..similarity import DenseModel, PhashModel, SparseModel
 from .union import BLENDABLE, similarity_union
 
-MODEL_TYPES = {"dense": DenseModel, "sparse": SparseModel, "phash": PhashModel}
+MODEL_TYPES = Registry("model kind", {"dense": DenseModel, "sparse": SparseModel, "phash": PhashModel})
 
 
 class Pool:
@@ -139,11 +140,10 @@ class Pool:
 
 def search(kind: str, data, k: int, backend: str = "auto"):
     """The similarity model of `kind` over `data` with its exact top-k lists."""
-    if kind not in MODEL_TYPES:
-        raise DataError(f"unknown model kind {kind!r}; known: {', '.join(MODEL_TYPES)}")
+    model_type = MODEL_TYPES.get(kind)
     if kind == "sparse":
         return SparseModel.search(data, k)
-    return MODEL_TYPES[kind].search(data, k, backend=backend)
+    return model_type.search(data, k, backend=backend)
 
 
 def _n_rows(data) -> int:

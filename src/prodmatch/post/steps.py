@@ -24,6 +24,7 @@ from typing import Callable, ClassVar, NamedTuple, Sequence
 import numpy as np
 
 from ..errors import DataError
+from ..registry import Registry, unknown
 from .chisel import chisel
 from .components import components
 from .stage import UNION_GRAPH, MatcherParams, Stage
@@ -92,17 +93,17 @@ class Step:
         return f"<step {self.name} ({self.phase})>"
 
 
-STEPS: dict[str, Step] = {}  # name -> the step (one instance per class)
+STEPS = Registry("post step")  # name -> the step (one instance per class)
 CHAIN: list[str] = []  # step names in chain order
 
 
 def register_step(name: str, *, after: str | None = None):
     """Class decorator: register the step under `name`, placed in `CHAIN` after step `after`
-    (default: at the end). Unlike `registry.registrar` it keeps an instance and the chain order."""
+    (default: at the end); `STEPS` keeps an instance, `CHAIN` the order. Registering a name again replaces it."""
 
     def deco(cls: type[Step]) -> type[Step]:
         if cls.phase not in PHASES:
-            raise ValueError(f"step {name!r}: unknown phase {cls.phase!r}; known: {', '.join(PHASES)}")
+            raise ValueError(f"step {name!r}: {unknown('phase', cls.phase, PHASES)}")
         if after is not None and after not in CHAIN:
             raise ValueError(f"step {name!r}: no step {after!r} to come after")
         cls.name = name
@@ -111,7 +112,7 @@ def register_step(name: str, *, after: str | None = None):
         if name in CHAIN:
             CHAIN.remove(name)
         CHAIN.insert(CHAIN.index(after) + 1 if after is not None else len(CHAIN), name)
-        STEPS[name] = cls()
+        STEPS.register(name, cls(), replace=True)
         return cls
 
     return deco
@@ -125,9 +126,7 @@ def unregister_step(name: str) -> None:
 
 # ---------------------------------------------------------------- chains and stages
 def step(name: str) -> Step:
-    if name not in STEPS:
-        raise DataError(f"unknown post step {name!r}; known: {', '.join(CHAIN)}")
-    return STEPS[name]
+    return STEPS.get(name)
 
 
 def steps_of(stage: Stage, phase: str | None = None) -> list[Step]:
@@ -147,7 +146,7 @@ def with_step(stage: Stage, name: str) -> Stage:
 def chain(config, names: Sequence[str] = (), target: str = "matcher") -> list[Step]:
     """The steps `config` switches on for `target` ("matcher" or "stacker"), in chain order."""
     if target not in TARGETS:
-        raise ValueError(f"unknown target {target!r}; known: {', '.join(TARGETS)}")
+        raise ValueError(str(unknown("target", target, TARGETS)))
     return [STEPS[n] for n in CHAIN if target in STEPS[n].targets and STEPS[n].enabled(config, names)]
 
 

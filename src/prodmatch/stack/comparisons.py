@@ -21,10 +21,10 @@ import scipy.sparse as sp
 
 from ..errors import DataError, preview
 from ..post.units import conflicts, parse_number
-from ..registry import name_problems, registrar
+from ..registry import Registry, name_problems
 
-COMPARISONS: dict[str, type["Comparison"]] = {}
-register_comparison = registrar(COMPARISONS, "name")
+COMPARISONS = Registry("comparison", attribute="name")
+register_comparison = COMPARISONS.register
 
 NOT_COMPARED = ("item_id", "item_pvs", "cate_id", "image_path")
 MAX_CHARS = 500  # strings: descriptions are long and edit-distance scorers grow with length
@@ -515,23 +515,18 @@ class RareTokens(Comparison):
 def comparison_names(names: Sequence[str] | None) -> list[str]:
     """The registered comparisons `names` (None: all, in registration order); DataError naming an unknown
     or repeated one (a config checks its names with this when it loads, before any work)."""
-    import difflib
-
     chosen = list(COMPARISONS) if names is None else list(names)
     problems = name_problems("comparison", chosen)
     if problems:
         raise DataError("; ".join(problems))
     for name in chosen:
-        if name not in COMPARISONS:
-            close = difflib.get_close_matches(name, list(COMPARISONS), n=3, cutoff=0.5)
-            hint = f"did you mean {', '.join(close)}? " if close else ""
-            raise DataError(f"unknown comparison {name!r}; {hint}known: {', '.join(sorted(COMPARISONS))}")
+        COMPARISONS.get(name)
     return chosen
 
 
 def build_comparisons(names: Sequence[str] | None, items: pd.DataFrame) -> list[Comparison]:
     """Comparisons by registered name (None: all, in registration order), each fitted on `items`."""
-    return [COMPARISONS[name]().fit(items) for name in comparison_names(names)]
+    return [COMPARISONS.get(name)().fit(items) for name in comparison_names(names)]
 
 
 def pair_rows(items: pd.DataFrame, src, tgt) -> tuple[np.ndarray, np.ndarray]:

@@ -12,6 +12,7 @@ import pandas as pd
 from ..errors import DataError, preview
 from ..io import write_json
 from ..metrics import Scores, best_pair_threshold, pair_scores
+from ..registry import Registry
 
 FORMAT_VERSION = 1
 
@@ -330,22 +331,18 @@ class F1Vote(PairEnsemble):
             raise DataError("F1Vote.from_dict: weights and thresholds disagree on the number of models")
 
 
-ENSEMBLES: dict[str, type[PairEnsemble]] = {"threshold": ThresholdEnsemble, "f1-vote": F1Vote}
+ENSEMBLES = Registry("ensemble", {"threshold": ThresholdEnsemble, "f1-vote": F1Vote})
 
 
 def make_ensemble(kind: str, **options) -> PairEnsemble:
-    """A new unfitted ensemble of `kind` (a key of `ENSEMBLES`)."""
-    if kind not in ENSEMBLES:
-        raise DataError(f"unknown ensemble {kind!r}; known: {', '.join(ENSEMBLES)}")
-    return ENSEMBLES[kind](**options)
+    """A new unfitted ensemble of `kind` (a name in `ENSEMBLES`)."""
+    return ENSEMBLES.get(kind)(**options)
 
 
 def ensemble_from_dict(data: dict) -> PairEnsemble:
     """The ensemble `PairEnsemble.to_dict` described, of whichever kind it names."""
     kind = data.get("kind") if isinstance(data, dict) else None
-    if kind not in ENSEMBLES:
-        raise DataError(f"ensemble description: unknown kind {kind!r}; known: {', '.join(ENSEMBLES)}")
-    return ENSEMBLES[kind].from_dict(data)
+    return ENSEMBLES.get(kind, where="ensemble description").from_dict(data)
 
 
 def load_ensemble(path) -> PairEnsemble:

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from typing import Iterable, Sequence
 
+from ..registry import unknown
+
 CLIP_MODES = ("norm", "agc")
 
 
@@ -49,4 +51,4 @@ def clip_gradients(params: Iterable, value: float, mode: str = "norm", head_para
     elif mode == "norm":
         torch.nn.utils.clip_grad_norm_([*params, *head_params], value)
     else:
-        raise ValueError(f"clip mode {mode!r}; known: {', '.join(CLIP_MODES)}")
+        raise ValueError(str(unknown("clip mode", mode, CLIP_MODES)))

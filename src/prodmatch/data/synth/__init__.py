@@ -8,27 +8,21 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ._registry import _GENERATORS, SynthReport, register  # noqa: F401  (re-exported)
+from ._registry import _GENERATORS, GENERATORS, SynthReport, register  # noqa: F401  (re-exported)
 
 PRESETS = ("test", "demo", "kaggle")  # a task may not offer every one (CCKS, KDD: test, demo)
 
 
 def list_generators() -> list[str]:
-    _load_builtin()
-    return sorted(_GENERATORS)
+    return GENERATORS.names()
 
 
 def generate(name: str, out, *, seed: int = 0, preset: str = "test", overwrite: bool = False,
              **options) -> SynthReport:
     """Write the synthetic data set `name` into folder `out`; `options` go to its generator
     (Shopee: ``images=False``, ``rows=(train, test)``)."""
-    _load_builtin()
-    if name not in _GENERATORS:
-        raise KeyError(f"unknown synthetic data set {name!r}; known: {sorted(_GENERATORS)}")
+    generator = GENERATORS.get(name)
     if preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}; choose one of {PRESETS}")
-    return _GENERATORS[name](Path(out), seed=seed, preset=preset, overwrite=overwrite, **options)
+    return generator(Path(out), seed=seed, preset=preset, overwrite=overwrite, **options)
 
-
-def _load_builtin() -> None:
-    from . import ccks, kdd, shopee  # noqa: F401  (importing registers them)
