@@ -15,11 +15,11 @@ PACKAGE = SRC / "prodmatch"
 # module or a sub-package is one floor; inside a sub-package modules import each other freely, but
 # never in a circle). Plugins below reach the floors above only by a registered module name.
 FLOORS = [
-    "prodmatch", "errors", "extras", "resources", "registry", "config", "io", "report", "summary",
+    "prodmatch", "errors", "extras", "resources", "registry", "task", "config", "io", "report", "summary",
     "layers", "weights", "backbones", "training", "data", "metrics",
     "neighbors", "ann", "similarity", "saved_model", "store",
     "post", "encoders", "embedders", "pairs", "stack", "kdd", "distributed", "ccks",
-    "baseline", "predict", "leaderboard", "pipeline", "cli", "__main__",
+    "baseline", "predict", "leaderboard", "shopee", "pipeline", "commands", "cli", "__main__",
 ]
 MAX_LINES = 450
 VOCABULARIES = ("data/synth/vocab",)  # word lists of the synthetic generators

@@ -4,7 +4,8 @@ import sys
 import pandas as pd
 import pytest
 
-from prodmatch.cli import _COMMANDS, main
+from prodmatch.cli import main
+from prodmatch.commands._base import COMMANDS as _COMMANDS
 
 from .conftest import shopee_rows, write_shopee
 
