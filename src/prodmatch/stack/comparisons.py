@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
-from typing import Callable, ClassVar, Iterable, Sequence
+from typing import ClassVar, Iterable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -22,15 +22,15 @@ import scipy.sparse as sp
 from ..errors import DataError, preview
 from ..post.units import conflicts, parse_number
 from ..registry import Registry, name_problems
+from .offer_fields import (binary_rows, column, flag, joined, per_text, row_max, row_sums, safe_divide, set_features,
+                           set_matrices, text_fields, text_ids, unique_texts, words)
 
 COMPARISONS = Registry("comparison", attribute="name")
 register_comparison = COMPARISONS.register
 
-NOT_COMPARED = ("item_id", "item_pvs", "cate_id", "image_path")
 MAX_CHARS = 500  # strings: descriptions are long and edit-distance scorers grow with length
 PARTIAL_MAX_MEAN = 200  # strings: partial_ratio only on fields shorter than this on average
 
-_WORD = re.compile(r"\w+")  # the TF-IDF token pattern r"(?u)\b\w+\b"
 _CODE_TOKEN = re.compile(r"[^\W_]+(?:[-/._][^\W_]+)*")
 _SEPARATOR = re.compile(r"[-/._]")
 _NUMBER = regex.compile(r"(?<![\p{L}\p{N}_])(?<!\p{N}[.,])\d+(?:[.,]\d+)*", regex.V1)
@@ -55,149 +55,6 @@ class Comparison:
         if value is None:
             raise RuntimeError(f"comparison {self.name!r}: call fit(items) before compute")
         return value
-
-
-# ---------------------------------------------------------------------------------------------
-# columns, fields and per-text helpers
-
-
-def column(frame: pd.DataFrame, name: str) -> np.ndarray:
-    """`frame[name]` as an object array of stripped strings ("" for missing values or a missing column)."""
-    if name not in frame.columns:
-        return np.full(len(frame), "", dtype=object)
-    values = frame[name]
-    return values.where(values.notna(), "").astype(str).str.strip().to_numpy(object)
-
-
-def text_fields(items: pd.DataFrame) -> list[str]:
-    """The columns compared as text: title first, then every attribute holding text; ids, pvs and
-    image columns, numeric columns (price), all-empty columns and copies of the title are left out."""
-    title = column(items, "title") if "title" in items.columns else None
-    fields = []
-    for name in items.columns:
-        if name in NOT_COMPARED:
-            continue
-        if name != "title" and not _is_text(items[name]):
-            continue
-        if name != "title" and title is not None and (column(items, name) == title).all():
-            continue  # abt_buy's name restates the title: the same features twice
-        fields.append(name)
-    return sorted(fields, key=lambda f: f != "title")
-
-
-def _is_text(values: pd.Series) -> bool:
-    if not pd.api.types.is_string_dtype(values) and not pd.api.types.is_object_dtype(values):
-        return False
-    text = pd.Series(column(values.to_frame("v"), "v"), dtype=object)
-    text = text[text != ""]
-    if text.empty:
-        return False
-    numeric = pd.to_numeric(text.str.replace(r"[\s$€£,]", "", regex=True), errors="coerce")
-    return bool(numeric.isna().any())
-
-
-def joined(frame: pd.DataFrame, fields: Sequence[str]) -> np.ndarray:
-    """Each row's fields joined by spaces: the whole offer as one text."""
-    out = np.full(len(frame), "", dtype=object)
-    for k, field in enumerate(fields):
-        out = column(frame, field) if k == 0 else out + " " + column(frame, field)
-    return out
-
-
-def words(text: str) -> list[str]:
-    """Lower-cased word tokens (the TF-IDF token pattern)."""
-    return _WORD.findall(text.lower())
-
-
-def _unique(values_a: np.ndarray, values_b: np.ndarray) -> tuple[np.ndarray, np.ndarray, list]:
-    """(codes of a, codes of b, distinct values) of a and b stacked, so per-text work runs once a text."""
-    codes, uniques = pd.factorize(np.concatenate([values_a, values_b]).astype(object))
-    return codes[: len(values_a)], codes[len(values_a) :], list(uniques)
-
-
-def _per_text(values_a, values_b, fn: Callable, dtype=np.float64) -> tuple[np.ndarray, np.ndarray]:
-    """`fn` of every value of a and b, evaluated once per distinct value."""
-    ca, cb, uniques = _unique(values_a, values_b)
-    out = np.array([fn(v) for v in uniques], dtype=dtype) if uniques else np.zeros(0, dtype)
-    return out[ca], out[cb]
-
-
-def _ids(values_a, values_b) -> tuple[np.ndarray, np.ndarray]:
-    """Integer ids of a and b's values in one space (equal values, equal ids)."""
-    ca, cb, _ = _unique(values_a, values_b)
-    return ca, cb
-
-
-def set_matrices(columns_a: Sequence[np.ndarray], columns_b: Sequence[np.ndarray],
-                 extract: Callable[[str], Iterable[str]]) -> tuple[sp.csr_matrix, sp.csr_matrix, list[str]]:
-    """Binary (rows, vocabulary) matrices of a and b: row k holds the union over the columns of
-    `extract(value)`, each distinct value extracted once; and the vocabulary."""
-    vocab: dict[str, int] = {}
-    parts = []
-    for va, vb in zip(columns_a, columns_b):
-        ca, cb, uniques = _unique(va, vb)
-        indptr, indices = [0], []
-        for text in uniques:
-            indices += sorted({vocab.setdefault(t, len(vocab)) for t in extract(text)})
-            indptr.append(len(indices))
-        parts.append((ca, cb, indptr, indices))
-    width = max(1, len(vocab))
-    total_a = sp.csr_matrix((len(columns_a[0]) if columns_a else 0, width))
-    total_b = sp.csr_matrix(total_a.shape)
-    for ca, cb, indptr, indices in parts:
-        bag = sp.csr_matrix((np.ones(len(indices)), indices, indptr), shape=(len(indptr) - 1, width))
-        total_a, total_b = total_a + bag[ca], total_b + bag[cb]
-    return _binary(total_a), _binary(total_b), list(vocab)
-
-
-def _binary(matrix: sp.spmatrix) -> sp.csr_matrix:
-    matrix = sp.csr_matrix(matrix, dtype=np.float64)
-    matrix.sum_duplicates()
-    matrix.eliminate_zeros()
-    matrix.data[:] = 1.0
-    return matrix
-
-
-def _row_sums(matrix: sp.spmatrix) -> np.ndarray:
-    return np.asarray(matrix.sum(1), dtype=np.float64).ravel()
-
-
-def _row_max(matrix: sp.csr_matrix) -> np.ndarray:
-    """Largest stored value of each row, 0 for empty rows."""
-    out = np.zeros(matrix.shape[0])
-    filled = np.diff(matrix.indptr) > 0
-    if filled.any():
-        out[filled] = np.maximum.reduceat(matrix.data, matrix.indptr[:-1][filled])
-    return out
-
-
-def _divide(num: np.ndarray, den: np.ndarray) -> np.ndarray:
-    """num / den, NaN where den is 0."""
-    return np.divide(num, den, out=np.full(len(num), np.nan), where=den != 0)
-
-
-def _flag(condition: np.ndarray, applies: np.ndarray | None = None) -> np.ndarray:
-    """1.0 / 0.0 of a condition, NaN where it does not apply."""
-    out = condition.astype(np.float64)
-    if applies is not None:
-        out[~applies] = np.nan
-    return out
-
-
-def set_features(a: sp.csr_matrix, b: sp.csr_matrix, lengths: np.ndarray) -> dict[str, np.ndarray]:
-    """shared, jaccard (NaN when either set is empty), any, conflict, missing, longest_shared."""
-    both = sp.csr_matrix(a.multiply(b))
-    shared, na, nb = _row_sums(both), _row_sums(a), _row_sums(b)
-    present = (na > 0) & (nb > 0)
-    both.data = lengths[both.indices].astype(np.float64)
-    return {
-        "shared": shared,
-        "jaccard": np.where(present, _divide(shared, na + nb - shared), np.nan),
-        "any": _flag(shared > 0),
-        "conflict": _flag(present & (shared == 0)),
-        "missing": _flag(~present),
-        "longest_shared": _row_max(both),
-    }
 
 
 # ---------------------------------------------------------------------------------------------
@@ -313,20 +170,20 @@ class Brand(Comparison):
 
     def compute(self, a: pd.DataFrame, b: pd.DataFrame) -> dict[str, np.ndarray]:
         ta, tb = column(a, "title"), column(b, "title")
-        fa, fb = _per_text(ta, tb, lambda t: (words(t) or [""])[0], dtype=object)
-        first_a, first_b = _ids(fa, fb)
-        out = {"first_token_equal": _flag(first_a == first_b, (fa != "") & (fb != ""))}
-        ba, bb = _per_text(column(a, "brand"), column(b, "brand"), _brand_phrase, dtype=object)
+        fa, fb = per_text(ta, tb, lambda t: (words(t) or [""])[0], dtype=object)
+        first_a, first_b = text_ids(fa, fb)
+        out = {"first_token_equal": flag(first_a == first_b, (fa != "") & (fb != ""))}
+        ba, bb = per_text(column(a, "brand"), column(b, "brand"), _brand_phrase, dtype=object)
         has_a, has_b = ba != "", bb != ""
-        brand_a, brand_b = _ids(ba, bb)
-        out["attr_equal"] = _flag(brand_a == brand_b, has_a & has_b)
-        out["brand_in_other_title"] = _flag(self._in_other_title(ta, tb, ba, bb), has_a | has_b)
+        brand_a, brand_b = text_ids(ba, bb)
+        out["attr_equal"] = flag(brand_a == brand_b, has_a & has_b)
+        out["brand_in_other_title"] = flag(self._in_other_title(ta, tb, ba, bb), has_a | has_b)
         return out
 
     @staticmethod
     def _in_other_title(ta, tb, ba, bb) -> np.ndarray:
         """Whether a's brand occurs in b's title or b's brand in a's title (as whole words)."""
-        title_a, title_b, titles = _unique(ta, tb)
+        title_a, title_b, titles = unique_texts(ta, tb)
         phrase_codes, phrases = pd.factorize(np.concatenate([ba, bb]).astype(object))
         index = {p: k for k, p in enumerate(phrases) if p}
         if not index:
@@ -350,7 +207,7 @@ class Price(Comparison):
     (and everywhere when the table has no price column)."""
 
     def compute(self, a: pd.DataFrame, b: pd.DataFrame) -> dict[str, np.ndarray]:
-        pa, pb = _per_text(column(a, "price"), column(b, "price"), parse_price)
+        pa, pb = per_text(column(a, "price"), column(b, "price"), parse_price)
         ok = np.isfinite(pa) & np.isfinite(pb) & (pa > 0) & (pb > 0)
         pa, pb = np.where(ok, pa, 1.0), np.where(ok, pb, 1.0)
         return {"ratio": np.where(ok, np.minimum(pa, pb) / np.maximum(pa, pb), np.nan),
@@ -362,9 +219,9 @@ class Length(Comparison):
     """Title lengths in word tokens: ratio (NaN when either is 0) and absolute difference."""
 
     def compute(self, a: pd.DataFrame, b: pd.DataFrame) -> dict[str, np.ndarray]:
-        na, nb = _per_text(column(a, "title"), column(b, "title"), lambda t: len(words(t)))
+        na, nb = per_text(column(a, "title"), column(b, "title"), lambda t: len(words(t)))
         shorter = np.minimum(na, nb)
-        return {"title_len_ratio": _divide(shorter, np.where(shorter > 0, np.maximum(na, nb), 0.0)),
+        return {"title_len_ratio": safe_divide(shorter, np.where(shorter > 0, np.maximum(na, nb), 0.0)),
                 "title_len_diff": np.abs(na - nb)}
 
 
@@ -437,9 +294,9 @@ class _Vectors:
 
     def cosine(self, texts_a: np.ndarray, texts_b: np.ndarray) -> np.ndarray:
         """Cosine of the L2-normalised rows of texts_a[k] and texts_b[k] (0 for empty texts)."""
-        ca, cb, uniques = _unique(texts_a, texts_b)
+        ca, cb, uniques = unique_texts(texts_a, texts_b)
         rows = self._rows(uniques)
-        return np.minimum(_row_sums(rows[ca].multiply(rows[cb])), 1.0)
+        return np.minimum(row_sums(rows[ca].multiply(rows[cb])), 1.0)
 
     def _rows(self, texts: list[str]) -> sp.csr_matrix:
         at = np.array([self.row.get(t, -1) for t in texts], np.int64)
@@ -501,11 +358,11 @@ class RareTokens(Comparison):
         ma, mb, vocab = set_matrices([column(a, "title")], [column(b, "title")], lambda t: set(words(t)))
         weights = np.array([idf.get(w, self.unseen_idf) for w in vocab] or [0.0])
         shared = sp.csr_matrix(ma.multiply(mb))
-        union = _binary(ma + mb)
-        only_one = _binary(union - shared)
+        union = binary_rows(ma + mb)
+        only_one = binary_rows(union - shared)
         shared.data, only_one.data = weights[shared.indices], weights[only_one.indices]
-        return {"idf_overlap": _divide(_row_sums(shared), union @ weights), "max_shared_idf": _row_max(shared),
-                "max_unshared_idf": _row_max(only_one), "unshared_idf": _row_sums(only_one)}
+        return {"idf_overlap": safe_divide(row_sums(shared), union @ weights), "max_shared_idf": row_max(shared),
+                "max_unshared_idf": row_max(only_one), "unshared_idf": row_sums(only_one)}
 
 
 # ---------------------------------------------------------------------------------------------
