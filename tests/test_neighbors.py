@@ -178,8 +178,10 @@ def test_registry_and_auto(monkeypatch):
     assert resolve_backend("auto") == "cuml"
     monkeypatch.setattr(neighbors, "_cuml_installed", lambda: False)
     assert resolve_backend("auto") == "torch"
-    with pytest.raises(ValueError, match="unknown knn backend"):
+    with pytest.raises(DataError, match="unknown KNN backend 'annoy'; known: cuml, dask, dask_hnsw"):
         resolve_backend("annoy")
+    with pytest.raises(DataError, match="did you mean faiss_hnsw"):
+        resolve_backend("faiss_hsnw")
 
 
 def test_registered_backend_is_used(monkeypatch):
@@ -189,8 +191,11 @@ def test_registered_backend_is_used(monkeypatch):
         calls.append((len(base), len(query), k, chunk))
         return BACKENDS["faiss"](base, query, k, chunk)
 
-    monkeypatch.setitem(BACKENDS, "fake", fake)
-    knn(unit(30, 4), 5, backend="fake", chunk=7)
+    BACKENDS.register("fake", fake)
+    try:
+        knn(unit(30, 4), 5, backend="fake", chunk=7)
+    finally:
+        BACKENDS.unregister("fake")
     assert calls == [(30, 30, 5, 7)]
 
 

@@ -1,6 +1,6 @@
 """Approximate search backends (faiss IVF-Flat, IVF-PQ, HNSW) of `prodmatch.neighbors`, sized by
 `AnnRule` and tuned to its target recall at build time; they register themselves as KNN backends
-(`neighbors.PLUGIN_BACKENDS` names this module, so it is imported when one is asked for)."""
+(`neighbors.BACKENDS` names them, so this module is imported when one is asked for)."""
 from __future__ import annotations
 
 import logging

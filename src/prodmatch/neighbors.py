@@ -13,32 +13,24 @@ from typing import Callable
 import numpy as np
 
 from .errors import DataError, preview
+from .registry import Registry
 
 log = logging.getLogger(__name__)
 Backend = Callable[[np.ndarray, np.ndarray, int, int], "tuple[np.ndarray, np.ndarray]"]
-BACKENDS: dict[str, Backend] = {}
 CHUNK_BYTES = 256 * 2**20  # a (chunk x N) float32 block of similarities is about this big
 NORM_TOLERANCE = 1e-3
 UNIT_TOLERANCE = 1e-6  # rows this close to unit norm are kept bit for bit: normalising twice changes nothing
 TIE_MARGIN = 8  # extra neighbours a search lists (faiss, sparse), so ties at the k-th place resolve to the lowest indices
 
 
-# backends registered by the module that implements them, imported on first use (dask stays
-# unimported until a cluster search is asked for)
-PLUGIN_BACKENDS = {
-    **dict.fromkeys(("faiss_ivf", "faiss_ivfpq", "faiss_hnsw"), "prodmatch.ann"),
-    **dict.fromkeys(("dask", "dask_ivf", "dask_ivfpq", "dask_hnsw"), "prodmatch.distributed.search"),
-}
-
-
-def register_backend(name: str):
-    """Decorator adding a search function ``(base, query, k, chunk) -> (sims, idx)`` to BACKENDS."""
-
-    def add(fn: Backend) -> Backend:
-        BACKENDS[name] = fn
-        return fn
-
-    return add
+# Search functions ``(base, query, k, chunk) -> (sims, idx)`` by name. The approximate and the sharded
+# backends are registered by the modules that implement them, imported on first use (dask stays
+# unimported until a cluster search is asked for).
+BACKENDS = Registry("KNN backend", builtins={
+    **{name: f"prodmatch.ann:_search_{name}" for name in ("faiss_ivf", "faiss_ivfpq", "faiss_hnsw")},
+    **dict.fromkeys(("dask", "dask_ivf", "dask_ivfpq", "dask_hnsw"), "prodmatch.distributed.search:"),  # registers them
+})
+register_backend = BACKENDS.register
 
 
 def knn(emb, k: int, *, query=None, backend: str = "auto", chunk: int | None = None):
@@ -58,7 +50,7 @@ def knn(emb, k: int, *, query=None, backend: str = "auto", chunk: int | None = N
     name = resolve_backend(backend)
     if len(q) == 0:
         return np.zeros((0, k), np.float32), np.zeros((0, k), np.int64)
-    sims, idx = get_backend(name)(base, q, k, int(chunk))
+    sims, idx = BACKENDS.get(name)(base, q, k, int(chunk))
     return sort_neighbours(sims, idx, self_search=query is None)
 
 
@@ -78,21 +70,13 @@ def resolve_backend(backend: str) -> str:
         if not _cuda_available():
             return "faiss"
         return "cuml" if _cuml_installed() else "torch"
-    if backend not in backend_names():
-        raise ValueError(f"unknown knn backend {backend!r}; choose from {backend_names()} or 'auto'")
+    BACKENDS.get(backend)  # the one "unknown KNN backend ... did you mean" error
     return backend
 
 
 def backend_names() -> list[str]:
-    """Every KNN backend name, plugins included (without importing them)."""
-    return sorted({*BACKENDS, *PLUGIN_BACKENDS})
-
-
-def get_backend(name: str) -> Backend:
-    """The search function of a resolved backend name, importing its plugin module on first use."""
-    if name not in BACKENDS and name in PLUGIN_BACKENDS:
-        importlib.import_module(PLUGIN_BACKENDS[name])
-    return BACKENDS[name]
+    """Every KNN backend name, the plugins' included (without importing them)."""
+    return BACKENDS.names()
 
 
 def default_chunk(n_base: int) -> int:

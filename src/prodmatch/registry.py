@@ -143,23 +143,6 @@ def _label(obj) -> str:
     return f"{getattr(obj, '__module__', '?')}.{getattr(obj, '__qualname__', type(obj).__qualname__)}"
 
 
-def registrar(table: dict, attribute: str | None = None) -> Callable[[str], Callable]:
-    """`register(name)` decorators that put the decorated object in the dict `table` under `name`
-    (and set ``obj.<attribute> = name`` when `attribute` is given); what `Registry.register` does
-    for a `Registry` (kept for `kdd/negatives.py`'s table until it moves to a `Registry`)."""
-
-    def register(name: str):
-        def deco(obj):
-            if attribute:
-                setattr(obj, attribute, name)
-            table[name] = obj
-            return obj
-
-        return deco
-
-    return register
-
-
 def lazy_attributes(package: str, table: dict[str, str]) -> Callable[[str], object]:
     """A PEP 562 module ``__getattr__`` serving `table`'s names (name -> submodule of `package`)
     on first use, so importing the package stays light (torch, lightgbm load only when needed)."""

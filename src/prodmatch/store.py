@@ -14,6 +14,7 @@ import scipy.sparse as sp
 
 from . import __version__
 from .errors import DataError, preview
+from .registry import Registry
 from .summary import SUMMARY_FILE, f1_entry, write_summary
 from .io import file_sha256, npy_bytes, read_json_object, write_bytes, write_csv, write_json
 
@@ -54,11 +55,11 @@ def _check_phash(x):
     return x
 
 
-KINDS: dict[str, Kind] = {
+KINDS = Registry("embedding kind", {
     "dense": Kind(".npy", npy_bytes, lambda p: np.load(p, allow_pickle=False), _check_dense),
     "sparse": Kind(".npz", _npz_bytes, sp.load_npz, _check_sparse),  # load_npz: allow_pickle=False
     "phash": Kind(".npy", npy_bytes, lambda p: np.load(p, allow_pickle=False), _check_phash),
-}
+})
 
 
 @dataclass
@@ -96,8 +97,6 @@ def save_embeddings(
 
     `rows` must equal the run's rows.csv when the run already has one (same postings, same folds).
     """
-    if kind not in KINDS:
-        raise DataError(f"unknown embedding kind {kind!r}; known: {', '.join(KINDS)}")
     if not name or "/" in name or name.startswith("."):
         raise DataError(f"bad model name {name!r}")
     spec = KINDS[kind]
@@ -177,9 +176,7 @@ def load_embeddings(run, name: str, rows: pd.DataFrame | None = None, rows_sha25
     if not meta_path.is_file():
         raise DataError(f"{run}: no complete model {name!r}; found: {', '.join(list_models(run)) or 'none'}")
     meta = read_json_object(meta_path, "model.json")
-    spec = KINDS.get(meta.get("kind"))
-    if spec is None:
-        raise DataError(f"{meta_path}: unknown kind {meta.get('kind')!r}")
+    spec = KINDS.get(meta.get("kind"), where=str(meta_path))
     rows = read_rows(run) if rows is None else rows
     _check_rows_unchanged(Path(run), meta, meta_path, rows_sha256)
     oof = _read_array(spec, folder / f"oof{spec.suffix}")

@@ -77,12 +77,12 @@ def _writable(text: str, *, folder: bool) -> str:
 
 def checked_backend(backend: str | None) -> str:
     """A `--backend` flag's value (None: auto), refused with the known names when unknown."""
-    from ..neighbors import backend_names
+    from ..neighbors import BACKENDS
 
     if backend is None:
         return "auto"
-    if backend != "auto" and backend not in backend_names():
-        raise DataError(f"--backend {backend}: unknown; choose from auto, {', '.join(backend_names())}")
+    if backend != "auto":
+        BACKENDS.get(backend, where=f"--backend {backend} (or auto)")
     if backend == "cuml" and importlib.util.find_spec("cuml") is None:
         raise DataError("--backend cuml needs cuML (RAPIDS), which is not installed here; use --backend auto")
     if backend == "cuml" and not _cuda_available():

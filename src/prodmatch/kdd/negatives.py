@@ -12,11 +12,11 @@ import numpy as np
 
 from ..config import NoOptions, from_dict
 from ..errors import DataError
-from ..registry import registrar
+from ..registry import Registry
 from .train_data import TrainSet
 
-NEGATIVES: dict[str, type] = {}
-register_negatives = registrar(NEGATIVES, "kind")
+NEGATIVES = Registry("kind", attribute="kind")
+register_negatives = NEGATIVES.register
 """Class decorator ``@register_negatives(kind)``: a :class:`NegativeSampler` a config can name."""
 ROUNDS = 32  # redraws of the draws that hit the positive's own query or product, before falling back to random
 
@@ -30,8 +30,7 @@ class NegativeSpec:
     options: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if self.kind not in NEGATIVES:
-            raise DataError(f"negatives: unknown kind {self.kind!r}; known: {', '.join(sorted(NEGATIVES))}")
+        NEGATIVES.get(self.kind, where="negatives")
         if self.ratio < 1:
             raise DataError(f"negatives {self.kind!r}: ratio must be >= 1, got {self.ratio}")
         from_dict(NEGATIVES[self.kind].options_class, dict(self.options), f"negatives {self.kind!r} options")
