@@ -10,19 +10,9 @@ import pytest
 
 from prodmatch.cli import main
 from prodmatch.errors import DataError
-from prodmatch.kdd import kdd_rescore, kdd_run
+from prodmatch.kdd import kdd_rescore
 
-from .conftest import preset_folder
-
-
-@pytest.fixture(scope="module")
-def data(tmp_path_factory):
-    return preset_folder(tmp_path_factory, "kdd")
-
-
-@pytest.fixture(scope="module")
-def run(data, tmp_path_factory):
-    return kdd_run(data, "kdd-test", tmp_path_factory.mktemp("runs") / "run")
+from .test_kdd import data, run  # noqa: F401  (module fixtures: the test preset and its run)
 
 
 def test_every_trained_model_is_saved_with_config_and_data_hash(run):

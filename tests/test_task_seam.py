@@ -133,3 +133,42 @@ def test_the_leaderboard_skips_a_damaged_summary_naming_it(tmp_path, caplog):
     assert run_summaries(tmp_path / "bad") == [bad / "summary.json"]
     assert collect(tmp_path)["run"].tolist() == ["good"]
     assert "skipped" in caplog.text and str(bad / "summary.json") in caplog.text
+
+
+# ------------------------------------------------------------------------------ the Shopee task's run
+def test_shopee_run_chains_the_stages_and_writes_their_summaries(tmp_path, capsys):
+    """`prodmatch run shopee` with unsupervised methods only (seconds): matcher, stacker, bundle and
+    predict on one folder, every stage's summary listed."""
+    assert main(["synth", "shopee", "--out", str(tmp_path / "data"), "--preset", "test", "--no-images"]) == 0
+    config = tmp_path / "text-only.yaml"
+    config.write_text("encoders: []\nunsupervised: [tfidf, tfidf-char]\n")
+    out = tmp_path / "oof" / "shopee-run"
+    assert main(["run", "shopee", "--data", str(tmp_path / "data"), "--config", str(config), "--out", str(out),
+                 "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    for start in ("model: tfidf (sparse)", "model: tfidf-char (sparse)", "matcher: full chain:", "stacker: LightGBM on"):
+        assert any(line.startswith(start) for line in printed.splitlines()), start
+    assert (out / "submission.csv").is_file() and (out / "stack" / "summary.json").is_file()
+    assert set(collect(tmp_path / "oof")["entry"]) == {"model", "matcher", "stacker"}
+    assert main(["run", "shopee", "--data", str(tmp_path / "data"), "--config", str(config), "--out", str(out)]) == 2
+    assert "not empty" in capsys.readouterr().err
+
+
+def test_shopee_run_trains_encoder_folds_one_at_a_time_by_default(tmp_path, monkeypatch):
+    """A config without `jobs` trains one fold at a time (it once passed None to the fold workers)."""
+    import prodmatch.encoders.run as encoder_run
+    from prodmatch.shopee import ShopeeRunConfig, run_chain
+
+    asked = []
+
+    class Stop(Exception):
+        pass
+
+    def train_oof(folder, experiment, *, out, progress, jobs):
+        asked.append(jobs)
+        raise Stop
+
+    monkeypatch.setattr(encoder_run, "train_oof", train_oof)
+    with pytest.raises(Stop):
+        run_chain(tmp_path, tmp_path, ShopeeRunConfig(encoders=("tiny-text",)), progress=False)
+    assert asked == [1]

@@ -14,7 +14,7 @@ from .config import load_config
 @dataclass(frozen=True)
 class ShopeeRunConfig:
     """Which encoders (experiment configs) and unsupervised methods go into the run; the matcher and
-    stacker configs (None: their defaults); encoder folds trained side by side (None: one per core)."""
+    stacker configs (None: their defaults); encoder folds trained side by side (None: one at a time)."""
 
     encoders: tuple[str, ...] = ("tiny-image", "tiny-text")
     unsupervised: tuple[str, ...] = ("phash", "tfidf", "tfidf-char")
@@ -37,7 +37,7 @@ def run_chain(folder: Path, run: Path, config: ShopeeRunConfig, *, progress: boo
     from .stack.run import stack_run
 
     stage = stage or (lambda name: contextlib.nullcontext())
-    jobs_for = jobs_for or (lambda name: config.jobs)
+    jobs_for = jobs_for or (lambda name: config.jobs or 1)
     out = {"encoder_f1": {}}
     for name in config.encoders:
         with stage(f"train {name}"):

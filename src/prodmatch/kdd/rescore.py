@@ -15,8 +15,9 @@ from ..config import load_config, to_dict
 from ..errors import DataError
 from ..io import atomic_dir, check_out, code_version, write_csv, write_json
 from .config import KddRunConfig
-from .data import LABELS_FILE, kdd_hashes, locate, read_answers, read_candidates, read_labels
+from .data import LABELS_FILE, kdd_hashes, locate, read_labels
 from .methods import KddContext, build_methods
+from .run import read_test_splits
 from .report import compare_rows, score_table, write_scores, write_submission
 from .stacked import stack_table
 
@@ -45,13 +46,7 @@ def kdd_rescore(run, data_dir, out) -> dict:
         m.load(run / "models" / m.spec.name, context)
     needs = tuple(sorted({n for m in methods for n in m.needs}))
     read = {"chunk_rows": config.chunk_rows, "feature_dim": config.feature_dim, "decode": needs}
-    splits = {}
-    for name in config.test_splits:
-        path = locate(data_dir, f"{name}.tsv")
-        if path is not None:
-            truth_path = locate(data_dir, f"{name}_answer.json")
-            truth = read_answers(truth_path) if truth_path else None
-            splits[name] = (read_candidates(path, truth, truth_path, **read), truth)
+    splits = read_test_splits(data_dir, config.test_splits, read)
     if not splits:
         raise DataError(f"{data_dir}: none of the run's test splits ({', '.join(config.test_splits)}) is there")
     level1 = [m for m in methods if m.level == 1]

@@ -45,12 +45,7 @@ def kdd_run(data_dir, config, out, *, overwrite: bool = False) -> dict:
     answers_path = _required(data_dir, "valid_answer.json")
     answers = read_answers(answers_path)
     splits = {"valid": (read_candidates(valid_path, answers, answers_path, **read), answers)}
-    for name in config.test_splits:
-        path = locate(data_dir, f"{name}.tsv")
-        if path is not None:
-            truth_path = locate(data_dir, f"{name}_answer.json")
-            truth = read_answers(truth_path) if truth_path else None
-            splits[name] = (read_candidates(path, truth, truth_path, **read), truth)
+    splits.update(read_test_splits(data_dir, config.test_splits, read))
     level1, stacked = [m for m in methods if m.level == 1], [m for m in methods if m.level == 2]
     facts = {m.spec.name: m.fit(context) for m in level1}
     scores = {split: {m.spec.name: m.score(split, cands, context) for m in level1} for split, (cands, _) in splits.items()}
@@ -111,6 +106,18 @@ def summary_entries(record: dict) -> list[dict]:
     return [ndcg_entry("kdd", f"KDD recall: {chosen} (valid NDCG@5 {how}; of {', '.join(valid)})", record,
                        valid[chosen], next(iter(tests.values()), None),
                        " ".join(f"{split} {float(v):.4f}" for split, v in tests.items()))]
+
+
+def read_test_splits(data_dir, names, read: dict) -> dict:
+    """split -> (candidates, answers or None) of every test split in `names` that `data_dir` holds."""
+    splits = {}
+    for name in names:
+        path = locate(data_dir, f"{name}.tsv")
+        if path is not None:
+            truth_path = locate(data_dir, f"{name}_answer.json")
+            truth = read_answers(truth_path) if truth_path else None
+            splits[name] = (read_candidates(path, truth, truth_path, **read), truth)
+    return splits
 
 
 def _choose(valid_rows: list[dict]) -> str:
