@@ -192,16 +192,18 @@ def selection_folds(y, groups, k: int, seed: int) -> Folds:
     return Folds(fold, "stratified", n_groups, k, seed)
 
 def cross_predict(rule: Rule, y: np.ndarray, scores: pd.DataFrame, unseen: np.ndarray, fold: np.ndarray) -> np.ndarray:
-    """Out-of-fold decisions of `rule`: for each fold, ``rule.fit`` on the other folds predicts it."""
-    pred = np.zeros(len(y), dtype=bool)
-    for f in np.unique(fold):
-        at = fold == f
+    """Out-of-fold decisions of `rule` (`stack.oof.out_of_fold`): ``rule.fit`` on the other folds predicts each."""
+    from ..stack.oof import out_of_fold
+
+    def fit(rest):
         try:
-            fitted = rule.fit(y[~at], scores[~at], unseen[~at])
+            return rule.fit(y[rest], scores[rest], unseen[rest])
         except DataError as err:
-            raise DataError(f"{rule.name}: refitting on the CV folds other than fold {f} failed: {err}") from None
-        pred[at] = fitted.predict(scores[at], unseen[at])
-    return pred
+            held = np.unique(fold[~rest]).tolist()
+            raise DataError(f"{rule.name}: refitting on the CV folds other than fold {held[0]} failed: {err}") from None
+
+    return out_of_fold(fold, fit, lambda fitted, held: fitted.predict(scores[held], unseen[held]), dtype=bool)
+
 
 @dataclass
 class Entry:
