@@ -32,11 +32,12 @@ def synth(args):
     name, task = args.task
     generate = task.function("generate")
     options = {k: v for k, v in {"images": False if args.no_images else None,
-                                 "rows": tuple(args.rows) if args.rows else None}.items() if v is not None}
+                                 "rows": tuple(args.rows) if args.rows else None,
+                                 "workers": args.workers if args.workers != 1 else None}.items() if v is not None}
     foreign = sorted(set(options) - set(inspect.signature(generate).parameters))
     if foreign:
-        raise DataError(f"{', '.join('--no-images' if k == 'images' else '--rows' for k in foreign)}: "
-                        f"not an option of task {name}'s generator")
+        flags = {"images": "--no-images", "rows": "--rows", "workers": "--workers"}
+        raise DataError(f"{', '.join(flags[k] for k in foreign)}: not an option of task {name}'s generator")
     try:
         report = generate(args.out, seed=args.seed, preset=args.preset, overwrite=args.overwrite, **options)
     except ValueError as err:  # a preset the task does not offer, a negative seed
@@ -59,6 +60,8 @@ def _(p):
                    help="shopee: CSVs only, phashes drawn without pixels (use image policy text-only)")
     p.add_argument("--rows", type=setting("rows"), nargs=2, metavar=("TRAIN", "TEST"),
                    help="shopee: the preset's catalogue at these posting counts")
+    p.add_argument("--workers", type=setting("workers"), default=1,
+                   help="shopee: processes rendering the JPEGs (the same files as one)")
 
 
 CHECK_FLAGS = {"pairs": None, "image_dir": None, "image_policy": "error", "feature_dim": 2048}  # flag -> default
