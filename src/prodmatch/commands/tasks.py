@@ -2,7 +2,7 @@
 (`prodmatch.task`); the leaderboard lists every task's runs from their summary.json files."""
 from __future__ import annotations
 
-from ..config import setting
+from ..config import override_argument, setting, with_overrides
 from ..errors import DataError
 from ._base import command, data_folder, in_run_folder, out_file, out_folder
 
@@ -117,7 +117,8 @@ def run(args):
 
     name, task = args.task
     args.config = args.config or task.default_config
-    result = in_run_folder(args, name, lambda out: task.function("run")(args.data, args.config, out,
+    config = with_overrides(args.config, args.set)
+    result = in_run_folder(args, name, lambda out: task.function("run")(args.data, config, out,
                                                                          overwrite=args.overwrite,
                                                                          progress=not args.quiet))
     out = result["out"]
@@ -133,6 +134,7 @@ def _(p):
     task_argument(p)
     p.add_argument("--data", type=data_folder, required=True, help="the task's data folder")
     p.add_argument("--config", help="the run's YAML (path or shipped name; default: the task's)")
+    override_argument(p)
     p.add_argument("--out", type=out_folder, help="run folder (default: a fresh oof/<task>-<config>-<time>/)")
     p.add_argument("--overwrite", action="store_true", help="replace a run already in --out (where the task allows)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
