@@ -74,6 +74,7 @@ def test_workers_render_byte_identical_files(runs, tmp_path):
     assert main(["synth", "shopee", "--preset", "test", "--seed", "0", "--workers", "2", "--out", str(tmp_path)]) == 0
     one = tree(runs["a"][0])
     assert len(one) > 150 and tree(tmp_path) == one
+    assert sorted(runs["a"][1].seconds) == ["images", "plan"]  # the report times its two phases
     assert main(["synth", "ccks", "--workers", "2", "--out", str(tmp_path / "c")]) == 2  # a Shopee option
     with pytest.raises(ValueError, match="workers"):
         generate_shopee(tmp_path / "w", seed=0, preset="test", workers=0)

@@ -8,6 +8,7 @@ The catalogue and its titles live in `shopee_catalogue`, the words in `vocab_id`
 """
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import numpy as np
@@ -254,7 +255,9 @@ def generate_shopee(out: Path, *, seed: int, preset: str, overwrite: bool = Fals
     out = Path(out)
     if int(workers) < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
+    started = time.perf_counter()
     plan = plan_dataset(seed, preset, rows)
+    planned = time.perf_counter()
     csvs, image_paths = _output_paths(out, plan)
     if not overwrite:
         for path in csvs + (image_paths if images else []):
@@ -262,8 +265,9 @@ def generate_shopee(out: Path, *, seed: int, preset: str, overwrite: bool = Fals
                 raise FileExistsError(f"{path} already exists; pass --overwrite (overwrite=True) to replace it")
     # images first: a crash never leaves a CSV without its images
     hashes = _render_images(out, plan, int(workers)) if images else _drawn_phashes(plan)
+    seconds = {"plan": planned - started, "images": time.perf_counter() - planned}
     train, test, truth = _frames(plan, hashes)
     write_csv(out / "train.csv", train)
     write_csv(out / "test.csv", test)
     write_csv(out / "test_truth.csv", truth)
-    return SynthReport(out, files=csvs, counts=dict(plan.counts))
+    return SynthReport(out, files=csvs, counts=dict(plan.counts), seconds=seconds)
