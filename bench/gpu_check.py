@@ -443,7 +443,8 @@ def cmd_tiny_config(args) -> int:
 
 # ------------------------------------------------------------------------------------- runinfo
 def cmd_runinfo(args) -> int:
-    # TODO: read the stage's summary.json (one schema for every stage, being introduced) when it lands
+    # TODO: read the stage's summary.json (prodmatch.summary.read_summary) once its entries carry these
+    # keys: today they hold F1 and seconds, not the matcher's stage / models / rows nor the stacker's pairs
     from prodmatch.io import read_json_object
 
     run = Path(args.run)
