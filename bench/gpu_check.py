@@ -10,18 +10,20 @@ impossible check (no CUDA, no cuML) prints ``SKIP: reason`` and exits 3.
                   prodmatch.encoders.train.fit itself (AMP + channels-last on CUDA), timed per step
     knn           prodmatch.neighbors.knn: faiss vs torch vs cuML on clustered vectors, and the
                   phash model's Hamming search (exact ties) through PhashModel.search
-    synth         `prodmatch synth shopee` (mode cli) or the same generator's functions with the
-                  JPEG rendering spread over processes (mode parallel; same bytes, see --verify)
+    synth         `prodmatch synth shopee` (mode cli) or its generator with the JPEG rendering
+                  spread over processes (mode parallel, workers=N; same bytes, see --verify)
     subsample     a smaller data folder: whole label groups of train.csv / test.csv, images linked
     tiny-config   the tiny-image experiment YAML with the pipeline's folds / epochs / workers
     runinfo       key numbers of a run folder after match / stack
+
+What they exercise lives in the package (backbones.random_text_model, generate_shopee(workers=),
+data.subsample, config.apply_overrides); this file only orchestrates, times and prints.
 """
 from __future__ import annotations
 
 import argparse
 import dataclasses
 import hashlib
-import json
 import os
 import sys
 import time
@@ -90,63 +92,37 @@ def cmd_env(args) -> int:
 
 
 # ---------------------------------------------------------------------------------- train-step
-def _image_source(work: Path) -> Path:
-    """A few real JPEGs to train on: the generator's `test` preset (150 + 40 postings, seconds)."""
+def _frame(kind: str, work: Path, rows: int, classes: int):
+    """A training frame of `rows` postings cycling over the real titles / JPEGs of the generator's
+    `test` preset (150 postings, seconds), with `classes` label groups (the ArcFace head's size; the
+    Kaggle folds train on ~8,800 groups); and the words of all its titles (the text tokenizer's)."""
+    from prodmatch.data.shopee import read_shopee_csv
     from prodmatch.data.synth import generate
 
     folder = work / "trainstep-data"
     if not (folder / "test_truth.csv").is_file():
         generate("shopee", folder, seed=0, preset="test", overwrite=True)
-    return folder
-
-
-def _frame(kind: str, work: Path, rows: int, classes: int):
-    """A training frame of `rows` postings cycling over real titles / images, with `classes`
-    label groups (the ArcFace head's size; the Kaggle folds train on ~8,800 groups)."""
-    from prodmatch.data.shopee import read_shopee_csv
-
-    base = read_shopee_csv(_image_source(work) / "train.csv", image_policy="text-only" if kind == "text" else "error")
-    take = np.arange(rows) % len(base)
-    frame = base.iloc[take].reset_index(drop=True)
+    base = read_shopee_csv(folder / "train.csv", image_policy="text-only" if kind == "text" else "error")
+    frame = base.iloc[np.arange(rows) % len(base)].reset_index(drop=True)
     frame["posting_id"] = [f"p{i}" for i in range(rows)]
     frame["label_group"] = np.arange(rows, dtype=np.int64) % classes
-    return frame
+    return frame, sorted({w for t in base["title"] for w in str(t).lower().split()})
 
 
-def _xlmr_folder(work: Path, layers: int | None, vocab: int | None = None) -> tuple[Path, str]:
-    """A local model folder with the architecture of paraphrase-xlm-r-multilingual-v1
-    (xlm-roberta-base: 12 layers, hidden 768, vocab 250,002, 514 positions) and NO weights:
-    TextEncoder(pretrained=False) builds it with random weights. The tokenizer is the package's
-    tiny_text_model WordPiece (ASCII characters + the synthetic titles' words), since no
-    sentencepiece model exists offline; its ids are far below the 250,002 of the embedding."""
-    from transformers import XLMRobertaConfig
-
-    from prodmatch.data.shopee import read_shopee_csv
-    from prodmatch.backbones import tiny_text_model
-
-    folder = work / "xlmr-random"
-    titles = read_shopee_csv(_image_source(work) / "train.csv", image_policy="text-only")["title"]
-    words = sorted({w for t in titles for w in str(t).lower().split()})
-    tiny_text_model(folder, words)
-    (folder / "model.safetensors").unlink(missing_ok=True)  # the tiny BERT's weights: not ours
-    from transformers import AutoTokenizer
-
-    tok = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
-    cfg = XLMRobertaConfig(vocab_size=max(vocab or 250002, len(tok)), hidden_size=768, num_hidden_layers=layers or 12, num_attention_heads=12,
-                           intermediate_size=3072, max_position_embeddings=514, type_vocab_size=1,
-                           layer_norm_eps=1e-5, pad_token_id=tok.pad_token_id, bos_token_id=tok.cls_token_id,
-                           eos_token_id=tok.sep_token_id)
-    cfg.save_pretrained(str(folder))
-    what = (f"xlm-roberta-base architecture ({cfg.num_hidden_layers} layers, hidden 768, vocab {cfg.vocab_size}), random "
-            f"weights, WordPiece tokenizer of {len(tok)} tokens")
-    return folder, what
+# paraphrase-xlm-r-multilingual-v1's architecture (xlm-roberta-base). Its weights and sentencepiece
+# model do not exist offline: random_text_model writes the architecture with the tiny WordPiece
+# tokenizer and NO weights (TextEncoder(pretrained=False) builds it with random ones).
+XLMR_BASE = {"model_type": "xlm-roberta", "vocab_size": 250002, "hidden_size": 768, "num_hidden_layers": 12,
+             "num_attention_heads": 12, "intermediate_size": 3072, "max_position_embeddings": 514,
+             "type_vocab_size": 1, "layer_norm_eps": 1e-5}
 
 
 def cmd_train_step(args) -> int:
     import torch
 
-    from prodmatch.encoders import create_encoder, load_encoder
-    from prodmatch.encoders import encoder_class
+    from prodmatch.backbones import random_text_model
+    from prodmatch.config import with_overrides
+    from prodmatch.encoders import create_encoder, encoder_class, load_encoder
     from prodmatch.encoders.experiment import load_experiment
     from prodmatch.encoders.inference import autocast_for, device_for, embed_frame
     from prodmatch.encoders.train import fit
@@ -158,37 +134,35 @@ def cmd_train_step(args) -> int:
         torch.set_num_threads(args.threads)
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
-    encoder_over: dict = {}
-    if args.kind == "image":
-        encoder_over["weights"] = None  # /kaggle/input/... does not exist here: random init
-        if args.image_size:
-            encoder_over["image_size"] = args.image_size
-    exp = load_experiment(args.config, encoder=encoder_over)
-    enc_cfg = exp.encoder_config()
     steps = args.warmup + args.timed + 1  # +1: the forward that closes the last timed step
-    train_over = {"epochs": 1, "max_steps_per_epoch": steps, "save_checkpoints": False}
-    if args.batch_size:
-        train_over["batch_size"] = args.batch_size
-    if args.workers is not None:
-        train_over["num_workers"] = args.workers
-    tcfg = dataclasses.replace(exp.train, **train_over)
+    sets = ["train.epochs=1", f"train.max_steps_per_epoch={steps}", "train.save_checkpoints=false"]
+    sets += [f"train.batch_size={args.batch_size}"] if args.batch_size else []
+    sets += [f"train.num_workers={args.workers}"] if args.workers is not None else []
+    if args.kind == "image":  # /kaggle/input/... does not exist here: random init
+        sets += ["encoder.weights=null"] + ([f"encoder.image_size={args.image_size}"] if args.image_size else [])
+    exp = load_experiment(with_overrides(args.config, sets))
+    enc_cfg, tcfg = exp.encoder_config(), exp.train
 
+    frame, words = _frame(args.kind, work, max(steps * tcfg.batch_size, args.classes), args.classes)
     started = time.perf_counter()
     if args.kind == "image":
         encoder = create_encoder("image", enc_cfg)
         what = f"{enc_cfg.backbone} (timm, random init), {enc_cfg.image_size} px, {enc_cfg.pooling} pooling"
         unit = "images"
     else:
-        folder, what = _xlmr_folder(work, args.layers, args.vocab)
+        folder = random_text_model(work / "xlmr-random", XLMR_BASE, words, layers=args.layers, vocab=args.vocab,
+                                   weights=False, overwrite=True)
         enc_cfg = dataclasses.replace(enc_cfg, model=str(folder))
         encoder = encoder_class("text")(enc_cfg, pretrained=False)
+        c = encoder.backbone.config
+        what = (f"xlm-roberta-base architecture ({c.num_hidden_layers} layers, hidden {c.hidden_size}, vocab "
+                f"{c.vocab_size}), random weights, WordPiece tokenizer of {len(encoder.tokenizer)} tokens")
         unit = "titles"
     build_s = time.perf_counter() - started
     n_params = sum(p.numel() for p in encoder.parameters())
     print(f"{args.config}: {what}; {n_params / 1e6:.1f} M parameters, built in {build_s:.1f} s")
     print(f"train settings: batch {tcfg.batch_size}, amp {tcfg.amp}, channels_last {tcfg.channels_last}, "
           f"workers {tcfg.num_workers}, {steps} steps ({args.warmup} warm-up + {args.timed} timed + 1)")
-    frame = _frame(args.kind, work, max(steps * tcfg.batch_size, args.classes), args.classes)
     extra = {}
     if args.kind == "text":
         ids = encoder.tokenizer([str(t) for t in frame["title"][:256]], truncation=True,
@@ -397,144 +371,54 @@ def cmd_knn(args) -> int:
 
 
 # --------------------------------------------------------------------------------------- synth
-_PLAN = None
-_GROUPS: list = []
-
-
-def _render_part(args):
-    """Worker: render + write the JPEGs of every `workers`-th product, as shopee._render_images does
-    (the plan is inherited through fork, not pickled)."""
-    out, index, workers = args
-    from prodmatch.data.synth import draw
-    from prodmatch.io import write_bytes
-
-    hashes = {}
-    for postings in _GROUPS[index::workers]:
-        photos = {}
-        for p in postings:
-            if p.shot not in photos:
-                jpeg = draw.render_jpeg(p.variant.product.look, p.shot, _PLAN.image_size)
-                photos[p.shot] = (jpeg, draw.phash_hex(jpeg))
-            jpeg, hashes[p.image] = photos[p.shot]
-            write_bytes(Path(out) / f"{p.split}_images" / p.image, jpeg)
-    return hashes
-
-
-def synth_parallel(out: Path, preset: str, seed: int, workers: int) -> dict:
-    """generate_shopee with the rendering spread over `workers` processes (fork); same files."""
-    global _PLAN, _GROUPS
-    import multiprocessing as mp
-
-    from prodmatch.data.synth import shopee as S
-    from prodmatch.io import write_csv
-
-    t = time.perf_counter()
-    _PLAN = plan = S.plan_dataset(seed, preset)
-    plan_s = time.perf_counter() - t
-    by_product: dict = {}
-    for p in plan.postings:
-        by_product.setdefault(p.variant.product.key, []).append(p)
-    _GROUPS = list(by_product.values())
-    for split in ("train", "test"):
-        (out / f"{split}_images").mkdir(parents=True, exist_ok=True)
-    t = time.perf_counter()
-    hashes: dict = {}
-    with mp.get_context("fork").Pool(workers) as pool:
-        for h in pool.imap_unordered(_render_part, [(str(out), i, workers) for i in range(workers)]):
-            hashes.update(h)
-    render_s = time.perf_counter() - t
-    train, test, truth = S._frames(plan, hashes)
-    write_csv(out / "train.csv", train)
-    write_csv(out / "test.csv", test)
-    write_csv(out / "test_truth.csv", truth)
-    return {"plan_s": plan_s, "render_s": render_s, **plan.counts}
-
-
 def tree_digest(folder: Path) -> str:
-    h = hashlib.sha256()
-    for p in sorted(folder.rglob("*")):
-        if p.is_file():
-            h.update(str(p.relative_to(folder)).encode())
-            h.update(hashlib.sha256(p.read_bytes()).digest())
-    return h.hexdigest()
+    from prodmatch.io import file_sha256
+
+    files = sorted(p for p in folder.rglob("*") if p.is_file())
+    return hashlib.sha256("".join(f"{p.relative_to(folder)} {file_sha256(p)}\n" for p in files).encode()).hexdigest()
 
 
 def cmd_synth(args) -> int:
+    import pandas as pd
+
+    from prodmatch.data.synth import generate
+
     out = Path(args.out)
     t = time.perf_counter()
-    mode = args.mode
-    info: dict = {}
-    if mode == "parallel":
-        try:
-            info = synth_parallel(out, args.preset, args.seed, args.workers)
-        except (ImportError, AttributeError, TypeError) as err:  # the generator's internals moved
-            print(f"parallel synth unavailable ({type(err).__name__}: {err}); using the CLI")
-            mode = "cli"
-    if mode == "cli":
+    report = None
+    if args.mode == "parallel":
+        report = generate("shopee", out, seed=args.seed, preset=args.preset, overwrite=True, workers=args.workers)
+    else:
         from prodmatch.cli import main
 
         rc = main(["synth", "shopee", "--preset", args.preset, "--out", str(out), "--seed", str(args.seed), "--overwrite"])
         if rc:
             return rc
     secs = time.perf_counter() - t
-    import pandas as pd
-
     n_train = len(pd.read_csv(out / "train.csv"))
     n_test = len(pd.read_csv(out / "test.csv"))
     same = "not checked"
     if args.verify:
-        from prodmatch.data.synth import generate
-
         ref = out.with_name(out.name + "-cli")
         generate("shopee", ref, seed=args.seed, preset=args.preset, overwrite=True)
         same = tree_digest(ref) == tree_digest(out)
         print(f"parallel output byte-identical to the CLI generator's: {same}")
-    print(f"{args.preset}: {n_train} train / {n_test} test postings in {secs:.1f} s ({mode}, {args.workers} workers) {info}")
-    keys(preset=args.preset, mode=mode, train=n_train, test=n_test, seconds=secs,
+    info = {**report.counts, "plan_s": report.seconds["plan"], "render_s": report.seconds["images"]} if report else {}
+    print(f"{args.preset}: {n_train} train / {n_test} test postings in {secs:.1f} s ({args.mode}, {args.workers} workers) {info}")
+    keys(preset=args.preset, mode=args.mode, train=n_train, test=n_test, seconds=secs,
          **({"plan_s": info["plan_s"], "render_s": info["render_s"]} if info else {}),
          **({"identical_to_cli": same} if args.verify else {}))
     return 1 if args.verify and same is not True else 0
 
 
 # ----------------------------------------------------------------------------------- subsample
-def _take_groups(groups: np.ndarray, rows: int, rng) -> np.ndarray:
-    """Row mask of whole label groups, in random group order, until `rows` rows are reached."""
-    uniq = rng.permutation(np.unique(groups))
-    sizes = {g: c for g, c in zip(*np.unique(groups, return_counts=True))}
-    chosen, total = [], 0
-    for g in uniq:
-        if total >= rows:
-            break
-        chosen.append(g)
-        total += sizes[g]
-    return np.isin(groups, chosen)
-
-
 def cmd_subsample(args) -> int:
-    import pandas as pd
+    from prodmatch.data.subsample import subsample_shopee
 
     src, dst = Path(args.src).resolve(), Path(args.dst)
-    dst.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(args.seed)
-    read = dict(dtype=str, keep_default_na=False)
-    train = pd.read_csv(src / "train.csv", **read)
-    test = pd.read_csv(src / "test.csv", **read)
-    truth = pd.read_csv(src / "test_truth.csv", **read)
-    if args.train_rows and args.train_rows < len(train):
-        train = train[_take_groups(train["label_group"].to_numpy(), args.train_rows, rng)]
-    if args.test_rows and args.test_rows < len(test):
-        keep = truth[_take_groups(truth["label_group"].to_numpy(), args.test_rows, rng)]["posting_id"]
-        test, truth = test[test["posting_id"].isin(keep)], truth[truth["posting_id"].isin(keep)]
-    for name, frame in (("train.csv", train), ("test.csv", test), ("test_truth.csv", truth)):
-        frame.to_csv(dst / name, index=False, lineterminator="\n")
-    for folder in ("train_images", "test_images"):
-        link = dst / folder
-        if link.is_symlink() or link.exists():
-            link.unlink()
-        link.symlink_to(src / folder, target_is_directory=True)
-    print(f"{dst}: {len(train)} train ({train['label_group'].nunique()} groups) / {len(test)} test postings from {src}")
-    keys(train=len(train), test=len(test), train_groups=train["label_group"].nunique(),
-         test_groups=truth["label_group"].nunique())
+    n = subsample_shopee(src, dst, train_rows=args.train_rows, test_rows=args.test_rows, seed=args.seed, overwrite=True)
+    print(f"{dst}: {n['train']} train ({n['train_groups']} groups) / {n['test']} test postings from {src}")
+    keys(**n)
     return 0
 
 
@@ -542,35 +426,35 @@ def cmd_subsample(args) -> int:
 def cmd_tiny_config(args) -> int:
     import yaml
 
-    from prodmatch.config import read_yaml
+    from prodmatch.config import with_overrides
+    from prodmatch.io import write_text
 
-    data = read_yaml("tiny-image")
-    data["name"] = "tiny-image"
-    data["n_folds"] = args.folds
-    train = dict(data.get("train") or {})
-    train.update(epochs=args.epochs, num_workers=args.workers, save_checkpoints=False,
-                 eval_batch_size=args.eval_batch_size)
-    if args.batch_size:
-        train["batch_size"] = args.batch_size
-    if args.max_steps:
-        train["max_steps_per_epoch"] = args.max_steps
-    data["train"] = train
-    Path(args.out).write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
-    print(Path(args.out).read_text(encoding="utf-8"))
+    sets = ["name=tiny-image", f"n_folds={args.folds}", f"train.epochs={args.epochs}",
+            f"train.num_workers={args.workers}", "train.save_checkpoints=false",
+            f"train.eval_batch_size={args.eval_batch_size}"]
+    sets += [f"train.batch_size={args.batch_size}"] if args.batch_size else []
+    sets += [f"train.max_steps_per_epoch={args.max_steps}"] if args.max_steps else []
+    text = yaml.safe_dump(with_overrides("tiny-image", sets), sort_keys=False)
+    write_text(args.out, text)  # (the same as `prodmatch train image --config tiny-image --set ...`)
+    print(text)
     keys(folds=args.folds, epochs=args.epochs, workers=args.workers, max_steps=args.max_steps or "all")
     return 0
 
 
 # ------------------------------------------------------------------------------------- runinfo
 def cmd_runinfo(args) -> int:
+    # TODO: read the stage's summary.json (prodmatch.summary.read_summary) once its entries carry these
+    # keys: today they hold F1 and seconds, not the matcher's stage / models / rows nor the stacker's pairs
+    from prodmatch.io import read_json_object
+
     run = Path(args.run)
     out = {}
     if args.what == "match":
-        m = json.loads((run / "matcher.json").read_text(encoding="utf-8"))
+        m = read_json_object(run / "matcher.json", "the matcher summary")
         out.update(matcher_oof_f1=m.get("oof_f1"), stage=m["params"]["stage"]["name"],
                    models="+".join(m["params"]["stage"]["models"]), seconds=m.get("seconds"), rows=m.get("rows"))
     elif args.what == "stack":
-        s = json.loads((run / "stack" / "stack.json").read_text(encoding="utf-8"))
+        s = read_json_object(run / "stack" / "stack.json", "the stacker summary")
         out.update(stacker_oof_f1=s["oof"]["f1"], pairs=s.get("pairs", s.get("info", {}).get("pairs")),
                    seconds=s.get("seconds"))
     keys(**{k: v for k, v in out.items() if v is not None})

@@ -307,7 +307,7 @@ if [[ $TRAIN_ROWS != 0 || $TEST_ROWS != 0 ]]; then
   part() { if [[ $1 == 0 ]]; then echo "all $2 rows"; else echo "whole label groups up to $1 $2 rows ($3=$1)"; fi; }
   HEADER+=("pipeline SUBSAMPLED to fit the 10-minute run: $(part "$TRAIN_ROWS" train TRAIN_ROWS), $(part "$TEST_ROWS" test TEST_ROWS) of the $PRESET preset (TRAIN_ROWS=0 TEST_ROWS=0: the whole 34,250 / 70,000 kaggle set, minutes more: match and stack grow with the train rows, predict with the test rows)")
 fi
-HEADER+=("synth: SYNTH_MODE=$SYNTH_MODE (parallel = the generator's own plan_dataset / draw / _frames with the JPEG rendering spread over $SYNTH_WORKERS processes, byte-identical to \`prodmatch synth\` (checked with SYNTH_VERIFY=1); cli = \`prodmatch synth shopee\`, one core, ~5 min for kaggle)")
+HEADER+=("synth: SYNTH_MODE=$SYNTH_MODE (parallel = the generator with workers=$SYNTH_WORKERS (\`prodmatch synth shopee --workers\`): the JPEGs rendered in that many processes, byte-identical to one (checked with SYNTH_VERIFY=1); cli = \`prodmatch synth shopee\`, one core, ~5 min for kaggle)")
 HEADER+=("cuML: used only when importable (cuml-cu13 and its CUDA libraries are far over the 64 MiB a device call may carry, and the device reaches no registry): otherwise knn reports cuml SKIP and backend auto = torch on CUDA")
 write_md
 

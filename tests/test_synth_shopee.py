@@ -63,6 +63,23 @@ def test_same_seed_gives_identical_files(runs):
         assert all((a / folder / n).read_bytes() == (b / folder / n).read_bytes() for n in names)
 
 
+def tree(folder) -> dict:
+    return {str(f.relative_to(folder)): f.read_bytes() for f in sorted(folder.rglob("*")) if f.is_file()}
+
+
+def test_workers_render_byte_identical_files(runs, tmp_path):
+    """`prodmatch synth shopee --workers 2`: the JPEGs rendered in two processes, every file as one writes it."""
+    from prodmatch.cli import main
+
+    assert main(["synth", "shopee", "--preset", "test", "--seed", "0", "--workers", "2", "--out", str(tmp_path)]) == 0
+    one = tree(runs["a"][0])
+    assert len(one) > 150 and tree(tmp_path) == one
+    assert sorted(runs["a"][1].seconds) == ["images", "plan"]  # the report times its two phases
+    assert main(["synth", "ccks", "--workers", "2", "--out", str(tmp_path / "c")]) == 2  # a Shopee option
+    with pytest.raises(ValueError, match="workers"):
+        generate_shopee(tmp_path / "w", seed=0, preset="test", workers=0)
+
+
 def test_different_seed_gives_different_data(runs):
     (a, _), (c, _) = runs["a"], runs["c"]
     for name in CSVS:

@@ -1,6 +1,6 @@
 """Backbones, the bottom floor shared by encoders/, pairs/ and kdd/: local Hugging Face text models
-and timm image backbones (never from a hub), the tiny random text model of tests and demos, image
-reading, and moving batches to a device."""
+and timm image backbones (never from a hub), the tiny random text model of tests and demos, random-weights
+models of real architectures (`random_text_model`), image reading, and moving batches to a device."""
 from __future__ import annotations
 
 import difflib
@@ -76,21 +76,79 @@ def tiny_text_model(folder, words=(), *, seed: int = 0) -> Path:
     """Write a tiny random BERT (hidden 32, 2 layers) with a WordPiece vocabulary of ASCII
     characters plus `words` into `folder`, loadable offline like any model folder.
     For tests and demos: its embeddings mean nothing until trained."""
-    from transformers import BertConfig, BertModel, BertTokenizer
+    from transformers import BertConfig, BertModel
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    chars = list(string.ascii_lowercase + string.digits + string.punctuation)
-    extra = sorted({w.lower() for w in words if w and w.isascii() and not w.isspace()} - set(chars))
-    tokens = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *chars, *(f"##{c}" for c in chars), *extra]
-    vocab = {token: i for i, token in enumerate(dict.fromkeys(tokens))}
-    BertTokenizer(vocab=vocab, do_lower_case=True).save_pretrained(str(folder))
+    vocab = _write_wordpiece(folder, words)
     config = BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
                         intermediate_size=64, max_position_embeddings=128)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = BertModel(config)
     model.save_pretrained(str(folder))
+    return folder
+
+
+def _write_wordpiece(folder: Path, words) -> dict[str, int]:
+    """The tiny models' WordPiece tokenizer (ASCII characters + `words`) into `folder`; its vocabulary."""
+    from transformers import BertTokenizer
+
+    chars = list(string.ascii_lowercase + string.digits + string.punctuation)
+    extra = sorted({w.lower() for w in words if w and w.isascii() and not w.isspace()} - set(chars))
+    tokens = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *chars, *(f"##{c}" for c in chars), *extra]
+    vocab = {token: i for i, token in enumerate(dict.fromkeys(tokens))}
+    BertTokenizer(vocab=vocab, do_lower_case=True).save_pretrained(str(folder))
+    return vocab
+
+
+def random_text_model(folder, config_of, words=(), *, layers: int | None = None, vocab: int | None = None,
+                      seed: int = 0, weights: bool = True, overwrite: bool = False) -> Path:
+    """Write a model folder with the ARCHITECTURE of `config_of` and random weights, loadable offline:
+    `config_of` is a local model folder (its config.json; a sentence-transformers folder too) or a
+    dict of config fields with ``model_type`` (``{"model_type": "xlm-roberta", "hidden_size": 768}``).
+
+    `layers` / `vocab` replace its hidden layers / embedding rows (never fewer rows than tokens).
+    The tokenizer is `tiny_text_model`'s WordPiece (ASCII characters + `words`): the real model's
+    (e.g. sentencepiece) is not rebuilt, so only its ids' range, not its splits, match a real run.
+    `weights=False` writes config + tokenizer only, for an encoder built with ``pretrained=False``
+    (a base-size model's random weights are ~1 GB). For timing and memory checks of real
+    architectures; the embeddings mean nothing. An existing non-empty `folder` needs `overwrite`.
+    """
+    from transformers import AutoConfig, AutoModel
+
+    from .io import atomic_dir
+
+    folder = Path(folder)
+    if not overwrite and folder.is_dir() and any(folder.iterdir()):
+        raise FileExistsError(f"{folder} already holds files; pass overwrite=True to replace it")
+    if isinstance(config_of, dict):
+        fields = dict(config_of)
+        if "model_type" not in fields:
+            raise DataError(f"random_text_model: the config fields {sorted(fields)} name no model_type")
+        try:
+            config = AutoConfig.for_model(fields.pop("model_type"), **fields)
+        except ValueError as err:
+            raise DataError(f"random_text_model: {err}") from None
+    else:
+        source = resolve_model_folder(config_of)
+        try:
+            config = AutoConfig.from_pretrained(str(source), local_files_only=True)
+        except (OSError, ValueError, KeyError) as err:
+            raise _hf_error(source, err) from None
+    with atomic_dir(folder, replace=overwrite) as tmp:
+        tokens = _write_wordpiece(tmp, words)
+        if layers:
+            config.num_hidden_layers = int(layers)
+        config.vocab_size = max(int(vocab or config.vocab_size), len(tokens))
+        # the special ids of this tokenizer, not of the model's own
+        config.pad_token_id, config.bos_token_id, config.eos_token_id = (tokens[t] for t in ("[PAD]", "[CLS]", "[SEP]"))
+        config.save_pretrained(str(tmp))
+        if weights:
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(seed)
+                model = AutoModel.from_config(config, dtype=torch.float32)
+            model.save_pretrained(str(tmp))
     return folder
 
 

@@ -5,6 +5,7 @@ Shipped configs live in ``prodmatch/configs/*.yaml`` and are found by bare name 
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
 import difflib
 import math
@@ -177,6 +178,92 @@ def load_config(source, cls: type[T]) -> T:
         return source
     data = source if isinstance(source, dict) else read_yaml(source)
     return from_dict(cls, data)
+
+
+def with_overrides(source, assignments=()):
+    """`source` (a YAML path, a shipped name, a dict or None: ``{}``) as a dict with ``KEY=VALUE``
+    `assignments` applied (`apply_overrides`); `source` itself when there are none."""
+    if not assignments:
+        return source
+    data = {} if source is None else source if isinstance(source, dict) else read_yaml(source)
+    return apply_overrides(data, assignments)
+
+
+def apply_overrides(data: dict, assignments) -> dict:
+    """A copy of config mapping `data` with each ``KEY=VALUE`` assignment (the ``--set`` flag) applied.
+
+    KEY is a dotted path (``train.epochs``, ``methods[1].options.lr``; missing mappings are made),
+    VALUE is parsed as YAML (``2``, ``1e-3``, ``null``, ``[a, b]``, ``{s: 30}``). Numbers are checked
+    against SETTING_RANGES by their path, as `load_config` checks a file's; unknown keys are left
+    to the typed config, which names the close ones when it is built from the result.
+    """
+    out = copy.deepcopy(data)
+    for text in assignments:
+        path, value = parse_assignment(text)
+        node, where = out, ""
+        for i, key in enumerate(path):
+            last = i == len(path) - 1
+            if isinstance(key, int):
+                if not isinstance(node, list) or not -len(node) <= key < len(node):
+                    raise DataError(f"--set {text}: {where or 'the config'} has no item [{key}]")
+                where = f"{where}[{key}]"
+            else:
+                if not isinstance(node, dict):
+                    raise DataError(f"--set {text}: {where} is {type(node).__name__}, not a mapping")
+                where = f"{where}.{key}" if where else key
+                if not last and node.get(key) is None:
+                    node[key] = {} if isinstance(path[i + 1], str) else []
+            if last:
+                node[key] = value
+            else:
+                node = node[key]
+        problem = setting_problem(str(path[-1]), value, where) if isinstance(value, (int, float)) else None
+        if problem:
+            raise DataError(f"--set {text}: {where} {problem}")
+        try:
+            check_settings(value, where)
+        except DataError as err:
+            raise DataError(f"--set {text}: {err}") from None
+    return out
+
+
+_KEY = re.compile(r"[A-Za-z_][\w-]*((\[-?\d+\])*)")
+_YAML_MISSED_FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")  # 1e-3: a string to YAML 1.1
+
+
+def parse_assignment(text: str) -> tuple[list, Any]:
+    """``"train.arcface.m=0.4"`` -> (["train", "arcface", "m"], 0.4); DataError when malformed."""
+    key, sep, raw = str(text).partition("=")
+    parts = key.strip().split(".")
+    if not sep or not all(_KEY.fullmatch(p) for p in parts):
+        raise DataError(f"--set {text}: expected KEY=VALUE with a dotted KEY (train.epochs=2, methods[0].lr=0.1)")
+    path: list = []
+    for part in parts:
+        name, _, rest = part.partition("[")
+        path += [name, *(int(i) for i in re.findall(r"-?\d+", "[" + rest if rest else ""))]
+    try:
+        value = yaml.safe_load(raw)
+    except yaml.YAMLError as err:
+        raise DataError(f"--set {text}: the value is not valid YAML ({getattr(err, 'problem', None) or err})") from None
+    if isinstance(value, str) and _YAML_MISSED_FLOAT.fullmatch(value.strip()):
+        value = float(value)
+    return path, value
+
+
+def override_argument(parser) -> None:
+    """Add the repeatable ``--set KEY=VALUE`` flag (`apply_overrides`) to an argparse parser."""
+    import argparse
+
+    def assignment(text: str) -> str:
+        try:
+            parse_assignment(text)
+        except DataError as err:
+            raise argparse.ArgumentTypeError(str(err).removeprefix(f"--set {text}: ")) from None
+        return text
+
+    assignment.__name__ = "KEY=VALUE"
+    parser.add_argument("--set", dest="set", action="append", default=[], type=assignment, metavar="KEY=VALUE",
+                        help="override a config setting (dotted key, YAML value: --set train.epochs=2); repeatable")
 
 
 def from_dict(cls: type[T], data: dict, where: str = "") -> T:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 
-from ..config import setting  # noqa: F401  (the numeric flag type every command module uses)
+from ..config import override_argument, setting  # noqa: F401  (setting: the numeric flag type every command module uses)
 from ..errors import DataError
 from ..registry import Registry
 
@@ -110,6 +110,7 @@ def run_stage_arguments(p, *, config_help: str, writes: str) -> None:
     p.add_argument("--run", required=True, action="append", help="embedding run folder (repeat to combine runs)")
     p.add_argument("--data", type=data_folder, help="folder with the train.csv the run came from (titles for unit/text features)")
     p.add_argument("--config", help=config_help)
+    override_argument(p)
     p.add_argument("--overwrite", action="store_true", help=f"replace the run's {writes}")
     p.add_argument("--test-rows", type=setting("test_rows"), default=None,
                    help="test size the thresholds are tuned for (default: the run's test.csv rows; a Kaggle "

@@ -1,7 +1,7 @@
 """The pair stage's commands: `ccks` (CCKS 2022 task 9.2 folders) and `pairs` (labelled-pair benchmarks)."""
 from __future__ import annotations
 
-from ..config import setting
+from ..config import override_argument, setting, with_overrides
 from ..errors import DataError
 from ._base import command, data_folder, in_run_folder, out_folder
 
@@ -10,8 +10,9 @@ from ._base import command, data_folder, in_run_folder, out_folder
 def ccks(args):
     from ..ccks import ccks_run
 
-    r = in_run_folder(args, "ccks", lambda out: ccks_run(args.data, args.config, out, overwrite=args.overwrite,
-                                                          progress=not args.quiet, reuse=args.reuse))
+    r = in_run_folder(args, "ccks", lambda out: ccks_run(args.data, with_overrides(args.config, args.set), out,
+                                                          overwrite=args.overwrite, progress=not args.quiet,
+                                                          reuse=args.reuse))
     print(f"wrote {r['out']}/: result.jsonl ({r['valid_pairs']} valid pairs), scores.parquet, ensembles.json, run.json")
     print(f"chosen entry (best cross-validated held-out F1, {r['chosen_cv_f1']:.4f}; in-sample {r['chosen_held_out_f1']:.4f}): {r['chosen']}")
     if r["chosen_valid"] is not None:
@@ -23,6 +24,7 @@ def pair_stage_arguments(p, *, data_help: str, configs: tuple[str, ...], prefix:
     """The flags `ccks` and `pairs` share (one stage, two protocols)."""
     p.add_argument("--data", type=data_folder, required=True, help=data_help)
     p.add_argument("--config", default=configs[0], help=f"stage YAML (path or shipped name: {', '.join(configs)})")
+    override_argument(p)
     p.add_argument("--out", type=out_folder, help=f"run folder (default: a fresh oof/{prefix}-<config>-<time>/)")
     p.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
     p.add_argument("--reuse", metavar="RUN", help="an earlier run on the same files and split (or a failed run's "
@@ -48,9 +50,9 @@ def pairs(args):
     if detect_format(args.data) is None:
         raise DataError(f"{args.data}: not a benchmark folder (no test.txt, nor tableA.csv); a CCKS folder runs with "
                         "`prodmatch ccks`")
-    r = in_run_folder(args, "pairs", lambda out: ccks_run(args.data, args.config, out, overwrite=args.overwrite,
-                                                           progress=not args.quiet, reuse=args.reuse,
-                                                           train_size=args.train_size))
+    r = in_run_folder(args, "pairs", lambda out: ccks_run(args.data, with_overrides(args.config, args.set), out,
+                                                           overwrite=args.overwrite, progress=not args.quiet,
+                                                           reuse=args.reuse, train_size=args.train_size))
     print(f"wrote {r['out']}/: predictions.csv ({r['valid_pairs']} test pairs), compare.csv, report.md, run.json")
     print(f"chosen entry (best cross-validated valid F1, {r['chosen_cv_f1']:.4f}; in-sample "
           f"{r['chosen_held_out_f1']:.4f}): {r['chosen']}")

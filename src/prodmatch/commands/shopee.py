@@ -1,7 +1,7 @@
 """Shopee's stage commands: baseline, score, demo, match, train, embed, stack, bundle, soup, predict."""
 from __future__ import annotations
 
-from ..config import setting
+from ..config import override_argument, setting, with_overrides
 from ..errors import DataError
 from ._base import backend_argument, checked_backend, command, data_folder, out_file, out_folder, predicted_line, run_stage_arguments, unsupervised_methods, with_backend
 
@@ -73,7 +73,7 @@ def match(args):
 
     from ..post.matcher import MatcherConfig
 
-    config = with_backend(args.config, args.backend, MatcherConfig)
+    config = with_backend(with_overrides(args.config, args.set), args.backend, MatcherConfig)
     result = match_run(args.run, data_dir=args.data, config=config, overwrite=args.overwrite,
                        test_rows=args.test_rows)
     print(result["table"].to_string(index=False))
@@ -99,7 +99,7 @@ def train(args):
     from ..io import new_run_dir
 
     source = args.config or f"tiny-{args.kind}"
-    data = read_yaml(source)
+    data = with_overrides(read_yaml(source), args.set)
     if data.get("kind", args.kind) != args.kind:
         raise DataError(f"config {source} is for kind {data['kind']!r}, not {args.kind!r}")
     overrides = {"kind": args.kind, **({"name": args.name} if args.name else {})}
@@ -128,6 +128,7 @@ def _(p):
     p.add_argument("kind", choices=list(ENCODERS))
     p.add_argument("--data", type=data_folder, required=True, help="folder with train.csv (+ train_images/) and test.csv")
     p.add_argument("--config", help="experiment YAML (path or shipped name); default tiny-<kind>")
+    override_argument(p)
     p.add_argument("--fold", default="all", help="'all' or one fold index (the OOF model appears when every fold is done)")
     p.add_argument("--out", type=out_folder, help="run folder (default: a fresh oof/<kind>-<config>-<time>/); reused only for the same config")
     p.add_argument("--name", help="model name in the run (default: the config's name, else the kind)")
@@ -191,9 +192,8 @@ def stack(args):
 
     from ..stack.lgbm import StackerConfig
 
-    result = stack_run(args.run, data_dir=args.data, config=with_backend(args.config, args.backend, StackerConfig),
-                       overwrite=args.overwrite,
-                       test_rows=args.test_rows)
+    config = with_backend(with_overrides(args.config, args.set), args.backend, StackerConfig)
+    result = stack_run(args.run, data_dir=args.data, config=config, overwrite=args.overwrite, test_rows=args.test_rows)
     info = result["info"]
     print(f"{info['pairs']} candidate pairs ({info['positives']} true), candidate recall per fold {info['candidate_recall']}")
     print(f"stacker OOF ({info['config']['cv_pool']} pool): {result['scores']}")

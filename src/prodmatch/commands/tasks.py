@@ -2,7 +2,7 @@
 (`prodmatch.task`); the leaderboard lists every task's runs from their summary.json files."""
 from __future__ import annotations
 
-from ..config import setting
+from ..config import override_argument, setting, with_overrides
 from ..errors import DataError
 from ._base import command, data_folder, in_run_folder, out_file, out_folder
 
@@ -32,11 +32,12 @@ def synth(args):
     name, task = args.task
     generate = task.function("generate")
     options = {k: v for k, v in {"images": False if args.no_images else None,
-                                 "rows": tuple(args.rows) if args.rows else None}.items() if v is not None}
+                                 "rows": tuple(args.rows) if args.rows else None,
+                                 "workers": args.workers if args.workers != 1 else None}.items() if v is not None}
     foreign = sorted(set(options) - set(inspect.signature(generate).parameters))
     if foreign:
-        raise DataError(f"{', '.join('--no-images' if k == 'images' else '--rows' for k in foreign)}: "
-                        f"not an option of task {name}'s generator")
+        flags = {"images": "--no-images", "rows": "--rows", "workers": "--workers"}
+        raise DataError(f"{', '.join(flags[k] for k in foreign)}: not an option of task {name}'s generator")
     try:
         report = generate(args.out, seed=args.seed, preset=args.preset, overwrite=args.overwrite, **options)
     except ValueError as err:  # a preset the task does not offer, a negative seed
@@ -59,6 +60,8 @@ def _(p):
                    help="shopee: CSVs only, phashes drawn without pixels (use image policy text-only)")
     p.add_argument("--rows", type=setting("rows"), nargs=2, metavar=("TRAIN", "TEST"),
                    help="shopee: the preset's catalogue at these posting counts")
+    p.add_argument("--workers", type=setting("workers"), default=1,
+                   help="shopee: processes rendering the JPEGs (the same files as one)")
 
 
 CHECK_FLAGS = {"pairs": None, "image_dir": None, "image_policy": "error", "feature_dim": 2048}  # flag -> default
@@ -114,7 +117,8 @@ def run(args):
 
     name, task = args.task
     args.config = args.config or task.default_config
-    result = in_run_folder(args, name, lambda out: task.function("run")(args.data, args.config, out,
+    config = with_overrides(args.config, args.set)
+    result = in_run_folder(args, name, lambda out: task.function("run")(args.data, config, out,
                                                                          overwrite=args.overwrite,
                                                                          progress=not args.quiet))
     out = result["out"]
@@ -130,6 +134,7 @@ def _(p):
     task_argument(p)
     p.add_argument("--data", type=data_folder, required=True, help="the task's data folder")
     p.add_argument("--config", help="the run's YAML (path or shipped name; default: the task's)")
+    override_argument(p)
     p.add_argument("--out", type=out_folder, help="run folder (default: a fresh oof/<task>-<config>-<time>/)")
     p.add_argument("--overwrite", action="store_true", help="replace a run already in --out (where the task allows)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")

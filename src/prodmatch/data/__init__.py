@@ -1,6 +1,8 @@
-"""Data layer: competition loaders with validation, group-disjoint folds, synthetic generators."""
+"""Data layer: competition loaders with validation, group-disjoint folds, whole-group subsamples,
+synthetic generators."""
 from .folds import ccks_folds, read_folds, shopee_folds, write_folds
 from .shopee import read_shopee_csv
+from .subsample import subsample_shopee, take_groups
 from .text import decode_title, decode_titles
 
 __all__ = [
@@ -10,5 +12,7 @@ __all__ = [
     "read_folds",
     "read_shopee_csv",
     "shopee_folds",
+    "subsample_shopee",
+    "take_groups",
     "write_folds",
 ]

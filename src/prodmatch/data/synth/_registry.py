@@ -9,11 +9,13 @@ from ...registry import Registry
 
 @dataclass
 class SynthReport:
-    """What a generator wrote: the folder, its files and a few counts for the log."""
+    """What a generator wrote: the folder, its files, a few counts for the log and, where a generator
+    times them, the seconds of its phases (Shopee: plan, images)."""
 
     out: Path
     files: list[Path] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
 
 
 GENERATORS = Registry("synthetic data set", builtins={

@@ -8,6 +8,7 @@ The catalogue and its titles live in `shopee_catalogue`, the words in `vocab_id`
 """
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import numpy as np
@@ -164,23 +165,46 @@ def _output_paths(out: Path, plan: Plan) -> tuple[list[Path], list[Path]]:
     return csvs, images
 
 
-def _render_images(out: Path, plan: Plan) -> dict[str, str]:
+def _render_images(out: Path, plan: Plan, workers: int = 1) -> dict[str, str]:
     """Write every posting's JPEG; return image name -> phash of the bytes as written.
 
-    Works product by product so only one product's drawings and photos are held in memory.
+    Works product by product so only one product's drawings and photos are held in memory; with
+    `workers` > 1, products are rendered in that many processes (the same bytes: a photo depends on
+    its product's look and its shot only).
     """
     by_product: dict[str, list[Posting]] = {}
     for p in plan.postings:
         by_product.setdefault(p.variant.product.key, []).append(p)
+    jobs = [(str(out), plan.image_size, postings[0].variant.product.look, [(p.shot, p.split, p.image) for p in postings])
+            for postings in by_product.values()]
     hashes: dict[str, str] = {}
-    for postings in tqdm(by_product.values(), desc="shopee images", unit="product", disable=None):
-        photos: dict[draw.Shot, tuple[bytes, str]] = {}  # equal shots: identical bytes, rendered once
-        for p in postings:
-            if p.shot not in photos:
-                jpeg = draw.render_jpeg(p.variant.product.look, p.shot, plan.image_size)
-                photos[p.shot] = (jpeg, draw.phash_hex(jpeg))
-            jpeg, hashes[p.image] = photos[p.shot]
-            write_bytes(out / f"{p.split}_images" / p.image, jpeg)
+    bar = tqdm(total=len(jobs), desc="shopee images", unit="product", disable=None)
+    if workers <= 1:
+        for job in jobs:
+            hashes.update(_render_product(job))
+            bar.update()
+    else:
+        import multiprocessing
+
+        with multiprocessing.get_context().Pool(workers) as pool:
+            for done in pool.imap_unordered(_render_product, jobs, chunksize=max(1, len(jobs) // (8 * workers))):
+                hashes.update(done)
+                bar.update()
+    bar.close()
+    return hashes
+
+
+def _render_product(job) -> dict[str, str]:
+    """Render and write one product's photos (equal shots: identical bytes, rendered once)."""
+    out, size, look, shots = job
+    photos: dict[draw.Shot, tuple[bytes, str]] = {}
+    hashes = {}
+    for shot, split, image in shots:
+        if shot not in photos:
+            jpeg = draw.render_jpeg(look, shot, size)
+            photos[shot] = (jpeg, draw.phash_hex(jpeg))
+        jpeg, hashes[image] = photos[shot]
+        write_bytes(Path(out) / f"{split}_images" / image, jpeg)
     return hashes
 
 
@@ -220,24 +244,30 @@ def _drawn_phashes(plan: Plan) -> dict[str, str]:
 
 @register("shopee")
 def generate_shopee(out: Path, *, seed: int, preset: str, overwrite: bool = False, images: bool = True,
-                    rows: tuple[int, int] | None = None) -> SynthReport:
+                    rows: tuple[int, int] | None = None, workers: int = 1) -> SynthReport:
     """Write train.csv, test.csv, test_truth.csv and the two image folders into `out`.
 
     `images=False` writes the CSVs only, with phashes drawn instead of computed from JPEGs (the
     image column still names files that do not exist: use image policy text-only); `rows`
-    replaces the preset's (train, test) posting counts.
+    replaces the preset's (train, test) posting counts; `workers` > 1 renders the JPEGs in that many
+    processes (byte-identical files: the plan is sampled before, in this process).
     """
     out = Path(out)
+    if int(workers) < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}")
+    started = time.perf_counter()
     plan = plan_dataset(seed, preset, rows)
+    planned = time.perf_counter()
     csvs, image_paths = _output_paths(out, plan)
     if not overwrite:
         for path in csvs + (image_paths if images else []):
             if path.exists():
                 raise FileExistsError(f"{path} already exists; pass --overwrite (overwrite=True) to replace it")
     # images first: a crash never leaves a CSV without its images
-    hashes = _render_images(out, plan) if images else _drawn_phashes(plan)
+    hashes = _render_images(out, plan, int(workers)) if images else _drawn_phashes(plan)
+    seconds = {"plan": planned - started, "images": time.perf_counter() - planned}
     train, test, truth = _frames(plan, hashes)
     write_csv(out / "train.csv", train)
     write_csv(out / "test.csv", test)
     write_csv(out / "test_truth.csv", truth)
-    return SynthReport(out, files=csvs, counts=dict(plan.counts))
+    return SynthReport(out, files=csvs, counts=dict(plan.counts), seconds=seconds)
