@@ -285,7 +285,8 @@ def test_match_cli_on_a_local_dask_cluster_equals_one_machine(run_folder, capsys
     assert main(["--dask", "local:two"] + base) == 2
     assert "local:N" in capsys.readouterr().err
     assert main(base + ["--backend", "fais"]) == 2
-    assert "choose from auto" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "--backend fais (or auto): unknown KNN backend 'fais'; did you mean faiss" in err
 
 
 # ---------------------------------------------------------------- issue 12's variants

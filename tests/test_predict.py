@@ -128,7 +128,7 @@ def test_predict_cli(trained, tmp_path, capsys):
     assert torch_out.read_text() == out.read_text()
     assert main(["predict", "--data", str(data), "--models", str(matcher_only), "--out", str(tmp_path / "x.csv"),
                  "--backend", "fais"]) == 2
-    assert "choose from auto" in capsys.readouterr().err and not (tmp_path / "x.csv").exists()
+    assert "(or auto): unknown KNN backend" in capsys.readouterr().err and not (tmp_path / "x.csv").exists()
     if importlib.util.find_spec("distributed"):  # the dask backends reach the search: no client, a clear error
         assert main(["predict", "--data", str(data), "--models", str(matcher_only), "--out", str(tmp_path / "x.csv"),
                      "--backend", "dask"]) == 2
