@@ -86,3 +86,17 @@ def matched_run(root: Path, *, seed: int = 0, methods=("tfidf", "phash"), k: int
         embed_unsupervised(data, method, run)
     match_run(run, data_dir=data, config={"k": k}, progress=False)
     return data, run
+
+
+@pytest.fixture(scope="session")
+def kdd_preset(tmp_path_factory):
+    """The KDD test preset, one per session (test_kdd and test_kdd_rescore share it)."""
+    return preset_folder(tmp_path_factory, "kdd")
+
+
+@pytest.fixture(scope="session")
+def kdd_test_run(kdd_preset, tmp_path_factory):
+    """One kdd-test run on it, shared the same way (tests copy it before changing anything)."""
+    from prodmatch.kdd import kdd_run
+
+    return kdd_run(kdd_preset, "kdd-test", tmp_path_factory.mktemp("runs") / "run")

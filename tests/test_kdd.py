@@ -18,7 +18,6 @@ from prodmatch.kdd.data import COLUMNS, iter_tsv, read_answers, read_candidates,
 from prodmatch.kdd.metrics import ndcg_at_k, rank_ndcg, score_kdd_submission, submission_frame, top_k
 from prodmatch.kdd.methods import words
 
-from .conftest import preset_folder
 
 DIM = 32  # the test preset's feature dim
 
@@ -30,14 +29,14 @@ def kdd_test_with(*kinds: str) -> dict:
     return {**shipped, "methods": [m for m in shipped["methods"] if m["kind"] in kinds]}
 
 
-@pytest.fixture(scope="module")
-def data(tmp_path_factory):
-    return preset_folder(tmp_path_factory, "kdd")
+@pytest.fixture
+def data(kdd_preset):
+    return kdd_preset
 
 
-@pytest.fixture(scope="module")
-def run(data, tmp_path_factory):
-    return kdd_run(data, "kdd-test", tmp_path_factory.mktemp("runs") / "run")
+@pytest.fixture
+def run(kdd_test_run):
+    return kdd_test_run
 
 
 def b64(array) -> str:
