@@ -29,12 +29,12 @@ def kdd_test_with(*kinds: str) -> dict:
     return {**shipped, "methods": [m for m in shipped["methods"] if m["kind"] in kinds]}
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def data(kdd_preset):
     return kdd_preset
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def run(kdd_test_run):
     return kdd_test_run
 
