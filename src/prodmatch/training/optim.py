@@ -33,7 +33,7 @@ def build_optimizer(groups: Sequence[tuple[str, Sequence, float]], weight_decay:
             if part:
                 built.append({"params": part, "lr": lr, "name": name + suffix, "weight_decay": decay})
     if kind not in OPTIMIZERS:
-        raise ValueError(f"optimizer {kind!r}; known: {', '.join(OPTIMIZERS)}")
+        raise unknown("optimizer", kind, OPTIMIZERS)
     make = torch.optim.AdamW if kind == "adamw" else torch.optim.Adam
     return make(built, lr=groups[-1][2] if groups else 1e-3, weight_decay=weight_decay)
 
