@@ -172,3 +172,21 @@ def test_shopee_run_trains_encoder_folds_one_at_a_time_by_default(tmp_path, monk
     with pytest.raises(Stop):
         run_chain(tmp_path, tmp_path, ShopeeRunConfig(encoders=("tiny-text",)), progress=False)
     assert asked == [1]
+
+
+def test_a_generator_taking_any_options_gets_the_shopee_flags(tmp_path, capsys):
+    """A generator with ``**options`` receives --rows (the flag check once refused it as foreign)."""
+    from prodmatch.data.synth import SynthReport
+
+    seen = {}
+
+    def generate(out, *, seed, preset, overwrite=False, **options):
+        seen.update(options)
+        return SynthReport(out, counts={"rows": 0})
+
+    TASKS.register("open", Task("open options", generate=generate, check="toytask:check", run="toytask:run"))
+    try:
+        assert main(["synth", "open", "--out", str(tmp_path / "d"), "--rows", "3", "4"]) == 0
+    finally:
+        TASKS.unregister("open")
+    assert seen == {"rows": (3, 4)}

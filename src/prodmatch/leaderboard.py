@@ -7,6 +7,7 @@ match-set sizes before/after chisel against the truth, stacker feature importanc
 """
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pandas as pd
@@ -17,6 +18,8 @@ from .io import atomic_path, write_csv, write_text
 from .report import markdown_table
 from .summary import ENTRY_FIELDS, read_summary, run_summaries
 
+log = logging.getLogger(__name__)
+
 COLUMNS = ["run", *ENTRY_FIELDS]
 """`metric` names a row's score: ``F1`` (f1 / precision / recall / predicted_f1) or ``NDCG@5`` (KDD runs:
 ndcg5 on valid, test_ndcg5 on the first scored test split); F1 rows come first, then NDCG@5 rows, each best first."""
@@ -25,8 +28,6 @@ ndcg5 on valid, test_ndcg5 on the first scored test split); F1 rows come first, 
 def collect(root) -> pd.DataFrame:
     """One row per summary entry of every run under `root` (runs are its direct sub-folders); a
     summary that cannot be read is skipped with a warning naming it."""
-    import logging
-
     root = Path(root)
     rows: list[dict] = []
     for run in sorted(p for p in root.iterdir() if p.is_dir() and p.name != "leaderboard") if root.is_dir() else []:
@@ -34,7 +35,7 @@ def collect(root) -> pd.DataFrame:
             try:
                 rows += [{"run": run.name, **e} for e in read_summary(path)["entries"]]
             except DataError as err:
-                logging.getLogger(__name__).warning("leaderboard: skipped %s", err)
+                log.warning("leaderboard: skipped %s", err)
     frame = pd.DataFrame(rows, columns=COLUMNS)
     frame["test_rows"] = frame["test_rows"].astype("Int64")
     return frame.sort_values(["f1", "ndcg5"], ascending=False, na_position="last", ignore_index=True)

@@ -28,7 +28,7 @@ TIE_MARGIN = 8  # extra neighbours a search lists (faiss, sparse), so ties at th
 # unimported until a cluster search is asked for).
 BACKENDS = Registry("KNN backend", builtins={
     **{name: f"prodmatch.ann:_search_{name}" for name in ("faiss_ivf", "faiss_ivfpq", "faiss_hnsw")},
-    **dict.fromkeys(("dask", "dask_ivf", "dask_ivfpq", "dask_hnsw"), "prodmatch.distributed.search:"),  # registers them
+    **{name: f"prodmatch.distributed.search:search_{name}" for name in ("dask", "dask_ivf", "dask_ivfpq", "dask_hnsw")},
 })
 register_backend = BACKENDS.register
 

@@ -70,6 +70,5 @@ def run(data, config, out, *, overwrite: bool = False, progress: bool = True) ->
     out = Path(out)
     if out.exists() and any(out.iterdir()):
         raise DataError(f"{out}: not empty; a Shopee run writes a fresh folder (choose another --out)")
-    out.mkdir(parents=True, exist_ok=True)
     result = run_chain(Path(data), out, load_config(config, ShopeeRunConfig), progress=progress)
     return {**result, "out": out}

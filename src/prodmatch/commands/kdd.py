@@ -1,7 +1,7 @@
 """KDD Cup 2020 recall's command: `kdd` (a run, or a re-score of a run's saved models)."""
 from __future__ import annotations
 
-from ..config import override_argument, setting, with_overrides
+from ..config import override_argument, with_overrides
 from ..errors import DataError
 from ._base import command, data_folder, in_run_folder, out_folder
 

@@ -1,7 +1,7 @@
 """The pair stage's commands: `ccks` (CCKS 2022 task 9.2 folders) and `pairs` (labelled-pair benchmarks)."""
 from __future__ import annotations
 
-from ..config import override_argument, setting, with_overrides
+from ..config import override_argument, with_overrides
 from ..errors import DataError
 from ._base import command, data_folder, in_run_folder, out_folder
 
@@ -45,7 +45,6 @@ def _(p):
 def pairs(args):
     from ..ccks import ccks_run
     from ..ccks.formats import detect_format
-    from ..errors import DataError
 
     if detect_format(args.data) is None:
         raise DataError(f"{args.data}: not a benchmark folder (no test.txt, nor tableA.csv); a CCKS folder runs with "

@@ -34,7 +34,9 @@ def synth(args):
     options = {k: v for k, v in {"images": False if args.no_images else None,
                                  "rows": tuple(args.rows) if args.rows else None,
                                  "workers": args.workers if args.workers != 1 else None}.items() if v is not None}
-    foreign = sorted(set(options) - set(inspect.signature(generate).parameters))
+    accepted = inspect.signature(generate).parameters
+    open_ended = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in accepted.values())
+    foreign = [] if open_ended else sorted(set(options) - set(accepted))
     if foreign:
         flags = {"images": "--no-images", "rows": "--rows", "workers": "--workers"}
         raise DataError(f"{', '.join(flags[k] for k in foreign)}: not an option of task {name}'s generator")

@@ -10,7 +10,7 @@ import numpy as np
 
 from ..errors import DataError
 from ..ann import build_index, search_index
-from ..neighbors import check_k, default_chunk, normalize_rows, order_ties, register_backend, sort_neighbours
+from ..neighbors import check_k, default_chunk, normalize_rows, order_ties, sort_neighbours
 from .cluster import current_client, worker_count
 from .merge import reduce_topk
 from .shards import Shard, check_shards, scatter_rows
@@ -85,8 +85,9 @@ def search_shards(client, shards: Sequence[Shard], query, k: int, chunk: int, ba
 
 
 def cluster_search(base: np.ndarray, query: np.ndarray, k: int, chunk: int, shard_backend: str):
-    """The `dask*` backends (`DISTRIBUTED`, registered in `neighbors.BACKENDS` below): `base` scattered in one shard per worker of the
-    current client, `query` broadcast, lists merged (raw sims: knn applies its own finish)."""
+    """The `dask*` backends (`search_dask*` below, declared in `neighbors.BACKENDS`): `base` scattered
+    in one shard per worker of the current client, `query` broadcast, lists merged (raw sims: knn
+    applies its own finish)."""
     client = current_client()
     shards = scatter_rows(client, base, worker_count(client))
     if query is base:  # a self-search: the workers stack their shards instead of receiving base again
@@ -96,5 +97,9 @@ def cluster_search(base: np.ndarray, query: np.ndarray, k: int, chunk: int, shar
     return search_shards(client, shards, q, k, chunk, shard_backend).result()
 
 
-for _name, _shard_backend in DISTRIBUTED.items():
-    register_backend(_name)(partial(cluster_search, shard_backend=_shard_backend))
+
+# the `dask*` KNN backends (`neighbors.BACKENDS` declares them by these names)
+search_dask = partial(cluster_search, shard_backend=DISTRIBUTED["dask"])
+search_dask_ivf = partial(cluster_search, shard_backend=DISTRIBUTED["dask_ivf"])
+search_dask_ivfpq = partial(cluster_search, shard_backend=DISTRIBUTED["dask_ivfpq"])
+search_dask_hnsw = partial(cluster_search, shard_backend=DISTRIBUTED["dask_hnsw"])
