@@ -115,3 +115,26 @@ def test_a_bad_override_is_one_line_exit_2(tmp_path, capsys):
     assert "unknown key 'chisel_windw' (did you mean 'chisel_window'?)" in capsys.readouterr().err
     assert main(["train", "image", "--data", str(tmp_path), "--set", "train.epochs=0"]) == 2
     assert "--set train.epochs=0: train.epochs must be >= 1, got 0" in capsys.readouterr().err
+
+
+def test_yaml_reads_exponent_floats_everywhere_and_keeps_quoted_text(tmp_path):
+    """One loader for config files and --set values: 1e-3 is a number at any depth (YAML 1.1 read it
+    as text, and only a bare --set value was patched), a quoted '1e5' stays text."""
+    from prodmatch.config import load_yaml, read_yaml
+
+    path = tmp_path / "c.yaml"
+    path.write_text("lr: 1e-3\nopts: {decay: 2E+2, steps: [1e1]}\nname: '1e5'\n")
+    assert read_yaml(path) == {"lr": 0.001, "opts": {"decay": 200.0, "steps": [10.0]}, "name": "1e5"}
+    assert parse_assignment("opts={lr: 1e-3}") == (["opts"], {"lr": 0.001})
+    assert parse_assignment("name='1e5'") == (["name"], "1e5")
+    assert load_yaml("x: 1e5x") == {"x": "1e5x"}
+
+
+def test_a_value_that_contains_itself_is_one_error(tmp_path):
+    from prodmatch.config import read_yaml
+
+    (tmp_path / "c.yaml").write_text("x: &a [*a]\n")
+    with pytest.raises(DataError, match="a YAML alias makes a value contain itself"):
+        read_yaml(tmp_path / "c.yaml")
+    with pytest.raises(DataError, match="contain itself"):
+        parse_assignment("x=&a [*a]")

@@ -190,3 +190,11 @@ def test_a_generator_taking_any_options_gets_the_shopee_flags(tmp_path, capsys):
     finally:
         TASKS.unregister("open")
     assert seen == {"rows": (3, 4)}
+
+
+def test_a_run_that_fails_before_writing_leaves_no_oof_folder(kdd_preset, tmp_path, monkeypatch, capsys):
+    """The default run folder and the oof/ made for it go again when the run fails (oof/ once stayed)."""
+    monkeypatch.chdir(tmp_path)
+    assert main(["run", "kdd", "--data", str(kdd_preset), "--config", "kdd-test", "--set", "methods[0].kind=x"]) == 2
+    assert "unknown kind 'x'" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []

@@ -142,6 +142,35 @@ def shipped_configs() -> list[str]:
     return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".yaml"))
 
 
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe loader with YAML 1.2 floats: ``1e-3`` is a number (YAML 1.1 reads it as text)."""
+
+
+_Loader.yaml_implicit_resolvers = {first: [r for r in resolvers if r[0] != "tag:yaml.org,2002:float"]
+                                   for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+_Loader.add_implicit_resolver("tag:yaml.org,2002:float", re.compile(r"""^(?:
+     [-+]?[0-9][0-9_]*\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+    |[-+]?[0-9][0-9_]*[eE][-+]?[0-9]+
+    |[-+]?\.[0-9_]+(?:[eE][-+]?[0-9]+)?
+    |[-+]?\.(?:inf|Inf|INF)
+    |\.(?:nan|NaN|NAN))$""", re.X), list("-+0123456789."))
+
+
+def load_yaml(text: str):
+    """YAML text -> Python data (`_Loader`); a value that contains itself through an alias is refused."""
+    data = yaml.load(text, Loader=_Loader)
+    _refuse_cycles(data, ())
+    return data
+
+
+def _refuse_cycles(obj, inside: tuple) -> None:
+    if isinstance(obj, (dict, list)):
+        if id(obj) in inside:
+            raise DataError("a YAML alias makes a value contain itself")
+        for value in obj.values() if isinstance(obj, dict) else obj:
+            _refuse_cycles(value, (*inside, id(obj)))
+
+
 def read_yaml(path_or_name) -> dict:
     """A YAML mapping from a file path, or from a shipped config by bare name."""
     path = Path(str(path_or_name))
@@ -162,7 +191,9 @@ def read_yaml(path_or_name) -> dict:
         except OSError as err:
             raise DataError(f"config {path}: cannot read it ({err.strerror})") from None
     try:
-        data = yaml.safe_load(text) or {}
+        data = load_yaml(text) or {}
+    except DataError as err:
+        raise DataError(f"config {path_or_name}: {err}") from None
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
@@ -228,7 +259,6 @@ def apply_overrides(data: dict, assignments) -> dict:
 
 
 _KEY = re.compile(r"[A-Za-z_][\w-]*((\[-?\d+\])*)")
-_YAML_MISSED_FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")  # 1e-3: a string to YAML 1.1
 
 
 def parse_assignment(text: str) -> tuple[list, Any]:
@@ -242,11 +272,11 @@ def parse_assignment(text: str) -> tuple[list, Any]:
         name, _, rest = part.partition("[")
         path += [name, *(int(i) for i in re.findall(r"-?\d+", "[" + rest if rest else ""))]
     try:
-        value = yaml.safe_load(raw)
+        value = load_yaml(raw)
+    except DataError as err:
+        raise DataError(f"--set {text}: {err}") from None
     except yaml.YAMLError as err:
         raise DataError(f"--set {text}: the value is not valid YAML ({getattr(err, 'problem', None) or err})") from None
-    if isinstance(value, str) and _YAML_MISSED_FLOAT.fullmatch(value.strip()):
-        value = float(value)
     return path, value
 
 

@@ -124,12 +124,15 @@ def in_run_folder(args, prefix: str, run):
 
     from ..io import new_run_dir
 
+    root_existed = Path("oof").is_dir()
     out = Path(args.out) if args.out else new_run_dir("oof", f"{prefix}-{Path(str(args.config)).stem}")
     try:
         return run(out)
     except BaseException:
         if not args.out and out.is_dir() and not any(out.iterdir()):
             out.rmdir()  # the fresh default folder stays only for a finished run
+            if not root_existed and not any(out.parent.iterdir()):
+                out.parent.rmdir()  # and oof/ only if it was there before
         raise
 
 
