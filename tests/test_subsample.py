@@ -94,3 +94,28 @@ def test_subsample_refuses_to_replace_unless_told(shopee, tmp_path):
         subsample_shopee(shopee, dst, train_rows=80, seed=0, overwrite=True)
     with pytest.raises(DataError, match="source folder itself"):
         subsample_shopee(shopee, shopee, train_rows=80, overwrite=True)
+
+
+def test_a_refused_subsample_writes_nothing_and_bad_folders_are_named(shopee, tmp_path):
+    """The real-folder check comes before any write (the CSVs were once rewritten first); a missing
+    source and a file as destination are one DataError each."""
+    dst = tmp_path / "small"
+    subsample_shopee(shopee, dst, train_rows=60, seed=0)
+    before = (dst / "train.csv").read_bytes()
+    (dst / "train_images").unlink()
+    (dst / "train_images").mkdir()
+    with pytest.raises(DataError, match="real folder"):
+        subsample_shopee(shopee, dst, train_rows=80, seed=1, overwrite=True)
+    assert (dst / "train.csv").read_bytes() == before
+    with pytest.raises(DataError, match="has no train.csv"):
+        subsample_shopee(tmp_path / "nowhere", tmp_path / "x")
+    (tmp_path / "a_file").write_text("")
+    with pytest.raises(DataError, match="is a file"):
+        subsample_shopee(shopee, tmp_path / "a_file")
+
+
+def test_missing_labels_are_one_group():
+    """NaN labels form one whole group (np.isin never matched NaN: such rows were silently dropped)."""
+    frame = pd.DataFrame({"label_group": [np.nan, np.nan, "a", "b"]})
+    kept = take_groups(frame, 2, 0)
+    assert kept["label_group"].isna().sum() in (0, 2) and len(kept) >= 2

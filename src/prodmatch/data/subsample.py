@@ -28,11 +28,13 @@ def take_groups(frame: pd.DataFrame, rows: int, seed=0, *, column: str = "label_
         raise DataError(f"take_groups: the frame has no {column!r} column")
     if len(frame) <= rows:
         return frame
-    groups = frame[column].to_numpy()
-    names, sizes = np.unique(groups, return_counts=True)
+    codes, names = pd.factorize(frame[column], sort=True, use_na_sentinel=False)  # np.unique's order; NaN one group
+    sizes = np.bincount(codes, minlength=len(names))
     order = np.random.default_rng(seed).permutation(len(names))
     taken = np.searchsorted(np.cumsum(sizes[order]), rows) + 1  # the first prefix reaching `rows`
-    return frame[np.isin(groups, names[order[:taken]])]
+    keep = np.zeros(len(names), bool)
+    keep[order[:taken]] = True
+    return frame[keep[codes]]
 
 
 def subsample_shopee(src, dst, *, train_rows: int | None = None, test_rows: int | None = None, seed=0,
@@ -47,6 +49,10 @@ def subsample_shopee(src, dst, *, train_rows: int | None = None, test_rows: int 
     src, dst = Path(src).resolve(), Path(dst)
     if dst.resolve() == src:
         raise DataError(f"subsample: {dst} is the source folder itself")
+    if not (src / "train.csv").is_file():
+        raise DataError(f"subsample: {src} has no train.csv")
+    if dst.exists() and not dst.is_dir():
+        raise DataError(f"subsample: {dst} is a file, not a folder")
     read = {"dtype": str, "keep_default_na": False}
     frames = {name: pd.read_csv(src / name, **read) for name in CSVS if (src / name).is_file() or name != CSVS[2]}
     if test_rows and "test_truth.csv" not in frames:
@@ -55,6 +61,9 @@ def subsample_shopee(src, dst, *, train_rows: int | None = None, test_rows: int 
     present = [p for p in outputs if p.exists() or p.is_symlink()]
     if present and not overwrite:
         raise FileExistsError(f"{present[0]} already exists; pass overwrite=True (--overwrite) to replace it")
+    real = [p for p in present if p.name in IMAGE_FOLDERS and not p.is_symlink()]
+    if real:  # checked before any write: a refused run leaves dst as it was
+        raise DataError(f"subsample: {real[0]} is a real folder, not a link to the source's images; remove it first")
     rng = np.random.default_rng(seed)
     train, test = frames["train.csv"], frames["test.csv"]
     if train_rows:
@@ -77,9 +86,7 @@ def subsample_shopee(src, dst, *, train_rows: int | None = None, test_rows: int 
 
 
 def _link(link: Path, target: Path) -> None:
-    """`link` -> `target`, replacing an earlier link atomically; a real folder there is never removed."""
-    if link.exists() and not link.is_symlink():
-        raise DataError(f"subsample: {link} is a real folder, not a link to the source's images; remove it first")
+    """`link` -> `target`, replacing an earlier link atomically (a real folder there is refused before)."""
     tmp = link.with_name(f".{link.name}.link.tmp")
     tmp.unlink(missing_ok=True)
     tmp.symlink_to(target, target_is_directory=True)
