@@ -63,3 +63,18 @@ def test_refuses_to_write_over_a_folder_unless_told(tmp_path):
         random_text_model(tmp_path / "x", {"hidden_size": 32})
     with pytest.raises(DataError, match="no such local folder"):
         random_text_model(tmp_path / "y", tmp_path / "missing")
+
+
+def test_bad_folders_and_sizes_are_refused_before_any_build(tmp_path):
+    """A file as the folder was found only after building the model (named as a concurrent writer);
+    layers=0 was ignored and -1 written to config.json; fields that do not fit were a raw ValueError."""
+    fields = {"model_type": "bert", "hidden_size": 32, "num_attention_heads": 2, "intermediate_size": 64}
+    (tmp_path / "a_file").write_text("")
+    with pytest.raises(DataError, match="is a file"):
+        random_text_model(tmp_path / "a_file", fields, weights=False)
+    for bad in ({"layers": 0}, {"layers": -1}, {"vocab": 0}):
+        with pytest.raises(DataError, match="must be >= 1"):
+            random_text_model(tmp_path / "m", fields, weights=False, **bad)
+    with pytest.raises(DataError, match="random_text_model"):
+        random_text_model(tmp_path / "m", {**fields, "hidden_size": 30, "num_attention_heads": 4})
+    assert not (tmp_path / "m").exists()

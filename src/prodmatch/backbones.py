@@ -120,8 +120,13 @@ def random_text_model(folder, config_of, words=(), *, layers: int | None = None,
     from .io import atomic_dir
 
     folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise DataError(f"random_text_model: {folder} is a file, not a model folder")
     if not overwrite and folder.is_dir() and any(folder.iterdir()):
         raise FileExistsError(f"{folder} already holds files; pass overwrite=True to replace it")
+    for name, value in (("layers", layers), ("vocab", vocab)):
+        if value is not None and (isinstance(value, bool) or int(value) < 1):
+            raise DataError(f"random_text_model: {name} must be >= 1, got {value!r}")
     if isinstance(config_of, dict):
         fields = dict(config_of)
         if "model_type" not in fields:
@@ -138,16 +143,19 @@ def random_text_model(folder, config_of, words=(), *, layers: int | None = None,
             raise _hf_error(source, err) from None
     with atomic_dir(folder, replace=overwrite) as tmp:
         tokens = _write_wordpiece(tmp, words)
-        if layers:
+        if layers is not None:
             config.num_hidden_layers = int(layers)
-        config.vocab_size = max(int(vocab or config.vocab_size), len(tokens))
+        config.vocab_size = max(int(vocab if vocab is not None else config.vocab_size), len(tokens))
         # the special ids of this tokenizer, not of the model's own
         config.pad_token_id, config.bos_token_id, config.eos_token_id = (tokens[t] for t in ("[PAD]", "[CLS]", "[SEP]"))
         config.save_pretrained(str(tmp))
         if weights:
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(seed)
-                model = AutoModel.from_config(config, dtype=torch.float32)
+                try:
+                    model = AutoModel.from_config(config, dtype=torch.float32)
+                except ValueError as err:  # fields that do not fit together (hidden size vs heads)
+                    raise DataError(f"random_text_model: {err}") from None
             model.save_pretrained(str(tmp))
     return folder
 
