@@ -42,7 +42,7 @@ def title_length():
             return x / np.linalg.norm(x, axis=1, keepdims=True)
 
     yield TitleLength
-    del _registry._EMBEDDERS["title-length"]
+    del _registry.EMBEDDERS["title-length"]
 
 
 def test_a_new_method_runs_through_embed_match_bundle_predict(title_length, tmp_path, capsys):

@@ -153,12 +153,12 @@ def test_names_round_trip(names):
 
 def test_shipped_declared_builtins_match_their_decorators():
     """Each declared ``name: "module:attr"`` builtin registers itself under that name."""
-    from prodmatch.data.synth import GENERATORS
     from prodmatch.encoders._registry import ENCODERS
     from prodmatch.pairs._registry import PAIR_MODELS
+    from prodmatch.task import TASKS
 
-    for name in GENERATORS.names():
-        assert GENERATORS.get(name).__name__ == f"generate_{name}"
+    for name in TASKS.names():
+        assert TASKS.get(name).function("generate").__name__ == f"generate_{name}"
     for registry in (ENCODERS, PAIR_MODELS):
         declared = list(registry)
         assert [cls.kind for _, cls in registry.items()] == declared

@@ -13,7 +13,7 @@ import scipy.sparse as sp
 from PIL import Image
 from sklearn.feature_extraction.text import TfidfVectorizer
 
-from prodmatch.data.synth import _GENERATORS
+from prodmatch.task import TASKS
 from prodmatch.data.synth.shopee import (GROUP_SIZE_HIST, TEST_COLUMNS, TRAIN_COLUMNS, generate_shopee, plan_dataset,
                                          sample_group_sizes)
 from prodmatch.data.synth.shopee_catalogue import (Quantity, byte_artefacts, canonical_quantity, escape_bytes,
@@ -125,7 +125,7 @@ def test_test_groups_are_disjoint_from_train_and_report_counts(runs, frames):
 
 
 def test_registered_under_shopee():
-    assert _GENERATORS["shopee"] is generate_shopee
+    assert TASKS.get("shopee").function("generate") is generate_shopee
 
 
 # ---------------------------------------------------------------- distribution

@@ -36,7 +36,7 @@ def stub_encoder_kind():
 
     register_encoder("test-stub")(StubEncoder)
     yield
-    _registry._ENCODERS.pop("test-stub", None)
+    _registry.ENCODERS.pop("test-stub", None)
 
 
 @dataclass(frozen=True)

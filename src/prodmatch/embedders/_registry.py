@@ -9,7 +9,6 @@ from __future__ import annotations
 from ..registry import Registry
 
 EMBEDDERS = Registry("embedding method", attribute="name", builtins="prodmatch.embedders")
-_EMBEDDERS = EMBEDDERS  # its earlier name
 
 register_embedder = EMBEDDERS.register
 """Class decorator ``@register_embedder(name)``: an `Embedder` buildable as ``get_embedder(name)``."""

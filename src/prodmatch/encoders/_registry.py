@@ -11,7 +11,6 @@ ENCODERS = Registry("encoder kind", attribute="kind", builtins={
     "image": "prodmatch.encoders.image:ImageEncoder",
     "text": "prodmatch.encoders.text:TextEncoder",
 })
-_ENCODERS = ENCODERS  # its earlier name
 
 register_encoder = ENCODERS.register
 """Class decorator ``@register_encoder(kind)``: an `Encoder` subclass buildable as ``create_encoder(kind)``."""

@@ -23,7 +23,7 @@ import pandas as pd
 
 from prodmatch.io import write_text
 
-from ._registry import SynthReport, register
+from ._registry import SynthReport
 
 INFO_KEYS = ("item_id", "industry_name", "cate_id", "cate_name", "cate_id_path", "cate_name_path",
              "item_image_name", "title", "item_pvs", "sku_pvs")
@@ -274,7 +274,6 @@ def _refuse_existing(out: Path) -> None:
             raise FileExistsError(f"{path} already exists; pass --overwrite (overwrite=True) to replace it")
 
 
-@register("ccks")
 def generate_ccks(out: Path, *, seed: int, preset: str, overwrite: bool = False) -> SynthReport:
     """Write the synthetic CCKS 2022 task 9.2 set into `out`: train/valid info, pairs, truth, images.
 

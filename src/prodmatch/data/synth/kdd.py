@@ -21,7 +21,7 @@ import pandas as pd
 
 from prodmatch.io import write_json, write_text
 
-from ._registry import SynthReport, register
+from ._registry import SynthReport
 
 COLUMNS = ("product_id", "image_h", "image_w", "num_boxes", "boxes", "features", "class_labels", "query", "query_id")
 
@@ -203,7 +203,6 @@ def output_names() -> tuple[str, ...]:
             "testB_answer.json", "multimodal_labels.txt", "synth_report.json")
 
 
-@register("kdd")
 def generate_kdd(out: Path, *, seed: int, preset: str, overwrite: bool = False) -> SynthReport:
     """Write train/valid/testA/testB .tsv, valid_answer.json (+ held-out testA/testB_answer.json),
     multimodal_labels.txt and synth_report.json into `out`. Deterministic per seed and preset."""

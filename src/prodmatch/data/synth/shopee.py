@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from ._registry import SynthReport, register
+from ._registry import SynthReport
 from . import draw
 from .shopee_catalogue import (P_ALT_GROUP, P_BANNER, P_COPY_TITLE, P_DUP_IMAGE, P_FAMILY, P_GENERIC_GROUP, P_STOCK_PHOTO,
                                Catalogue, Plan, Posting, Variant, byte_artefacts, generic_title, retouch_title,
@@ -242,7 +242,6 @@ def _drawn_phashes(plan: Plan) -> dict[str, str]:
     return hashes
 
 
-@register("shopee")
 def generate_shopee(out: Path, *, seed: int, preset: str, overwrite: bool = False, images: bool = True,
                     rows: tuple[int, int] | None = None, workers: int = 1) -> SynthReport:
     """Write train.csv, test.csv, test_truth.csv and the two image folders into `out`.
