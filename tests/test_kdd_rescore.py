@@ -72,3 +72,47 @@ def test_a_missing_or_foreign_model_is_a_clear_error(run, data, tmp_path):
     with pytest.raises(DataError, match="not a KDD run"):
         kdd_rescore(data, data, tmp_path / "out3")
     assert not (tmp_path / "out1").exists() and not (tmp_path / "out2").exists()
+
+
+def _damage_run_json(folder):
+    (folder / "run.json").write_text('{"stage": "kdd", "conf')
+
+
+def _damage_weights(folder):
+    path = folder / "models" / "weighted_ensemble" / "weights.json"
+    saved = json.loads(path.read_text())
+    path.write_text(json.dumps({**saved, "weights": saved["weights"][:-1]}))
+
+
+def _damage_vocab(folder):
+    (folder / "models" / "word_match" / "vocab.json").write_text("[1, 2]")
+
+
+def _damage_manifest(folder):
+    path = folder / "models" / "word_match" / "kdd_model.json"
+    meta = json.loads(path.read_text())
+    path.write_text(json.dumps({**meta, "config": {**meta["config"], "zzz": 1}}))
+
+
+def _damage_reranker(folder):
+    (folder / "models" / "lgbm_rerank" / "model.txt").write_text("not a model\n")
+
+
+DAMAGES = {"truncated run.json": (_damage_run_json, "run.json is not valid JSON"),
+           "a weight short": (_damage_weights, "weights must be"),
+           "vocabulary not an object": (_damage_vocab, "vocabulary is not a JSON object"),
+           "manifest config with an unknown key": (_damage_manifest, "zzz"),
+           "reranker not a LightGBM model": (_damage_reranker, "not a LightGBM model")}
+
+
+@pytest.mark.parametrize("damage", DAMAGES, ids=list(DAMAGES))
+def test_a_damaged_run_is_one_line_exit_2_and_nothing_written(damage, run, data, tmp_path, capsys):
+    """Each of these was a traceback (JSONDecodeError, TypeError, LightGBMError), exit 1."""
+    broken = tmp_path / "broken"
+    shutil.copytree(run["out"], broken)
+    change, message = DAMAGES[damage]
+    change(broken)
+    assert main(["kdd", "--data", str(data), "--rescore", str(broken), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("prodmatch kdd: error:") and message in err[0], err
+    assert not (tmp_path / "out").exists()

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from prodmatch.stack.oof import out_of_fold
 
@@ -39,3 +40,9 @@ def test_fit_ranker_groups_rows_by_query():
     booster = fit_ranker(x, relevant, codes, params, ["a", "b", "c"])
     score = booster.predict(x)
     assert np.corrcoef(score, x[:, 0])[0, 1] > 0.5
+
+
+def test_one_fold_is_refused_not_fitted_on_nothing():
+    """With one fold every row is held out and the model would be fitted on zero rows."""
+    with pytest.raises(ValueError, match="at least 2 folds"):
+        out_of_fold(np.zeros(3, int), lambda rest: rest.sum(), lambda model, held: model)

@@ -2,14 +2,13 @@
 the weights searched on valid's NDCG@5 over the simplex (deterministic coordinate search on a grid)."""
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 
 from ..errors import DataError
-from ..io import write_json
+from ..io import read_json_object, write_json
 from ._registry import register_method
 from .features import query_zscore, rank_unit
 from .stacked import StackedMethod, StackedOptions, StackTable
@@ -80,12 +79,16 @@ class WeightedEnsemble(StackedMethod):
 
     def load(self, folder, context=None) -> None:
         path = folder / WEIGHTS_FILE
-        saved = json.loads(path.read_text(encoding="utf-8"))
+        saved = read_json_object(path, "ensemble weights")
         names = list(self.inputs) + list(self.extras)
         if saved.get("columns") != names or saved.get("normalise") != self.options.normalise:
             raise DataError(f"{path}: weights of columns {saved.get('columns')} ({saved.get('normalise')}), the "
                             f"method reads {names} ({self.options.normalise})")
-        self.model = np.asarray(saved["weights"], np.float64)
+        weights = saved.get("weights")
+        if not isinstance(weights, list) or len(weights) != len(names) or not all(
+                isinstance(w, (int, float)) and not isinstance(w, bool) for w in weights):
+            raise DataError(f"{path}: weights must be {len(names)} numbers, one per column, got {weights!r}")
+        self.model = np.asarray(weights, np.float64)
 
     def describe(self, model) -> dict:
         names = list(self.inputs) + list(self.extras)

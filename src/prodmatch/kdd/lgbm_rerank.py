@@ -69,7 +69,11 @@ class LgbmRerank(StackedMethod):
         return fit_ranker(x, table.relevant, table.codes, self.booster_params(), [n.replace(":", "__") for n in names])
 
     def predict_model(self, model, table):
-        return model.predict(self.features(table)[0], num_threads=self.options.num_threads)
+        x, names = self.features(table)
+        saved = [n.replace("__", ":") for n in model.feature_name()]
+        if saved != names:  # a re-scored run whose model came from other code or settings
+            raise DataError(f"method {self.spec.name!r}: the reranker reads features {saved}, this run makes {names}")
+        return model.predict(x, num_threads=self.options.num_threads)
 
     def save(self, folder):
         save_booster(self.model, folder / MODEL_FILE)  # LightGBM's own text format

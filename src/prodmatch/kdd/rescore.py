@@ -4,7 +4,6 @@ of a data folder (e.g. testB released later) into a new run folder: scores.parqu
 test split from the run's chosen method, compare.csv where the split's answers are present, run.json."""
 from __future__ import annotations
 
-import json
 import logging
 import time
 from pathlib import Path
@@ -13,7 +12,7 @@ import pandas as pd
 
 from ..config import load_config, to_dict
 from ..errors import DataError
-from ..io import atomic_dir, check_out, code_version, write_csv, write_json
+from ..io import atomic_dir, check_out, code_version, read_json_object, write_csv, write_json
 from .config import KddRunConfig
 from .data import LABELS_FILE, kdd_hashes, locate, read_labels
 from .methods import KddContext, build_methods
@@ -86,7 +85,9 @@ def _run_record(run: Path) -> dict:
     path = run / "run.json"
     if not path.is_file():
         raise DataError(f"{run}: not a KDD run folder (no run.json)")
-    record = json.loads(path.read_text(encoding="utf-8"))
+    record = read_json_object(path, "run.json")
     if record.get("stage") != "kdd":
         raise DataError(f"{path}: stage {record.get('stage')!r}, not a KDD run ('prodmatch kdd') to re-score")
+    if not isinstance(record.get("config"), dict):
+        raise DataError(f"{path}: no run config to re-score with")
     return record

@@ -13,7 +13,8 @@ from typing import Any, Callable
 from torch import nn
 
 from ..errors import DataError
-from ..io import file_sha256, write_json
+from ..config import from_dict
+from ..io import file_sha256, read_json_object, write_json
 from ..saved_model import WEIGHTS_FILE, load_weights, read_manifest, save_model
 from .data import LABELS_FILE, locate
 from .towers import WordVocab
@@ -85,7 +86,7 @@ def load_trained(method, folder, n_labels: int, build: Callable[[KddModelConfig,
     the folder holds another kind, another method's options or another label count."""
     folder = Path(folder)
     meta = read_manifest(folder, MANIFEST, f"KDD {method.kind} model")
-    config = KddModelConfig(**meta["config"])
+    config = from_dict(KddModelConfig, meta.get("config"), f"{folder / MANIFEST} config")
     wanted = {"kind": method.kind, "options": json.loads(json.dumps(dict(method.spec.options))), "n_labels": n_labels,
               "feature_dim": method.config.feature_dim}
     found = {"kind": meta["kind"], "options": config.options, "n_labels": config.n_labels,
@@ -94,7 +95,10 @@ def load_trained(method, folder, n_labels: int, build: Callable[[KddModelConfig,
     if differ:
         raise DataError(f"{folder}: saved model does not fit method {method.spec.name!r}: "
                         + "; ".join(f"{k} {found[k]!r} saved, {wanted[k]!r} now" for k in differ))
-    vocab = WordVocab(tuple(json.loads((folder / VOCAB_FILE).read_text(encoding="utf-8"))["tokens"]))
+    tokens = read_json_object(folder / VOCAB_FILE, "vocabulary").get("tokens")
+    if not isinstance(tokens, list) or not all(isinstance(t, str) for t in tokens):
+        raise DataError(f"{folder / VOCAB_FILE}: 'tokens' must be a list of strings")
+    vocab = WordVocab(tuple(tokens))
     text = folder / TEXT_FOLDER if TEXT_FOLDER in meta.get("files", []) else None
     shell = SavedNet(build(config, vocab, text), meta["kind"], config, vocab)
     load_weights(shell, folder)

@@ -156,7 +156,10 @@ def load_booster(path):
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no stacker model")
-    return lgb.Booster(model_file=str(path))
+    try:
+        return lgb.Booster(model_file=str(path))
+    except lgb.basic.LightGBMError as err:
+        raise DataError(f"{path}: not a LightGBM model ({str(err).strip()})") from None
 
 
 def pair_matches(i, j, prob, n: int) -> Matches:

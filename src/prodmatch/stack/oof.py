@@ -13,6 +13,8 @@ def out_of_fold(folds, fit: Callable[[np.ndarray], Any], predict: Callable[[Any,
     fit(rest)`` with `rest` the boolean mask of the other folds' rows, then ``predict(model, held)``
     fills the `held` rows. Returns one prediction per row, of `dtype`."""
     folds = np.asarray(folds)
+    if len(np.unique(folds)) < 2:
+        raise ValueError(f"out_of_fold needs at least 2 folds, got {len(np.unique(folds))}")
     out = np.empty(len(folds), dtype=dtype)
     for fold in np.unique(folds):
         held = folds == fold
