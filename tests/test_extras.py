@@ -160,3 +160,23 @@ def test_leaderboard_without_matplotlib_skips_the_plots_with_one_warning(tmp_pat
     assert (tmp_path / "oof" / "leaderboard.md").is_file() and not list(tmp_path.rglob("*.png"))
     warned = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
     assert warned == [f"the leaderboard's PNG plots skipped: matplotlib is not installed ({pip_command('plots')})"]
+
+
+def test_an_installed_library_that_fails_to_import_is_not_called_missing(monkeypatch, caplog):
+    """The warning said "not installed" even when the library was there and its import failed."""
+    import importlib
+
+    import prodmatch.extras as extras
+
+    real = importlib.import_module
+
+    def broken(name, *args):
+        if name == "matplotlib":
+            raise ImportError("libfreetype.so.6: cannot open shared object file")
+        return real(name, *args)
+
+    monkeypatch.setattr(extras.importlib, "import_module", broken)
+    with caplog.at_level(logging.WARNING, logger="prodmatch.extras"):
+        assert optional("matplotlib", "the plots") is None
+    (line,) = [r.getMessage() for r in caplog.records]
+    assert "importing matplotlib failed: ImportError: libfreetype.so.6" in line and "not installed" not in line

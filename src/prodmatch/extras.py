@@ -79,7 +79,10 @@ def optional(module: str, what: str) -> ModuleType | None:
     """`module` imported, or None after one warning line saying `what` is skipped and how to get it."""
     try:
         return require(module, what)
-    except DataError:
-        extra = extra_of(module)
-        log.warning("%s skipped: %s is not installed (%s)", what, module.partition(".")[0], pip_command(extra))
+    except DataError as err:
+        top = module.partition(".")[0]
+        if installed(top):  # there but broken: say why, not "not installed"
+            log.warning("%s skipped: %s", what, err)
+        else:
+            log.warning("%s skipped: %s is not installed (%s)", what, top, pip_command(extra_of(module)))
         return None

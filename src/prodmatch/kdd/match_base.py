@@ -198,7 +198,7 @@ class MatchMethod(Method):
         def build(config, vocab, _text):
             return self.build(ImageWordCore(config.n_labels, config.feature_dim, len(vocab), self.options), len(vocab))
 
-        self.model, self.vocab, _, _ = load_trained(self, folder, len(context.label_names), build)
+        self.model, self.vocab = load_trained(self, folder, len(context.label_names), build)
         self.model.to(self.device)
 
     @torch.no_grad()

@@ -81,7 +81,7 @@ def save_trained(method, folder, net: nn.Module, vocab: WordVocab, text=None) ->
 
 
 def load_trained(method, folder, n_labels: int, build: Callable[[KddModelConfig, WordVocab, Path | None], nn.Module]):
-    """(network, vocabulary, text folder or None, manifest) of a model `save_trained` wrote for `method`;
+    """(network, vocabulary) of a model `save_trained` wrote for `method`;
     `build(config, vocab, text_folder)` makes the untrained network the weights go into. DataError when
     the folder holds another kind, another method's options or another label count."""
     folder = Path(folder)
@@ -102,4 +102,4 @@ def load_trained(method, folder, n_labels: int, build: Callable[[KddModelConfig,
     text = folder / TEXT_FOLDER if TEXT_FOLDER in meta.get("files", []) else None
     shell = SavedNet(build(config, vocab, text), meta["kind"], config, vocab)
     load_weights(shell, folder)
-    return shell.net, vocab, text, meta
+    return shell.net, vocab

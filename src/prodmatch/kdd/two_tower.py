@@ -190,7 +190,7 @@ class QueryBoxTwoTower(Method):
             self.text = None if text_folder is None else SentenceFeatures(text_folder, layer=o.text_layer)
             return TwoTowerNet(config.n_labels, config.feature_dim, len(vocab), self.text.dim if self.text else 0, o)
 
-        self.net, self.vocab, _, _ = load_trained(self, folder, len(context.label_names), build)
+        self.net, self.vocab = load_trained(self, folder, len(context.label_names), build)
         self.net.to(self.device)
         if self.text is not None:
             self.text.to(self.device).requires_grad_(False)
