@@ -14,10 +14,10 @@ from ..config import load_config, to_dict
 from ..errors import DataError
 from ..io import atomic_dir, check_out, code_version, read_json_object, write_csv, write_json
 from .config import KddRunConfig
-from .data import LABELS_FILE, kdd_hashes, locate, read_labels
+from .data import LABELS_FILE, kdd_hashes, read_labels
 from .methods import KddContext, build_methods
-from .run import read_test_splits
-from .report import compare_rows, score_table, write_scores, write_submission
+from .run import read_test_splits, required, write_test_splits
+from .report import score_table, write_scores
 from .stacked import stack_table
 
 log = logging.getLogger(__name__)
@@ -37,9 +37,7 @@ def kdd_rescore(run, data_dir, out) -> dict:
         raise DataError(f"{data_dir}: not a folder (a KDD folder with {LABELS_FILE} and testA.tsv / testB.tsv)")
     config = load_config(record["config"], KddRunConfig)
     methods = build_methods(config)
-    labels_path = locate(data_dir, LABELS_FILE)
-    if labels_path is None:
-        raise DataError(f"{data_dir}: no {LABELS_FILE} (looked in the folder and its split sub-folder)")
+    labels_path = required(data_dir, LABELS_FILE)
     context = KddContext(str(data_dir), tuple(read_labels(labels_path)))
     for m in methods:  # every model read back before any split is read: a missing one fails early
         m.load(run / "models" / m.spec.name, context)
@@ -57,15 +55,9 @@ def kdd_rescore(run, data_dir, out) -> dict:
     order = [m.spec.name for m in methods]
     scores = {split: {name: s[name] for name in order} for split, s in scores.items()}
     chosen = record["chosen"]
-    rows, summary = [], {"chosen": chosen, "test": {}, "submissions": {}}
+    summary = {"chosen": chosen, "test": {}, "submissions": {}}
     with atomic_dir(out, replace=False) as tmp:
-        for split, (cands, truth) in splits.items():
-            if truth is not None:
-                rows += compare_rows(split, cands, scores[split], truth, chosen)
-            rescored = write_submission(tmp / split / "submission.csv", cands, scores[split][chosen], truth)
-            summary["submissions"][split] = out / split / "submission.csv"
-            if rescored is not None:
-                summary["test"][split] = rescored
+        rows = write_test_splits(tmp, out, splits, scores, chosen, summary)
         table = pd.DataFrame(rows, columns=["split", "method", "NDCG@5", "queries", "score_kind", "chosen"])
         write_csv(tmp / "compare.csv", table)
         write_scores(tmp / "scores.parquet", [score_table(s, c, scores[s]) for s, (c, _) in splits.items()])

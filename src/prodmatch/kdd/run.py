@@ -35,14 +35,14 @@ def kdd_run(data_dir, config, out, *, overwrite: bool = False) -> dict:
     if not Path(data_dir).is_dir():
         raise DataError(f"{data_dir}: not a folder (the KDD folder holds multimodal_labels.txt, valid.tsv, "
                         "valid_answer.json)")
-    valid_path = _required(data_dir, "valid.tsv")
+    valid_path = required(data_dir, "valid.tsv")
     config = dataclasses.replace(config, feature_dim=_feature_dim(config, valid_path))
     methods = build_methods(config)
     needs = tuple(sorted({n for m in methods for n in m.needs}))
     read = {"chunk_rows": config.chunk_rows, "feature_dim": config.feature_dim, "decode": needs}
-    labels_path = _required(data_dir, LABELS_FILE)
+    labels_path = required(data_dir, LABELS_FILE)
     context = KddContext(str(data_dir), tuple(read_labels(labels_path)))
-    answers_path = _required(data_dir, "valid_answer.json")
+    answers_path = required(data_dir, "valid_answer.json")
     answers = read_answers(answers_path)
     splits = {"valid": (read_candidates(valid_path, answers, answers_path, **read), answers)}
     splits.update(read_test_splits(data_dir, config.test_splits, read))
@@ -61,17 +61,11 @@ def kdd_run(data_dir, config, out, *, overwrite: bool = False) -> dict:
     kinds = {m.spec.name: m.valid_kind for m in methods}
     valid_rows = compare_rows("valid", splits["valid"][0], scores["valid"], answers, None, kinds)
     chosen = _choose(valid_rows)
-    rows = []
     with atomic_dir(out, replace=overwrite) as tmp:
         summary = {"chosen": chosen, "valid": {}, "test": {}, "submissions": {}}
-        for split, (cands, truth) in splits.items():
-            if truth is not None:
-                rows += compare_rows(split, cands, scores[split], truth, chosen, None if split != "valid" else kinds)
-            if split != "valid":
-                rescored = write_submission(tmp / split / "submission.csv", cands, scores[split][chosen], truth)
-                summary["submissions"][split] = out / split / "submission.csv"
-                if rescored is not None:
-                    summary["test"][split] = rescored
+        rows = compare_rows("valid", splits["valid"][0], scores["valid"], answers, chosen, kinds)
+        tests = {split: part for split, part in splits.items() if split != "valid"}
+        rows += write_test_splits(tmp, out, tests, scores, chosen, summary)
         table = pd.DataFrame(rows)
         write_csv(tmp / "compare.csv", table)
         for m in methods:  # trained level-1 models, the final level-2 ones (fitted on all of valid): kdd.rescore
@@ -106,6 +100,20 @@ def summary_entries(record: dict) -> list[dict]:
     return [ndcg_entry("kdd", f"KDD recall: {chosen} (valid NDCG@5 {how}; of {', '.join(valid)})", record,
                        valid[chosen], next(iter(tests.values()), None),
                        " ".join(f"{split} {float(v):.4f}" for split, v in tests.items()))]
+
+
+def write_test_splits(tmp: Path, out: Path, splits: dict, scores: dict, chosen: str, summary: dict) -> list[dict]:
+    """Each test split's submission.csv from the `chosen` method (in `tmp`, published as `out`), its
+    NDCG@5 into ``summary["test"]`` where its answers are known; returns their compare.csv rows."""
+    rows = []
+    for split, (cands, truth) in splits.items():
+        if truth is not None:
+            rows += compare_rows(split, cands, scores[split], truth, chosen)
+        rescored = write_submission(tmp / split / "submission.csv", cands, scores[split][chosen], truth)
+        summary["submissions"][split] = out / split / "submission.csv"
+        if rescored is not None:
+            summary["test"][split] = rescored
+    return rows
 
 
 def read_test_splits(data_dir, names, read: dict) -> dict:
@@ -146,7 +154,7 @@ def _feature_dim(config: KddRunConfig, valid_path: Path) -> int:
     return config.feature_dim
 
 
-def _required(data_dir, name: str) -> Path:
+def required(data_dir, name: str) -> Path:
     path = locate(data_dir, name)
     if path is None:
         raise DataError(f"{data_dir}: no {name} (looked in the folder and its split sub-folder)")
